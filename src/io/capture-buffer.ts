@@ -1,0 +1,261 @@
+/**
+ * Streaming byte windows over capture files: `CaptureBuffer` reads, `CaptureOutputBuffer` writes.
+ * Both keep ONE reusable buffer, so reading or writing a packet allocates nothing, and a file may
+ * be far larger than memory.
+ *
+ *   CaptureBuffer.bytes                                 (file offset of bytes[0] is `base`)
+ *   +----------------+---------------------------+----------------------+
+ *   | consumed       | unconsumed, valid         | free                 |
+ *   +----------------+---------------------------+----------------------+
+ *   0              start                         end              bytes.length
+ *
+ * Invariant: 0 <= start <= end <= bytes.length, and bytes[start, end) holds the file's bytes
+ * [base + start, base + end). `consume()` only moves `start`, so bytes already handed out stay
+ * valid until the next `fill()`; `fill(n)` moves the unconsumed tail to the front and reads more
+ * when fewer than n bytes are left, and grows the buffer only when n exceeds its size.
+ */
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { NfvError } from '../errors.js';
+
+/** Default read and write chunk: 1 MiB. */
+export const DEFAULT_CHUNK_SIZE = 1 << 20;
+
+function ioError(action: string, file: string, e: unknown, offset?: number): NfvError {
+  const why = e instanceof Error ? e.message : String(e);
+  const detail = offset === undefined ? { file } : { file, offset };
+  return new NfvError('NFV_ERR_IO', `cannot ${action} ${file}: ${why}`, detail, { cause: e });
+}
+
+/**
+ * A forward-only read window over a file. @example
+ * const input = new CaptureBuffer('a.pcap');
+ * if (input.fill(24) < 24) throw new Error('short'); // input.bytes[input.start ...] is the header
+ * input.consume(24);
+ */
+export class CaptureBuffer {
+  readonly file: string;
+  /** The window; replaced (never shrunk) when one record needs more than its size. */
+  bytes: Uint8Array;
+  /** A DataView over `bytes`, replaced with it. */
+  view: DataView;
+  /** Index in `bytes` of the first unconsumed byte. */
+  start = 0;
+  /** Index in `bytes` one past the last valid byte. */
+  end = 0;
+  /** File offset of `bytes[0]`. */
+  base = 0;
+  private fd: number;
+  private eof = false;
+
+  constructor(file: string, chunkSize = DEFAULT_CHUNK_SIZE) {
+    if (!Number.isInteger(chunkSize) || chunkSize < 64) {
+      throw new NfvError('NFV_ERR_BAD_ARGUMENT', `chunk size ${chunkSize} must be an integer >= 64`, {
+        field: 'chunkSize',
+      });
+    }
+    this.file = file;
+    try {
+      this.fd = openSync(file, 'r');
+    } catch (e) {
+      throw ioError('open', file, e);
+    }
+    this.bytes = new Uint8Array(chunkSize);
+    this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+  }
+
+  /** File offset of the first unconsumed byte. */
+  offset(): number {
+    return this.base + this.start;
+  }
+
+  /**
+   * Makes at least `n` unconsumed bytes available from `start`, reading as needed. Returns how
+   * many are available, which is less than `n` only at the end of the file.
+   */
+  fill(n: number): number {
+    if (this.end - this.start >= n) return n;
+    if (this.fd < 0) return this.end - this.start;
+    if (this.start > 0) {
+      this.bytes.copyWithin(0, this.start, this.end);
+      this.base += this.start;
+      this.end -= this.start;
+      this.start = 0;
+    }
+    if (n > this.bytes.length) {
+      const grown = new Uint8Array(Math.max(n, this.bytes.length * 2));
+      grown.set(this.bytes.subarray(0, this.end));
+      this.bytes = grown;
+      this.view = new DataView(grown.buffer, grown.byteOffset, grown.byteLength);
+    }
+    while (this.end < n && !this.eof) {
+      let got: number;
+      try {
+        got = readSync(this.fd, this.bytes, this.end, this.bytes.length - this.end, this.base + this.end);
+      } catch (e) {
+        throw ioError('read', this.file, e, this.base + this.end);
+      }
+      if (got === 0) this.eof = true;
+      this.end += got;
+    }
+    return Math.min(n, this.end);
+  }
+
+  /** Marks `n` bytes (no more than `fill` made available) as read. */
+  consume(n: number): void {
+    this.start += n;
+  }
+
+  /** Closes the file; idempotent. Bytes already in the window stay readable. */
+  close(): void {
+    if (this.fd < 0) return;
+    const fd = this.fd;
+    this.fd = -1;
+    this.eof = true;
+    try {
+      closeSync(fd);
+    } catch (e) {
+      throw ioError('close', this.file, e);
+    }
+  }
+}
+
+/**
+ * A write-behind buffer for a file: `reserve(n)` returns where to write n bytes in `bytes`, and
+ * the buffer goes to the file with one `writeSync` whenever it is full. @example
+ * const out = new CaptureOutputBuffer('b.pcap');
+ * const at = out.reserve(4);
+ * out.view.setUint32(at, 0xa1b2c3d4, true);
+ * out.close();
+ */
+export class CaptureOutputBuffer {
+  readonly file: string;
+  bytes: Uint8Array;
+  view: DataView;
+  /** Bytes reserved so far: written to the file plus still buffered. */
+  total = 0;
+  private used = 0;
+  private fd: number;
+
+  constructor(file: string, chunkSize = DEFAULT_CHUNK_SIZE) {
+    this.file = file;
+    try {
+      this.fd = openSync(file, 'w');
+    } catch (e) {
+      throw ioError('create', file, e);
+    }
+    this.bytes = new Uint8Array(chunkSize);
+    this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+  }
+
+  get closed(): boolean {
+    return this.fd < 0;
+  }
+
+  /** Returns the index in `bytes` where the caller writes the next `n` bytes. */
+  reserve(n: number): number {
+    if (this.used + n > this.bytes.length) {
+      this.flush();
+      if (n > this.bytes.length) {
+        this.bytes = new Uint8Array(Math.max(n, this.bytes.length * 2));
+        this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+      }
+    }
+    const at = this.used;
+    this.used += n;
+    this.total += n;
+    return at;
+  }
+
+  /** Writes everything buffered to the file. */
+  flush(): void {
+    let done = 0;
+    while (done < this.used) {
+      try {
+        done += writeSync(this.fd, this.bytes, done, this.used - done);
+      } catch (e) {
+        throw ioError('write', this.file, e, this.total - this.used + done);
+      }
+    }
+    this.used = 0;
+  }
+
+  /** Flushes and closes the file; idempotent. */
+  close(): void {
+    if (this.fd < 0) return;
+    try {
+      this.flush();
+    } finally {
+      const fd = this.fd;
+      this.fd = -1;
+      try {
+        closeSync(fd);
+      } catch (e) {
+        // eslint-disable-next-line no-unsafe-finally
+        throw ioError('close', this.file, e);
+      }
+    }
+  }
+}
+
+/** Copies `n` bytes without allocating a view for short copies (the common packet case). */
+export function copyBytes(src: Uint8Array, srcAt: number, dst: Uint8Array, dstAt: number, n: number): void {
+  if (srcAt === 0 && n === src.length) {
+    dst.set(src, dstAt);
+  } else if (n <= 128) {
+    for (let i = 0; i < n; i++) dst[dstAt + i] = src[srcAt + i];
+  } else {
+    dst.set(src.subarray(srcAt, srcAt + n), dstAt);
+  }
+}
+
+/** Checks writer options shared by both formats; returns the snaplen and link type to use. */
+export function checkWriterOptions(options: { snaplen?: number; linkType?: number }): {
+  snaplen: number;
+  linkType: number;
+} {
+  const snaplen = options.snaplen ?? 262144;
+  const linkType = options.linkType ?? 1;
+  if (!Number.isInteger(snaplen) || snaplen < 1 || snaplen > 0x7fffffff) {
+    throw new NfvError('NFV_ERR_BAD_ARGUMENT', `snaplen ${snaplen} must be an integer in 1..2^31-1`, {
+      field: 'snaplen',
+    });
+  }
+  if (!Number.isInteger(linkType) || linkType < 0 || linkType > 0xffff) {
+    throw new NfvError('NFV_ERR_BAD_ARGUMENT', `link type ${linkType} must be an integer in 0..65535`, {
+      field: 'linkType',
+    });
+  }
+  return { snaplen, linkType };
+}
+
+/** Checks one writePacket call's arguments (cheap: a few comparisons). */
+export function checkPacketArguments(
+  file: string,
+  bytes: Uint8Array,
+  at: number,
+  length: number,
+  timestampSeconds: number,
+  timestampNanos: number,
+  originalLength: number,
+): void {
+  if (
+    !(at >= 0 && length >= 0 && at + length <= bytes.length) ||
+    !Number.isInteger(at) ||
+    !Number.isInteger(length) ||
+    !Number.isInteger(originalLength) ||
+    originalLength < length ||
+    originalLength > 0xffffffff ||
+    !Number.isInteger(timestampSeconds) ||
+    timestampSeconds < 0 ||
+    !Number.isInteger(timestampNanos) ||
+    timestampNanos < 0 ||
+    timestampNanos >= 1e9
+  ) {
+    throw new NfvError(
+      'NFV_ERR_BAD_ARGUMENT',
+      `bad packet: at ${at}, length ${length} of ${bytes.length}, original length ${originalLength}, ` +
+        `timestamp ${timestampSeconds}s ${timestampNanos}ns`,
+      { file },
+    );
+  }
+}
