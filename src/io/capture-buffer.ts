@@ -14,7 +14,7 @@
  * valid until the next `fill()`; `fill(n)` moves the unconsumed tail to the front and reads more
  * when fewer than n bytes are left, and grows the buffer only when n exceeds its size.
  */
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { NfvError } from '../errors.js';
 
 /** Default read and write chunk: 1 MiB. */
@@ -81,8 +81,10 @@ export class CaptureBuffer {
       this.end -= this.start;
       this.start = 0;
     }
-    if (n > this.bytes.length) {
-      const grown = new Uint8Array(Math.max(n, this.bytes.length * 2));
+    // Grow only as far as the file reaches: a corrupt length must not allocate gigabytes.
+    const reach = n > this.bytes.length ? this.fileSize() - this.base : 0;
+    if (reach > this.bytes.length) {
+      const grown = new Uint8Array(Math.min(Math.max(n, this.bytes.length * 2), reach));
       grown.set(this.bytes.subarray(0, this.end));
       this.bytes = grown;
       this.view = new DataView(grown.buffer, grown.byteOffset, grown.byteLength);
@@ -98,6 +100,16 @@ export class CaptureBuffer {
       this.end += got;
     }
     return Math.min(n, this.end);
+  }
+
+  /** The file's current size (it may grow while being read); unbounded for a pipe or device. */
+  private fileSize(): number {
+    try {
+      const st = fstatSync(this.fd);
+      return st.isFile() ? st.size : Number.POSITIVE_INFINITY;
+    } catch (e) {
+      throw ioError('stat', this.file, e);
+    }
   }
 
   /** Marks `n` bytes (no more than `fill` made available) as read. */
