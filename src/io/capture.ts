@@ -85,8 +85,8 @@ export interface CaptureWriter {
   close(): void;
 }
 
-/** LINKTYPE_ETHERNET and LINKTYPE_RAW (raw IPv4/IPv6), the link types nfvisor produces. */
-export const LinkType = { ETHERNET: 1, RAW: 101 } as const;
+/** The LINKTYPE_* numbers live with the wire formats; re-exported for capture users. */
+export { LinkType } from '../packet/link-type.js';
 
 /**
  * Opens a pcap or pcapng file for streaming. Throws NfvError NFV_ERR_CAPTURE_FORMAT (offset 0)

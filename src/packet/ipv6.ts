@@ -98,6 +98,7 @@ export class Ipv6View {
   private fragmentOffsetBytes = 0;
   private fragmentMore = false;
   private fragmentId = 0;
+  private finalDestination = 0;
 
   /**
    * Attaches to untrusted bytes and checks them: length, version, payload length, and every
@@ -151,6 +152,15 @@ export class Ipv6View {
   /** Offset of the 16-byte destination address in `bytes`. */
   dstAt(): number {
     return this.at + Ipv6Field.Dst;
+  }
+  /**
+   * Offset of the final destination address: the destination field, or, while a Routing header
+   * still has segments left, the last address it lists (type 0), its home address (type 2) or the
+   * first entry of its segment list (type 4, SRH). Upper-layer checksums use this address in their
+   * pseudo-header (RFC 8200 §8.1).
+   */
+  finalDstAt(): number {
+    return this.finalDestination;
   }
   /** Offset of the payload (the first extension header, if any) in `bytes`. */
   payloadAt(): number {
@@ -225,6 +235,7 @@ export class Ipv6View {
     this.fragmentOffsetBytes = 0;
     this.fragmentMore = false;
     this.fragmentId = 0;
+    this.finalDestination = this.at + Ipv6Field.Dst;
   }
 
   /**
@@ -269,6 +280,7 @@ export class Ipv6View {
       ) {
         return DropReason.BadOption;
       }
+      if (next === IpProtocol.Ipv6Route) this.noteRoutingDestination(p, headerLength);
       next = bytes[p + Ipv6ExtensionField.NextHeader];
       p += headerLength;
       count++;
@@ -286,7 +298,24 @@ export class Ipv6View {
     this.upper = next;
     return DropReason.None;
   }
+
+  /** Records the final destination named by the Routing header at `p` (already inside the payload). */
+  private noteRoutingDestination(p: number, headerLength: number): void {
+    const type = this.bytes[p + RoutingField.Type];
+    if (this.bytes[p + RoutingField.SegmentsLeft] === 0) return;
+    const addresses = (headerLength - RoutingField.Addresses) >>> 4;
+    if (addresses === 0) return;
+    if (type === RoutingType.Source)
+      this.finalDestination = p + RoutingField.Addresses + (addresses - 1) * 16;
+    else if (type === RoutingType.Mobility || type === RoutingType.Segment)
+      this.finalDestination = p + RoutingField.Addresses;
+  }
 }
+
+/** Byte offsets of a Routing header (RFC 8200 §4.4) and where types 0, 2 and 4 keep addresses. */
+const RoutingField = { Type: 2, SegmentsLeft: 3, Addresses: 8 } as const;
+/** Routing types whose addresses change the final destination: RFC 2460 type 0, RFC 6275 type 2, RFC 8754 SRH. */
+const RoutingType = { Source: 0, Mobility: 2, Segment: 4 } as const;
 
 function isExtensionHeader(protocol: number): boolean {
   return (

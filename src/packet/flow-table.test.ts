@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { FlowKey } from './flow-key.js';
+import { FlowTable } from './flow-table.js';
+
+function keyFor(i: number): FlowKey {
+  const key = new FlowKey();
+  key.setV4(0xc6120000 + i, 0xc6120001, 6, 1024 + (i & 0xffff), 80);
+  return key;
+}
+
+describe('FlowTable', () => {
+  it('rounds its capacity up to a power of two', () => {
+    assert.equal(new FlowTable(1000).capacity, 1024);
+    assert.equal(new FlowTable(1).capacity, 16);
+  });
+
+  it('finds what it stored, at a stable slot, and nothing else', () => {
+    const table = new FlowTable(4096);
+    const slots = new Map<number, number>();
+    for (let i = 0; i < 2000; i++) {
+      const key = keyFor(i);
+      assert.equal(table.find(key, key.hash()), -1);
+      const slot = table.insert(key, key.hash());
+      assert.ok(slot >= 0, `key ${i} inserted`);
+      slots.set(i, slot);
+    }
+    assert.equal(table.size, 2000);
+    for (let i = 0; i < 2000; i++) {
+      const key = keyFor(i);
+      assert.equal(table.find(key, key.hash()), slots.get(i));
+      assert.equal(table.keyAt(slots.get(i) ?? -1, new FlowKey()).toString(), key.toString());
+    }
+    const absent = keyFor(5000);
+    assert.equal(table.find(absent, absent.hash()), -1);
+  });
+
+  it('refuses an insert when the probe run is full, and counts nothing for it', () => {
+    const table = new FlowTable(16);
+    let inserted = 0;
+    for (let i = 0; i < 40; i++) {
+      const key = keyFor(i);
+      if (table.insert(key, key.hash()) >= 0) inserted++;
+    }
+    assert.equal(inserted, 16);
+    assert.equal(table.size, 16);
+  });
+
+  it('tells apart keys whose hashes collide', () => {
+    const table = new FlowTable(64);
+    const a = keyFor(1);
+    const b = keyFor(2);
+    // Force both into one probe run by giving them the same hash.
+    const slotA = table.insert(a, 7);
+    const slotB = table.insert(b, 7);
+    assert.notEqual(slotA, slotB);
+    assert.equal(table.find(a, 7), slotA);
+    assert.equal(table.find(b, 7), slotB);
+    table.clear();
+    assert.equal(table.find(a, 7), -1);
+    assert.equal(table.size, 0);
+  });
+});

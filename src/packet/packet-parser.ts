@@ -1,0 +1,400 @@
+/**
+ * The layered parser: walks a frame from its link layer to the innermost transport header, checking
+ * each layer with its view, and records where every layer starts. It is iterative (a loop over a
+ * `next` layer, no recursion), so nesting depth costs no stack, and it is bounded: more tags,
+ * extension headers, tunnels or layers than configured is a `TooManyLayers` drop.
+ *
+ * After a successful `attach`, the views (`eth`, `ipv4`/`ipv6`, `tcp`/`udp`/`icmpv4`/`icmpv6`)
+ * describe the innermost packet: for a VXLAN or GENEVE frame that is the encapsulated one, and
+ * `tunnel`, `tunnelAt` and the layer list tell where the outer headers were.
+ *
+ * @example
+ * const parser = new PacketParser();
+ * const reason = parser.attach(frame, 0, frame.length, LinkType.Ethernet);
+ * if (reason !== DropReason.None) drops[parser.failedLayer * DROP_REASON_COUNT + reason]++;
+ * else if (parser.flowKey(key)) table.lookup(key);
+ */
+import { ArpView } from './arp.js';
+import { pseudoHeaderSumV4, pseudoHeaderSumV6 } from './checksum.js';
+import { DropReason } from './drop-reason.js';
+import { EthernetView } from './ethernet.js';
+import type { FlowKey } from './flow-key.js';
+import { GeneveView } from './geneve.js';
+import { Icmpv4Type, Icmpv4View } from './icmpv4.js';
+import { Icmpv6Type, Icmpv6View } from './icmpv6.js';
+import { EtherType, IpProtocol, UdpPort } from './ip-protocol.js';
+import { Ipv4View } from './ipv4.js';
+import { Ipv6View } from './ipv6.js';
+import { LinkType } from './link-type.js';
+import { TcpView } from './tcp.js';
+import { UDP_HEADER_LENGTH, UdpView } from './udp.js';
+import { VxlanView } from './vxlan.js';
+
+/** The layers the parser knows. */
+export const Layer = {
+  None: 0,
+  Ethernet: 1,
+  Arp: 2,
+  Ipv4: 3,
+  Ipv6: 4,
+  Tcp: 5,
+  Udp: 6,
+  Icmpv4: 7,
+  Icmpv6: 8,
+  Vxlan: 9,
+  Geneve: 10,
+  /** A link type or EtherType the parser does not walk into; not a drop. */
+  Unknown: 11,
+} as const;
+export type Layer = (typeof Layer)[keyof typeof Layer];
+export const LAYER_COUNT = 12;
+const layerNames = [
+  'none',
+  'ethernet',
+  'arp',
+  'ipv4',
+  'ipv6',
+  'tcp',
+  'udp',
+  'icmpv4',
+  'icmpv6',
+  'vxlan',
+  'geneve',
+  'unknown',
+];
+
+/** The snake_case layer name used in counters. @example layerName(Layer.Ipv4) === 'ipv4' */
+export function layerName(layer: number): string {
+  return layerNames[layer] ?? `layer_${layer}`;
+}
+
+export interface ParserOptions {
+  /** VLAN tags allowed per Ethernet header (802.1Q/802.1ad). */
+  maxTags: number;
+  /** IPv6 extension headers allowed per IPv6 header. */
+  maxExtensionHeaders: number;
+  /** Tunnels to decapsulate (VXLAN, GENEVE); 0 treats them as plain UDP. */
+  maxTunnelDepth: number;
+  /** Verify TCP, UDP and ICMPv6 checksums (ICMPv4 and IPv4 header checksums are always verified). */
+  verifyChecksums: boolean;
+}
+
+export const DEFAULT_PARSER_OPTIONS: ParserOptions = {
+  maxTags: 2,
+  maxExtensionHeaders: 8,
+  maxTunnelDepth: 1,
+  verifyChecksums: true,
+};
+
+/** Layers recorded per frame at most (outer and inner stacks together). */
+export const MAX_LAYERS = 16;
+
+export class PacketParser {
+  readonly options: ParserOptions;
+  readonly eth = new EthernetView();
+  readonly arp = new ArpView();
+  readonly ipv4 = new Ipv4View();
+  readonly ipv6 = new Ipv6View();
+  readonly tcp = new TcpView();
+  readonly udp = new UdpView();
+  readonly icmpv4 = new Icmpv4View();
+  readonly icmpv6 = new Icmpv6View();
+  readonly vxlan = new VxlanView();
+  readonly geneve = new GeneveView();
+
+  /** Kind and offset of each layer of the last frame, outermost first. */
+  readonly layerKind = new Uint8Array(MAX_LAYERS);
+  readonly layerAt = new Uint32Array(MAX_LAYERS);
+  layerCount = 0;
+  /** The layer that refused the frame (Layer.None after a success). */
+  failedLayer: Layer = Layer.None;
+  /** Innermost network layer: Ipv4, Ipv6, Arp, Unknown or None. */
+  l3: Layer = Layer.None;
+  /** Innermost transport layer, or None (ARP, a non-first fragment, an unknown protocol). */
+  l4: Layer = Layer.None;
+  /** The outermost tunnel decapsulated, or None. */
+  tunnel: Layer = Layer.None;
+  /** Tunnels decapsulated. */
+  tunnelDepth = 0;
+  /** IP protocol of the innermost IP packet (after IPv6 extension headers). */
+  protocol = 0;
+  /** True when the innermost IP packet is a fragment (first or later). */
+  fragment = false;
+  /** Start and length of the innermost L4 payload (or IP payload when there is no L4 header). */
+  payloadAt = 0;
+  payloadLength = 0;
+
+  constructor(options: Partial<ParserOptions> = {}) {
+    this.options = { ...DEFAULT_PARSER_OPTIONS, ...options };
+  }
+
+  /** Parses `bytes[at, at+length)` as a frame of `linkType`. Never throws; returns why it refused. */
+  attach(bytes: Uint8Array, at: number, length: number, linkType: LinkType = LinkType.Ethernet): DropReason {
+    this.layerCount = 0;
+    this.failedLayer = Layer.None;
+    this.l3 = Layer.None;
+    this.l4 = Layer.None;
+    this.tunnel = Layer.None;
+    this.tunnelDepth = 0;
+    this.protocol = 0;
+    this.fragment = false;
+    const limit = Math.min(bytes.length, at + Math.max(0, length));
+    let next: Layer =
+      linkType === LinkType.Ethernet
+        ? Layer.Ethernet
+        : linkType === LinkType.Ipv4
+          ? Layer.Ipv4
+          : linkType === LinkType.Ipv6
+            ? Layer.Ipv6
+            : Layer.None;
+    if (linkType === LinkType.RawIp)
+      next = at < limit ? (bytes[at] >>> 4 === 6 ? Layer.Ipv6 : Layer.Ipv4) : Layer.Ipv4;
+    if (next === Layer.None) next = Layer.Unknown;
+    let p = at;
+    this.payloadAt = at;
+    this.payloadLength = limit - at;
+
+    while (next !== Layer.None) {
+      if (this.layerCount === MAX_LAYERS) return this.fail(next, DropReason.TooManyLayers);
+      this.layerKind[this.layerCount] = next;
+      this.layerAt[this.layerCount] = p;
+      this.layerCount++;
+      const available = limit - p;
+      let reason: DropReason = DropReason.None;
+      const current: Layer = next;
+      next = Layer.None;
+      switch (current) {
+        case Layer.Ethernet: {
+          reason = this.eth.attach(bytes, p, available, this.options.maxTags);
+          if (reason !== DropReason.None) break;
+          const type = this.eth.etherType();
+          p = this.eth.payloadAt();
+          next =
+            type === EtherType.Ipv4
+              ? Layer.Ipv4
+              : type === EtherType.Ipv6
+                ? Layer.Ipv6
+                : type === EtherType.Arp
+                  ? Layer.Arp
+                  : Layer.Unknown;
+          this.payloadAt = p;
+          this.payloadLength = limit - p;
+          break;
+        }
+        case Layer.Arp:
+          reason = this.arp.attach(bytes, p, available);
+          this.l3 = Layer.Arp;
+          break;
+        case Layer.Ipv4:
+          reason = this.ipv4.attach(bytes, p, available);
+          if (reason !== DropReason.None) break;
+          this.l3 = Layer.Ipv4;
+          this.l4 = Layer.None;
+          this.protocol = this.ipv4.protocol();
+          this.fragment = this.ipv4.isFragment();
+          p = this.ipv4.payloadAt();
+          this.payloadAt = p;
+          this.payloadLength = this.ipv4.payloadLength();
+          // A later fragment carries no transport header; a first fragment carries one, but not
+          // the whole segment, so its checksum cannot be verified.
+          if (this.ipv4.fragmentOffset() === 0) next = transportLayer(this.protocol, false);
+          break;
+        case Layer.Ipv6:
+          reason = this.ipv6.attach(bytes, p, available, this.options.maxExtensionHeaders);
+          if (reason !== DropReason.None) break;
+          this.l3 = Layer.Ipv6;
+          this.l4 = Layer.None;
+          this.protocol = this.ipv6.upperProtocol();
+          this.fragment = this.ipv6.isFragment();
+          p = this.ipv6.upperAt();
+          this.payloadAt = p;
+          this.payloadLength = this.ipv6.upperLength();
+          if (this.ipv6.fragmentOffset() === 0) next = transportLayer(this.protocol, true);
+          break;
+        case Layer.Tcp:
+          // A first fragment holds the header (ports, flags) but not the segment: the view checks
+          // the header against what the fragment carries; the checksum is skipped (verifiable()).
+          reason = this.tcp.attach(bytes, p, this.payloadLength);
+          if (
+            reason === DropReason.None &&
+            this.verifiable() &&
+            !this.tcp.verifyChecksum(this.pseudoSum(this.payloadLength))
+          ) {
+            reason = DropReason.BadChecksum;
+          }
+          if (reason !== DropReason.None) break;
+          this.l4 = Layer.Tcp;
+          this.payloadAt = this.tcp.payloadAt();
+          this.payloadLength = this.tcp.payloadLength();
+          break;
+        case Layer.Udp: {
+          if (this.fragment) {
+            // A first fragment's UDP length covers the whole datagram, not this fragment: read
+            // the ports, never the length, and never decapsulate a tunnel from a fragment.
+            if (this.payloadLength < UDP_HEADER_LENGTH) {
+              reason = DropReason.Truncated;
+              break;
+            }
+            this.udp.attachUnchecked(bytes, p, this.payloadLength);
+            this.l4 = Layer.Udp;
+            this.payloadAt = p + UDP_HEADER_LENGTH;
+            this.payloadLength -= UDP_HEADER_LENGTH;
+            break;
+          }
+          reason = this.udp.attach(bytes, p, this.payloadLength);
+          if (
+            reason === DropReason.None &&
+            this.verifiable() &&
+            !this.udp.verifyChecksum(this.pseudoSum(this.udp.length()), this.l3 === Layer.Ipv6)
+          ) {
+            reason = DropReason.BadChecksum;
+          }
+          if (reason !== DropReason.None) break;
+          this.l4 = Layer.Udp;
+          this.payloadAt = this.udp.payloadAt();
+          this.payloadLength = this.udp.payloadLength();
+          if (this.tunnelDepth < this.options.maxTunnelDepth && !this.fragment) {
+            const port = this.udp.dstPort();
+            if (port === UdpPort.Vxlan) next = Layer.Vxlan;
+            else if (port === UdpPort.Geneve) next = Layer.Geneve;
+            p = this.payloadAt; // the tunnel header starts after UDP
+          } else if (this.options.maxTunnelDepth > 0 && isTunnelPort(this.udp.dstPort()) && !this.fragment) {
+            reason = DropReason.TooManyLayers;
+          }
+          break;
+        }
+        case Layer.Icmpv4:
+          reason = this.icmpv4.attach(bytes, p, this.payloadLength);
+          if (reason !== DropReason.None) break;
+          this.l4 = Layer.Icmpv4;
+          this.payloadAt = this.icmpv4.payloadAt();
+          this.payloadLength = this.icmpv4.payloadLength();
+          break;
+        case Layer.Icmpv6:
+          reason = this.icmpv6.attach(bytes, p, this.payloadLength);
+          if (
+            reason === DropReason.None &&
+            this.verifiable() &&
+            !this.icmpv6.verifyChecksum(this.pseudoSum(this.payloadLength))
+          ) {
+            reason = DropReason.BadChecksum;
+          }
+          if (reason !== DropReason.None) break;
+          this.l4 = Layer.Icmpv6;
+          this.payloadAt = this.icmpv6.payloadAt();
+          this.payloadLength = this.icmpv6.payloadLength();
+          break;
+        case Layer.Vxlan:
+          reason = this.vxlan.attach(bytes, this.payloadAt, this.payloadLength);
+          if (reason !== DropReason.None) break;
+          p = this.enterTunnel(Layer.Vxlan, this.vxlan.payloadAt());
+          next = Layer.Ethernet;
+          break;
+        case Layer.Geneve: {
+          reason = this.geneve.attach(bytes, this.payloadAt, this.payloadLength);
+          if (reason !== DropReason.None) break;
+          const inner = this.geneve.protocolType();
+          p = this.enterTunnel(Layer.Geneve, this.geneve.payloadAt());
+          next =
+            inner === EtherType.TransparentEthernet
+              ? Layer.Ethernet
+              : inner === EtherType.Ipv4
+                ? Layer.Ipv4
+                : inner === EtherType.Ipv6
+                  ? Layer.Ipv6
+                  : Layer.Unknown;
+          break;
+        }
+        case Layer.Unknown:
+          if (this.l3 === Layer.None) this.l3 = Layer.Unknown;
+          break;
+      }
+      if (reason !== DropReason.None) return this.fail(current, reason);
+    }
+    return DropReason.None;
+  }
+
+  /** Offset of the first recorded layer of `kind`, or -1. */
+  layerOffset(kind: Layer): number {
+    for (let i = 0; i < this.layerCount; i++) if (this.layerKind[i] === kind) return this.layerAt[i];
+    return -1;
+  }
+
+  /**
+   * Fills `key` with the innermost 5-tuple and returns true, or returns false when the frame has
+   * no IP layer. Ports are 0 for fragments and protocols without ports; ICMP echo uses its
+   * identifier for both ports, so a request and its reply are one flow.
+   */
+  flowKey(key: FlowKey): boolean {
+    let srcPort = 0;
+    let dstPort = 0;
+    // l4 is reset at every IP layer and tunnel, so the transport views describe the innermost packet.
+    if (this.l4 === Layer.Tcp) {
+      srcPort = this.tcp.srcPort();
+      dstPort = this.tcp.dstPort();
+    } else if (this.l4 === Layer.Udp) {
+      srcPort = this.udp.srcPort();
+      dstPort = this.udp.dstPort();
+    } else if (this.l4 === Layer.Icmpv4) {
+      const type = this.icmpv4.type();
+      if (type === Icmpv4Type.EchoRequest || type === Icmpv4Type.EchoReply)
+        srcPort = dstPort = this.icmpv4.identifier();
+    } else if (this.l4 === Layer.Icmpv6) {
+      const type = this.icmpv6.type();
+      if (type === Icmpv6Type.EchoRequest || type === Icmpv6Type.EchoReply)
+        srcPort = dstPort = this.icmpv6.identifier();
+    }
+    if (this.l3 === Layer.Ipv4) {
+      key.setV4(this.ipv4.src(), this.ipv4.dst(), this.protocol, srcPort, dstPort);
+      return true;
+    }
+    if (this.l3 === Layer.Ipv6) {
+      key.setV6(this.ipv6.bytes, this.ipv6.srcAt(), this.ipv6.dstAt(), this.protocol, srcPort, dstPort);
+      return true;
+    }
+    return false;
+  }
+
+  private enterTunnel(kind: Layer, innerAt: number): number {
+    if (this.tunnelDepth === 0) this.tunnel = kind;
+    this.tunnelDepth++;
+    this.l3 = Layer.None;
+    this.l4 = Layer.None;
+    this.fragment = false;
+    return innerAt;
+  }
+
+  /** Checksums are verified only when asked, and never on a fragment (the segment is incomplete). */
+  private verifiable(): boolean {
+    return this.options.verifyChecksums && !this.fragment;
+  }
+
+  private pseudoSum(l4Length: number): number {
+    if (this.l3 === Layer.Ipv4)
+      return pseudoHeaderSumV4(this.ipv4.src(), this.ipv4.dst(), this.protocol, l4Length);
+    return pseudoHeaderSumV6(
+      this.ipv6.bytes,
+      this.ipv6.srcAt(),
+      this.ipv6.finalDstAt(),
+      this.protocol,
+      l4Length,
+    );
+  }
+
+  private fail(layer: Layer, reason: DropReason): DropReason {
+    this.failedLayer = layer;
+    return reason;
+  }
+}
+
+function transportLayer(protocol: number, v6: boolean): Layer {
+  if (protocol === IpProtocol.Tcp) return Layer.Tcp;
+  if (protocol === IpProtocol.Udp) return Layer.Udp;
+  if (protocol === IpProtocol.Icmp && !v6) return Layer.Icmpv4;
+  if (protocol === IpProtocol.Icmpv6 && v6) return Layer.Icmpv6;
+  return Layer.None;
+}
+
+function isTunnelPort(port: number): boolean {
+  return port === UdpPort.Vxlan || port === UdpPort.Geneve;
+}
