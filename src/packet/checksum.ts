@@ -20,17 +20,28 @@ import { read16, read32, write16, write32 } from './bytes.js';
  */
 export function sum16(bytes: Uint8Array, offset: number, length: number, initial = 0): number {
   let sum = initial;
+  let i = offset;
+  // Four words per iteration, then the rest word by word: a third fewer loop trips on long data.
+  const end8 = offset + (length & ~7);
+  for (; i < end8; i += 8) {
+    sum +=
+      ((bytes[i] << 8) | bytes[i + 1]) +
+      ((bytes[i + 2] << 8) | bytes[i + 3]) +
+      ((bytes[i + 4] << 8) | bytes[i + 5]) +
+      ((bytes[i + 6] << 8) | bytes[i + 7]);
+  }
   const end = offset + (length & ~1);
-  for (let i = offset; i < end; i += 2) sum += (bytes[i] << 8) | bytes[i + 1];
+  for (; i < end; i += 2) sum += (bytes[i] << 8) | bytes[i + 1];
   if (length & 1) sum += bytes[offset + length - 1] << 8;
   return sum;
 }
 
 /** Folds carries back into 16 bits (end-around carry). @example foldSum(0x1fffe) === 0xffff */
 export function foldSum(sum: number): number {
-  // Two folds cover any sum below 2^32; loop for larger unfolded totals.
-  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
-  return sum;
+  // Two folds cover any sum below 2^32 (integer shifts); larger unfolded totals take the float path.
+  while (sum > 0xffffffff) sum = (sum % 0x10000) + Math.floor(sum / 0x10000);
+  sum = (sum & 0xffff) + (sum >>> 16);
+  return (sum & 0xffff) + (sum >>> 16);
 }
 
 /**

@@ -8,11 +8,11 @@
  *   word  8    source port << 16 | destination port
  *   word  9    IP version << 8 | protocol
  *
- * `hash()` is MurmurHash3 (x86, 32-bit) over the ten words. `symmetricHash()` hashes the two
+ * `hash()` folds the words (a v4 key's constant prefix skipped) and finishes with MurmurHash3's fmix32. `symmetricHash()` hashes the two
  * (address, port) endpoints in a canonical order, so both directions of a connection hash alike.
  */
 import { formatIpv4, formatIpv6 } from './address.js';
-import { read32, write32 } from './bytes.js';
+import { write32 } from './bytes.js';
 
 /** Word offsets inside a key; every accessor goes through this table. */
 export const FlowKeyWord = {
@@ -27,37 +27,48 @@ export const FLOW_KEY_WORDS = 10;
 const ADDRESS_WORDS = 4;
 /** Word 2 of an IPv4-mapped IPv6 address (::ffff:0:0/96). */
 const V4_MAPPED_MARKER = 0x0000ffff;
-const HASH_SEED = 0x9747b28c;
+const HASH_SEED = 0x1b873593;
 
 /**
- * MurmurHash3 (x86, 32-bit) over a key's words: the address at `first`, the address at `second`,
- * the ports word (halves swapped when `swapPorts`), then version/protocol. One flat function with
- * no calls inside, returning int32: V8 boxes numbers ≥ 2^31 that cross a call it does not inline,
- * so the unsigned conversion happens in the small, inlinable public methods.
+ * The key hash: a multiply-rotate fold over the key's words (FxHash's step, as rustc's hash maps
+ * use) closed by MurmurHash3's fmix32 finalizer, which spreads every input bit over all 32 output
+ * bits. Order: the address at `first`, the address at `second`, the ports word (halves swapped when
+ * `swapPorts`), then version/protocol. An IPv4 key folds only the last word of each address — the
+ * other three are the constant ::ffff: prefix — so a v4 key costs four steps, a v6 key ten.
+ *
+ * Every word is read as int32 (`| 0`) and the result is int32: V8 boxes a number ≥ 2^31 that
+ * crosses a call it does not inline (a heap allocation per packet), so unsigned values never cross one.
  */
-function murmur(w: Uint32Array, first: number, second: number, swapPorts: boolean): number {
+function hashWords(w: Uint32Array, first: number, second: number, swapPorts: boolean): number {
+  const versionProtocol = w[FlowKeyWord.VersionProtocol] | 0;
+  const ports = w[FlowKeyWord.Ports] | 0;
   let h = HASH_SEED;
-  for (let i = 0; i < FLOW_KEY_WORDS; i++) {
-    let k: number;
-    if (i < ADDRESS_WORDS) k = w[first + i];
-    else if (i < 2 * ADDRESS_WORDS) k = w[second + i - ADDRESS_WORDS];
-    else if (i === FlowKeyWord.Ports) k = swapPorts ? (w[i] << 16) | (w[i] >>> 16) : w[i];
-    else k = w[i];
-    k = Math.imul(k, 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, 0x1b873593);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  if (versionProtocol >>> 8 !== 4) {
+    h = step(h, w[first] | 0);
+    h = step(h, w[first + 1] | 0);
+    h = step(h, w[first + 2] | 0);
   }
-  // Finalizer (fmix32), after the length in bytes.
-  h ^= FLOW_KEY_WORDS * 4;
+  h = step(h, w[first + 3] | 0);
+  if (versionProtocol >>> 8 !== 4) {
+    h = step(h, w[second] | 0);
+    h = step(h, w[second + 1] | 0);
+    h = step(h, w[second + 2] | 0);
+  }
+  h = step(h, w[second + 3] | 0);
+  h = step(h, swapPorts ? (ports << 16) | (ports >>> 16) : ports);
+  h = step(h, versionProtocol);
+  // fmix32 (MurmurHash3's finalizer): full avalanche.
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
   return h | 0;
+}
+
+/** One fold step: rotate, mix in the word, multiply by the golden-ratio constant. */
+function step(h: number, k: number): number {
+  return Math.imul(((h << 5) | (h >>> 27)) ^ k, 0x9e3779b9);
 }
 
 /**
@@ -86,6 +97,31 @@ export class FlowKey {
     this.setRest(4, protocol, srcPort, dstPort);
   }
 
+  /**
+   * Fills the key for an IPv4 packet from the addresses at `bytes[srcAt]` and `bytes[dstAt]`. On
+   * the packet path prefer this to `setV4(view.src(), …)`: the addresses never exist as numbers
+   * ≥ 2^31, which V8 would box when a call is not inlined.
+   */
+  setV4At(
+    bytes: Uint8Array,
+    srcAt: number,
+    dstAt: number,
+    protocol: number,
+    srcPort: number,
+    dstPort: number,
+  ): void {
+    const w = this.words;
+    w[FlowKeyWord.Src] = 0;
+    w[FlowKeyWord.Src + 1] = 0;
+    w[FlowKeyWord.Src + 2] = V4_MAPPED_MARKER;
+    w[FlowKeyWord.Src + 3] = readInt32(bytes, srcAt);
+    w[FlowKeyWord.Dst] = 0;
+    w[FlowKeyWord.Dst + 1] = 0;
+    w[FlowKeyWord.Dst + 2] = V4_MAPPED_MARKER;
+    w[FlowKeyWord.Dst + 3] = readInt32(bytes, dstAt);
+    this.setRest(4, protocol, srcPort, dstPort);
+  }
+
   /** Fills the key for an IPv6 packet from the 16-byte addresses at `bytes[srcAt]` and `bytes[dstAt]`. */
   setV6(
     bytes: Uint8Array,
@@ -97,8 +133,8 @@ export class FlowKey {
   ): void {
     const w = this.words;
     for (let i = 0; i < ADDRESS_WORDS; i++) {
-      w[FlowKeyWord.Src + i] = read32(bytes, srcAt + 4 * i);
-      w[FlowKeyWord.Dst + i] = read32(bytes, dstAt + 4 * i);
+      w[FlowKeyWord.Src + i] = readInt32(bytes, srcAt + 4 * i);
+      w[FlowKeyWord.Dst + i] = readInt32(bytes, dstAt + 4 * i);
     }
     this.setRest(6, protocol, srcPort, dstPort);
   }
@@ -133,24 +169,26 @@ export class FlowKey {
     for (let i = 0; i < ADDRESS_WORDS; i++) write32(out, at + 4 * i, this.words[FlowKeyWord.Dst + i]);
   }
 
-  /** MurmurHash3 of the key: unsigned 32-bit, direction-sensitive. */
+  /**
+   * The key's hash (see `hashWords`), direction-sensitive, as an int32 (use `>>> 0` for the unsigned value).
+   * Signed on purpose: an int32 stays a small integer in V8, where an unsigned value ≥ 2^31 is a
+   * heap number — an allocation per packet whenever the call is not inlined.
+   */
   hash(): number {
-    return murmur(this.words, FlowKeyWord.Src, FlowKeyWord.Dst, false) >>> 0;
+    return hashWords(this.words, FlowKeyWord.Src, FlowKeyWord.Dst, false);
   }
 
   /**
-   * A hash equal for a key and its `reverse()`: the endpoint that sorts first (by address, then
-   * port) is hashed first. @example a.symmetricHash() === reversedA.symmetricHash()
+   * A hash equal for a key and its `reverse()` (int32, like `hash()`): the endpoint that sorts
+   * first (by address, then port) is hashed first. @example a.symmetricHash() === reversedA.symmetricHash()
    */
   symmetricHash(): number {
     const swap = this.compareEndpoints() > 0;
-    return (
-      murmur(
-        this.words,
-        swap ? FlowKeyWord.Dst : FlowKeyWord.Src,
-        swap ? FlowKeyWord.Src : FlowKeyWord.Dst,
-        swap,
-      ) >>> 0
+    return hashWords(
+      this.words,
+      swap ? FlowKeyWord.Dst : FlowKeyWord.Src,
+      swap ? FlowKeyWord.Src : FlowKeyWord.Dst,
+      swap,
     );
   }
 
@@ -215,4 +253,9 @@ export class FlowKey {
     }
     return this.srcPort() - this.dstPort();
   }
+}
+
+/** A big-endian 32-bit word as int32 (stored into a Uint32Array it reads back unsigned). */
+function readInt32(bytes: Uint8Array, at: number): number {
+  return (bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3];
 }

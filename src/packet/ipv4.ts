@@ -63,20 +63,25 @@ export class Ipv4View {
    * header checksum. Returns `DropReason.None` when every accessor is safe to use.
    */
   attach(bytes: Uint8Array, at = 0, length = bytes.length - at): DropReason {
+    // Fields are read into locals, not through the accessors: this body runs once per packet and
+    // must stay small enough for V8 to inline it into a packet loop.
+    const available = Math.max(0, Math.min(length, bytes.length - at));
     this.bytes = bytes;
     this.at = at;
-    this.available = Math.max(0, Math.min(length, bytes.length - at));
-    if (this.available < IPV4_MIN_HEADER_LENGTH) return DropReason.Truncated;
-    if (this.version() !== 4) return DropReason.BadVersion;
-    const headerLength = this.headerLength();
+    this.available = available;
+    if (available < IPV4_MIN_HEADER_LENGTH) return DropReason.Truncated;
+    const versionIhl = bytes[at + Ipv4Field.VersionIhl];
+    if (versionIhl >>> 4 !== 4) return DropReason.BadVersion;
+    const headerLength = (versionIhl & 0x0f) << 2;
     if (headerLength < IPV4_MIN_HEADER_LENGTH) return DropReason.BadHeaderLength;
-    if (headerLength > this.available) return DropReason.Truncated;
-    const total = this.totalLength();
+    if (headerLength > available) return DropReason.Truncated;
+    const total = read16(bytes, at + Ipv4Field.TotalLength);
     if (total < headerLength) return DropReason.BadLength;
-    if (total > this.available) return DropReason.Truncated;
+    if (total > available) return DropReason.Truncated;
     // A fragment whose end lies beyond 65535 can never be reassembled (the "ping of death").
-    if (this.fragmentOffset() + total - headerLength > 0xffff) return DropReason.BadLength;
-    if (!this.optionsWellFormed()) return DropReason.BadOption;
+    const fragmentOffset = (read16(bytes, at + Ipv4Field.FlagsFragment) & FRAGMENT_OFFSET_MASK) << 3;
+    if (fragmentOffset + total - headerLength > 0xffff) return DropReason.BadLength;
+    if (headerLength > IPV4_MIN_HEADER_LENGTH && !this.optionsWellFormed()) return DropReason.BadOption;
     if (internetChecksum(bytes, at, headerLength) !== 0) return DropReason.BadChecksum;
     return DropReason.None;
   }

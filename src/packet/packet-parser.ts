@@ -23,7 +23,7 @@ import { GeneveView } from './geneve.js';
 import { Icmpv4Type, Icmpv4View } from './icmpv4.js';
 import { Icmpv6Type, Icmpv6View } from './icmpv6.js';
 import { EtherType, IpProtocol, UdpPort } from './ip-protocol.js';
-import { Ipv4View } from './ipv4.js';
+import { Ipv4Field, Ipv4View } from './ipv4.js';
 import { Ipv6View } from './ipv6.js';
 import { LinkType } from './link-type.js';
 import { TcpView } from './tcp.js';
@@ -345,7 +345,14 @@ export class PacketParser {
         srcPort = dstPort = this.icmpv6.identifier();
     }
     if (this.l3 === Layer.Ipv4) {
-      key.setV4(this.ipv4.src(), this.ipv4.dst(), this.protocol, srcPort, dstPort);
+      key.setV4At(
+        this.ipv4.bytes,
+        this.ipv4.at + Ipv4Field.Src,
+        this.ipv4.at + Ipv4Field.Dst,
+        this.protocol,
+        srcPort,
+        dstPort,
+      );
       return true;
     }
     if (this.l3 === Layer.Ipv6) {
