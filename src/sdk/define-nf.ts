@@ -1,0 +1,125 @@
+/**
+ * The NF API: every network function, built-in or third-party, is one `defineNf({...})` declaration
+ * and imports nothing but `src/sdk` (and the wire formats in `src/packet`). The declaration is data
+ * the host and the docs read — name, outputs, drop reasons, counters with units, config schema with
+ * defaults — plus `create()`, which compiles the configuration once and returns the packet handler.
+ *
+ * @example
+ * export default defineNf({
+ *   name: 'ttl-guard',
+ *   summary: 'Drops packets whose IPv4 TTL is 1 or less.',
+ *   outputs: ['out'],
+ *   drops: { ttl_expired: 'TTL ≤ 1', malformed: 'not a valid IPv4 packet' },
+ *   counters: { checked: { unit: 'packets', description: 'packets looked at' } },
+ *   config: {},
+ *   create(config, ctx) {
+ *     const checked = ctx.counter('checked');
+ *     return { process(batch) { ctx.counters[checked] += batch.count; } };
+ *   },
+ * });
+ */
+import type { ConfigSchema } from './config-schema.js';
+import type { PacketBatch } from './packet-batch.js';
+
+export interface CounterSpec {
+  /** What one unit counts: 'packets', 'bytes', 'flows', 'rules' … */
+  unit: string;
+  description: string;
+}
+
+/** What an NF gets when it is created: its identity, its counters and a rate-limited log. */
+export interface NfContext {
+  /** The instance name from the deployment (`fw`), and the replica number (0-based) of this copy. */
+  readonly instance: string;
+  readonly replica: number;
+  readonly replicas: number;
+  /** One slot per declared counter, in declaration order; add to them once per batch. */
+  readonly counters: Float64Array;
+  /** The index of a declared counter in `counters` (call in `create`, not per packet). */
+  counter(name: string): number;
+  /** The index of a declared drop reason, for `batch.drop(i, reason)` (call in `create`). */
+  dropReason(name: string): number;
+  /** The index of a declared output, for `batch.send(i, output)` (call in `create`). */
+  output(name: string): number;
+  /** Logs a line; repeated lines are rate-limited by the host. */
+  log(message: string): void;
+}
+
+/** What `create()` returns: the packet handler and the optional lifecycle hooks. */
+export interface NfInstance {
+  /** Handles one burst: give each packet a verdict (default: output 0). `now` is in nanoseconds. */
+  process(batch: PacketBatch, now: number): void;
+  /** Called periodically with the time, for expiry and timers. */
+  tick?(now: number): void;
+  /** State to carry across a restart (structured-cloneable). */
+  snapshot?(): unknown;
+  /** Restores what `snapshot()` returned, right after `create()`. */
+  restore?(state: unknown): void;
+}
+
+export interface NfDefinition<Config = Record<string, unknown>> {
+  /** Lower-case kebab name; a built-in NF's image is `builtin/<name>`. */
+  name: string;
+  /** One line: what the NF does. */
+  summary: string;
+  /** Output names; packets go to the first unless the NF says otherwise. */
+  outputs: readonly string[];
+  /** Drop reasons: name → when it applies. */
+  drops: Readonly<Record<string, string>>;
+  counters: Readonly<Record<string, CounterSpec>>;
+  config: ConfigSchema;
+  /** Compiles `config` (already validated, defaults filled) into a packet handler. */
+  create(config: Config, ctx: NfContext): NfInstance;
+}
+
+const NAME = /^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$/;
+
+/**
+ * Declares an NF. Checks the declaration itself (names, at least one output) and throws a plain
+ * Error for a broken one: that is a bug in the NF, found when its module loads, never at run time.
+ */
+export function defineNf<Config = Record<string, unknown>>(
+  definition: NfDefinition<Config>,
+): NfDefinition<Config> {
+  const problems: string[] = [];
+  if (!NAME.test(definition.name)) problems.push(`name "${definition.name}" must be lower-case kebab-case`);
+  if (definition.outputs.length === 0) problems.push('an NF needs at least one output');
+  for (const list of [definition.outputs, Object.keys(definition.drops), Object.keys(definition.counters)]) {
+    for (const name of list)
+      if (!NAME.test(name)) problems.push(`"${name}" is not a valid output, drop or counter name`);
+  }
+  if (new Set(definition.outputs).size !== definition.outputs.length) problems.push('output names repeat');
+  if (problems.length > 0) throw new Error(`defineNf(${definition.name}): ${problems.join('; ')}`);
+  return Object.freeze({ ...definition });
+}
+
+/** Builds the context an NF instance gets; the host and the test harness both use it. */
+export function createNfContext(
+  definition: NfDefinition<never>,
+  instance: string,
+  replica: number,
+  replicas: number,
+  log: (message: string) => void,
+  counters: Float64Array = new Float64Array(Object.keys(definition.counters).length),
+): NfContext {
+  const counterNames = Object.keys(definition.counters);
+  const dropNames = Object.keys(definition.drops);
+  const lookup = (kind: string, names: readonly string[], name: string): number => {
+    const index = names.indexOf(name);
+    if (index < 0)
+      throw new Error(
+        `NF ${definition.name}: ${kind} "${name}" is not declared (declared: ${names.join(', ')})`,
+      );
+    return index;
+  };
+  return {
+    instance,
+    replica,
+    replicas,
+    counters,
+    counter: (name) => lookup('counter', counterNames, name),
+    dropReason: (name) => lookup('drop reason', dropNames, name),
+    output: (name) => lookup('output', definition.outputs, name),
+    log,
+  };
+}

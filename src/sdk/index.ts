@@ -1,0 +1,11 @@
+export { validateConfig, type ConfigError, type ConfigSchema, type FieldSchema } from './config-schema.js';
+export {
+  createNfContext,
+  defineNf,
+  type CounterSpec,
+  type NfContext,
+  type NfDefinition,
+  type NfInstance,
+} from './define-nf.js';
+export { NfHarness, type HarnessResult } from './nf-harness.js';
+export { MAX_BATCH, PacketBatch, verdictDropReason, verdictOutput } from './packet-batch.js';
