@@ -44,7 +44,7 @@ export class NfHarness<Config> {
     this.batch = new PacketBatch(new Uint8Array(HEADROOM + MAX_BATCH * slotSize), slotSize);
     this.counterValues = new Float64Array(Object.keys(definition.counters).length);
     const ctx = createNfContext(
-      definition as NfDefinition<never>,
+      definition,
       'test',
       options.replica ?? 0,
       options.replicas ?? 1,
