@@ -2,7 +2,7 @@
 // Checks that imports flow one way between the folders of src/ (../shared/STYLE.md, "Where things
 // live"): packet ← mem ← sdk ← nfs; io, host, obs may use packet, mem, sdk, errors; control and cli
 // use the rest; nothing imports cli or control; host never imports nfs. Run by `npm test`.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, dirname, resolve } from 'node:path';
 
 /** Folder → folders it may import from (besides itself). */
@@ -36,6 +36,19 @@ function area(path) {
 }
 
 const problems = [];
+// A built-in NF is written only against the SDK and the wire formats, like a third-party one.
+if (existsSync('nfs')) {
+  for (const file of files('nfs')) {
+    const text = readFileSync(file, 'utf8');
+    for (const match of text.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s+'(\.[^']+)'/gm)) {
+      const target = relative(process.cwd(), resolve(dirname(file), match[1]));
+      const inOwnFolder = target.startsWith(dirname(file).split(/[\\/]/).slice(0, 2).join('/'));
+      if (!inOwnFolder && !target.startsWith('src/sdk') && !target.startsWith('src/packet')) {
+        problems.push(`${file}: an NF may import only src/sdk and src/packet (${match[1]})`);
+      }
+    }
+  }
+}
 for (const file of files('src')) {
   const from = area(file);
   const text = readFileSync(file, 'utf8');

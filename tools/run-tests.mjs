@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 
 const suite = process.argv[2] ?? 'unit';
-const roots = suite === 'system' ? ['dist/test/system'] : ['dist/src', 'dist/test/integration'];
+const roots = suite === 'system' ? ['dist/test/system'] : ['dist/src', 'dist/nfs', 'dist/test/integration'];
 
 function collect(dir, out) {
   if (!existsSync(dir)) return out;
