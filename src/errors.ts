@@ -10,6 +10,8 @@ export const ErrorCodes = {
   NFV_ERR_CAPTURE_FORMAT: 'A capture file is not pcap or pcapng, or a block or record in it is malformed.',
   NFV_ERR_CAPTURE_TRUNCATED: 'A capture file ends in the middle of a header, block or record.',
   NFV_ERR_CAPTURE_UNSUPPORTED: 'A capture file uses a link type or feature nfvisor does not read or write.',
+  NFV_ERR_DEPLOY_INVALID:
+    'A deployment file is not valid YAML or JSON or breaks the deployment schema; each problem names file, line, column and field.',
   NFV_ERR_IO: 'Reading or writing a file failed (missing, no permission, disk full).',
   NFV_ERR_PACKET_TOO_LARGE: 'A packet does not fit the buffer or frame size it must be written into.',
 } as const;
