@@ -1,0 +1,282 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { ipv4, ipv6 } from '../../src/packet/address.js';
+import { pseudoHeaderSumV4, pseudoHeaderSumV6 } from '../../src/packet/checksum.js';
+import { DropReason } from '../../src/packet/drop-reason.js';
+import { EthernetRepr } from '../../src/packet/ethernet.js';
+import { Icmpv4Repr } from '../../src/packet/icmpv4.js';
+import { EtherType, IpProtocol } from '../../src/packet/ip-protocol.js';
+import { Ipv4Repr } from '../../src/packet/ipv4.js';
+import { Ipv6Repr } from '../../src/packet/ipv6.js';
+import { PacketParser } from '../../src/packet/packet-parser.js';
+import { TcpRepr } from '../../src/packet/tcp.js';
+import { UdpRepr } from '../../src/packet/udp.js';
+import { NfHarness } from '../../src/sdk/index.js';
+import firewall, { compileRules, type FirewallInstance } from './index.js';
+
+interface FrameSpec {
+  src: string;
+  dst: string;
+  protocol: 'tcp' | 'udp' | 'icmp' | number;
+  srcPort?: number;
+  dstPort?: number;
+}
+
+const ETH = { dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01', tags: [] };
+
+/** Ethernet / IPv4 or IPv6 (by the address text) / TCP, UDP or ICMP echo, checksums filled. */
+function frame(spec: FrameSpec): Uint8Array {
+  const v6 = spec.src.includes(':');
+  const protocol =
+    spec.protocol === 'tcp'
+      ? IpProtocol.Tcp
+      : spec.protocol === 'udp'
+        ? IpProtocol.Udp
+        : spec.protocol === 'icmp'
+          ? IpProtocol.Icmp
+          : spec.protocol;
+  const l4Length = protocol === IpProtocol.Tcp ? 20 : 8;
+  const ipLength = v6 ? 40 : 20;
+  const bytes = new Uint8Array(14 + ipLength + l4Length);
+  EthernetRepr.emit({ ...ETH, etherType: v6 ? EtherType.Ipv6 : EtherType.Ipv4 }, bytes);
+  if (v6)
+    Ipv6Repr.emit({ src: spec.src, dst: spec.dst, nextHeader: protocol, payloadLength: l4Length }, bytes, 14);
+  else Ipv4Repr.emit({ src: spec.src, dst: spec.dst, protocol, payloadLength: l4Length }, bytes, 14);
+  const at = 14 + ipLength;
+  const pseudo = v6
+    ? pseudoHeaderSumV6(bytes, 14 + 8, 14 + 24, protocol, l4Length)
+    : pseudoHeaderSumV4(ipv4(spec.src), ipv4(spec.dst), protocol, l4Length);
+  const srcPort = spec.srcPort ?? 40000;
+  const dstPort = spec.dstPort ?? 80;
+  if (protocol === IpProtocol.Tcp) {
+    const tcp = { srcPort, dstPort, seq: 1, ack: 0, flags: 0x02, window: 1000, urgentPointer: 0 };
+    TcpRepr.emit({ ...tcp, options: new Uint8Array(0), payloadLength: 0 }, bytes, at, pseudo);
+  } else if (protocol === IpProtocol.Udp)
+    UdpRepr.emit({ srcPort, dstPort, payloadLength: 0 }, bytes, at, pseudo);
+  else if (protocol === IpProtocol.Icmp)
+    Icmpv4Repr.emit({ type: 8, code: 0, identifier: 7, sequence: 1 }, bytes, at);
+  return bytes;
+}
+
+const ARP = (() => {
+  const bytes = new Uint8Array(42);
+  EthernetRepr.emit({ ...ETH, dst: 'ff:ff:ff:ff:ff:ff', etherType: EtherType.Arp }, bytes);
+  bytes.set([0, 1, 8, 0, 6, 4, 0, 1], 14);
+  return bytes;
+})();
+
+const rule = (r: Record<string, string>) => r;
+
+function verdicts(nf: NfHarness<unknown>, frames: Uint8Array[]): string[] {
+  return nf.run(frames).map((r) => r.output ?? `drop:${r.drop}`);
+}
+
+describe('firewall', () => {
+  it('first match wins; the default decides when nothing matches', () => {
+    const nf = new NfHarness(firewall, {
+      default: 'drop',
+      rules: [
+        rule({ action: 'drop', src: '10.0.0.66' }),
+        rule({ action: 'accept', src: '10.0.0.0/8', protocol: 'tcp', dstPort: '22' }),
+        rule({ action: 'accept', dst: '192.0.2.0/24' }),
+      ],
+    });
+    const results = verdicts(nf, [
+      frame({ src: '10.0.0.66', dst: '192.0.2.1', protocol: 'tcp', dstPort: 22 }), // rule 0 first
+      frame({ src: '10.1.2.3', dst: '198.51.100.1', protocol: 'tcp', dstPort: 22 }), // rule 1
+      frame({ src: '10.1.2.3', dst: '198.51.100.1', protocol: 'udp', dstPort: 22 }), // default
+      frame({ src: '172.16.0.1', dst: '192.0.2.200', protocol: 'icmp' }), // rule 2
+      frame({ src: '172.16.0.1', dst: '192.0.3.1', protocol: 'tcp' }), // default
+    ]);
+    assert.deepEqual(results, ['drop:denied', 'out', 'drop:denied', 'out', 'drop:denied']);
+    assert.deepEqual(nf.counters(), { accepted: 2, denied: 3, malformed: 0, non_ip: 0, rule_hits: 3 });
+    const instance = nf.instance as FirewallInstance;
+    assert.deepEqual(Array.from(instance.hits), [1, 1, 1]);
+    assert.deepEqual((instance.snapshot?.() as { hits: Float64Array }).hits, Float64Array.of(1, 1, 1));
+  });
+
+  it('default accept, and drop rules', () => {
+    const nf = new NfHarness(firewall, {
+      default: 'accept',
+      rules: [rule({ action: 'drop', protocol: 'udp', dstPort: '53' })],
+    });
+    assert.deepEqual(
+      verdicts(nf, [
+        frame({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 'udp', dstPort: 53 }),
+        frame({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 'tcp', dstPort: 53 }),
+      ]),
+      ['drop:denied', 'out'],
+    );
+  });
+
+  it('matches port ranges inclusively, on source and destination', () => {
+    const nf = new NfHarness(firewall, {
+      rules: [rule({ action: 'accept', srcPort: '1024-65535', dstPort: '8000-8080' })],
+    });
+    const at = (srcPort: number, dstPort: number, protocol: 'tcp' | 'udp' = 'tcp') =>
+      frame({ src: '10.0.0.1', dst: '10.0.0.2', protocol, srcPort, dstPort });
+    assert.deepEqual(
+      verdicts(nf, [
+        at(1024, 8000),
+        at(65535, 8080),
+        at(1023, 8000),
+        at(5000, 7999),
+        at(5000, 8081),
+        at(5000, 8040, 'udp'),
+      ]),
+      ['out', 'out', 'drop:denied', 'drop:denied', 'drop:denied', 'out'],
+    );
+    // A rule with ports never matches a packet without ports (ICMP).
+    assert.deepEqual(verdicts(nf, [frame({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 'icmp' })]), [
+      'drop:denied',
+    ]);
+  });
+
+  it('matches protocol numbers', () => {
+    const nf = new NfHarness(firewall, { rules: [rule({ action: 'accept', protocol: '47' })] });
+    assert.deepEqual(
+      verdicts(nf, [
+        frame({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 47 }),
+        frame({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 'udp' }),
+      ]),
+      ['out', 'drop:denied'],
+    );
+  });
+
+  it('filters IPv6 by prefix; v4 rules never match v6 packets and vice versa', () => {
+    const nf = new NfHarness(firewall, {
+      rules: [
+        rule({ action: 'accept', src: '2001:db8:0:100::/56', protocol: 'tcp', dstPort: '443' }),
+        rule({ action: 'accept', dst: '2001:db8::5' }),
+        rule({ action: 'accept', src: '0.0.0.0/0', protocol: 'udp' }),
+      ],
+    });
+    assert.deepEqual(
+      verdicts(nf, [
+        frame({ src: '2001:db8:0:1ff::1', dst: '2001:db8::1', protocol: 'tcp', dstPort: 443 }), // rule 0
+        frame({ src: '2001:db8:0:200::1', dst: '2001:db8::1', protocol: 'tcp', dstPort: 443 }), // outside /56
+        frame({ src: '2001:db8:0:1ff::1', dst: '2001:db8::1', protocol: 'tcp', dstPort: 80 }), // port
+        frame({ src: '2001:db8:9::1', dst: '2001:db8::5', protocol: 'udp' }), // rule 1 (/128)
+        frame({ src: '2001:db8:9::1', dst: '2001:db8::6', protocol: 'udp' }), // rule 2 is v4 only
+        frame({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 'udp' }), // rule 2
+      ]),
+      ['out', 'drop:denied', 'drop:denied', 'out', 'drop:denied', 'out'],
+    );
+    assert.deepEqual(Array.from((nf.instance as FirewallInstance).hits), [1, 1, 1]);
+  });
+
+  it("'icmp' means ICMPv6 over IPv6", () => {
+    const nf = new NfHarness(firewall, { rules: [rule({ action: 'accept', protocol: 'icmp' })] });
+    const echo6 = new Uint8Array(14 + 40 + 8);
+    EthernetRepr.emit({ ...ETH, etherType: EtherType.Ipv6 }, echo6);
+    Ipv6Repr.emit({ src: '2001:db8::1', dst: '2001:db8::2', nextHeader: 58, payloadLength: 8 }, echo6, 14);
+    echo6.set([128, 0, 0, 0, 0, 1, 0, 1], 54);
+    // ICMPv6 checksum: one's complement of the pseudo-header and message sum.
+    let sum = pseudoHeaderSumV6(echo6, 22, 38, 58, 8) + 0x8000 + 1 + 1;
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    echo6[56] = (~sum >>> 8) & 0xff;
+    echo6[57] = ~sum & 0xff;
+    assert.equal(new PacketParser().attach(echo6, 0, echo6.length), DropReason.None);
+    assert.deepEqual(verdicts(nf, [echo6, frame({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 'icmp' })]), [
+      'out',
+      'out',
+    ]);
+  });
+
+  it('passes non-IP frames, drops malformed ones, and logs the first malformed frame once', () => {
+    const nf = new NfHarness(firewall, { default: 'drop' });
+    const good = frame({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 'tcp' });
+    const badChecksum = good.slice();
+    badChecksum[good.length - 1] ^= 0xff; // a TCP header byte: the checksum no longer verifies
+    assert.deepEqual(verdicts(nf, [ARP, good.subarray(0, 30), badChecksum, good]), [
+      'out',
+      'drop:malformed',
+      'drop:malformed',
+      'drop:denied',
+    ]);
+    assert.deepEqual(nf.counters(), { accepted: 0, denied: 1, malformed: 2, non_ip: 1, rule_hits: 0 });
+    assert.equal(nf.logs.length, 1);
+    assert.match(nf.logs[0], /malformed/);
+  });
+
+  it('rejects bad values with the field path', () => {
+    const bad: [Record<string, string>, RegExp][] = [
+      [{ action: 'accept', src: '10.0.0.0/33' }, /rules\[1\]\.src: prefix length/],
+      [{ action: 'accept', src: '10.0.0.256' }, /rules\[1\]\.src: not an IPv4 or IPv6 CIDR/],
+      [{ action: 'accept', dst: '10.0.0.1/8' }, /rules\[1\]\.dst: .*bits set beyond/],
+      [{ action: 'accept', dst: '2001:db8::/129' }, /rules\[1\]\.dst: prefix length/],
+      [{ action: 'accept', src: '10.0.0.0/8', dst: '2001:db8::/32' }, /rules\[1\]\.dst: IPv6 destination/],
+      [{ action: 'accept', dstPort: '90-80' }, /rules\[1\]\.dstPort: range starts after it ends/],
+      [{ action: 'accept', srcPort: '0x10' }, /rules\[1\]\.srcPort: must be a port/],
+      [{ action: 'accept', srcPort: '70000' }, /rules\[1\]\.srcPort: ports are 0–65535/],
+      [{ action: 'accept', protocol: 'icmp', dstPort: '80' }, /rules\[1\]\.protocol: ports apply only/],
+      [{ action: 'accept', protocol: '256' }, /rules\[1\]\.protocol: must be/],
+    ];
+    for (const [second, message] of bad) {
+      assert.throws(() => new NfHarness(firewall, { rules: [{ action: 'drop' }, second] }), message);
+    }
+    assert.throws(() => new NfHarness(firewall, { rules: [{ action: 'maybe' }] }), /rules\[0\]\.action/);
+    assert.throws(
+      () => new NfHarness(firewall, { rules: Array.from({ length: 10001 }, () => ({ action: 'drop' })) }),
+      /rules: must have at most 10000/,
+    );
+  });
+
+  it('exposes the compiled program', () => {
+    const program = compileRules([
+      { action: 'accept', src: '10.0.0.0/8', dst: 'any', protocol: 'tcp', srcPort: 'any', dstPort: '22' },
+      { action: 'drop', src: '2001:db8::/32', dst: 'any', protocol: 'any', srcPort: 'any', dstPort: 'any' },
+    ]);
+    assert.equal(program.count, 2);
+    assert.equal(program.v4Src[0], ipv4('10.0.0.0') | 0);
+    assert.equal(program.v4SrcMask[0], 0xff000000 | 0);
+    assert.equal(program.dstLo[0], 22);
+    assert.equal(program.dstHi[0], 22);
+    assert.equal(program.family[1], 6);
+    assert.equal(program.v6Src[4], new DataView(ipv6('2001:db8::').buffer).getInt32(0));
+    assert.equal(program.v6SrcMask[4], -1);
+    assert.equal(program.v6SrcMask[5], 0);
+    assert.match(program.text[0], /^0: accept tcp 10\.0\.0\.0\/8:any -> any:22$/);
+  });
+
+  it('restores hit counts from a snapshot of the same rule set', () => {
+    const config = { rules: [rule({ action: 'accept' })] };
+    const a = new NfHarness(firewall, config);
+    a.run([frame({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 'udp' })]);
+    const b = new NfHarness(firewall, config);
+    b.instance.restore?.(a.instance.snapshot?.());
+    assert.deepEqual(Array.from((b.instance as FirewallInstance).hits), [1]);
+  });
+
+  it('never throws on random bytes or truncated frames', () => {
+    const nf = new NfHarness(firewall, {
+      default: 'accept',
+      rules: [
+        rule({ action: 'drop', src: '2001:db8::/32', protocol: 'tcp', dstPort: '1-100' }),
+        rule({ action: 'drop', src: '10.0.0.0/8', protocol: 'udp', srcPort: '53' }),
+      ],
+    });
+    const seeds = [
+      frame({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 'udp', srcPort: 53 }),
+      frame({ src: '2001:db8::1', dst: '2001:db8::2', protocol: 'tcp', dstPort: 22 }),
+    ];
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 200 }),
+        fc.nat(100),
+        fc.nat(1),
+        fc.nat(255),
+        (random, cut, which, flip) => {
+          const truncated = seeds[which].subarray(0, Math.min(cut, seeds[which].length));
+          const flipped = seeds[which].slice();
+          flipped[cut % flipped.length] ^= flip;
+          for (const result of nf.run([random, truncated, flipped])) {
+            assert.ok(result.output === 'out' || result.drop === 'denied' || result.drop === 'malformed');
+          }
+        },
+      ),
+      { seed: 1, numRuns: 500 },
+    );
+  });
+});

@@ -1,0 +1,432 @@
+/**
+ * firewall: a stateless first-match packet filter over IPv4 and IPv6.
+ *
+ * Rules are compiled once, in `create()`, into parallel typed arrays (one entry per rule), so the
+ * packet loop compares numbers only:
+ *
+ *   rule r:  action[r]            1 accept, 0 drop
+ *            family[r]            0 any, 4 IPv4 only, 6 IPv6 only (from the CIDRs given)
+ *            v4Src[r]/v4SrcMask[r], v4Dst[r]/v4DstMask[r]            int32, address pre-masked
+ *            v6Src[4r..4r+3]/v6SrcMask[4r..], v6Dst[..]/v6DstMask[..] int32 words, pre-masked
+ *            protoV4[r], protoV6[r]   -1 any; 'icmp' is 1 over IPv4 and 58 over IPv6
+ *            ports[r]             1 when the rule names a port (then only TCP/UDP with ports match)
+ *            srcLo/srcHi/dstLo/dstHi[r]  inclusive port ranges (0–65535 when absent)
+ *
+ * The first matching rule decides; with none, `default` does. Frames the parser refuses are dropped
+ * as `malformed`; frames without IP (ARP, unknown EtherTypes) are passed on and counted. A non-first
+ * IP fragment has no ports, so a rule with ports never matches it (stateless filters cannot do
+ * better without reassembly). Tunnels are not entered: the outer header is what is filtered.
+ */
+import { parseIpv4, parseIpv6 } from '../../src/packet/address.js';
+import { DropReason, dropReasonName } from '../../src/packet/drop-reason.js';
+import { IpProtocol } from '../../src/packet/ip-protocol.js';
+import { Layer, layerName, PacketParser } from '../../src/packet/packet-parser.js';
+import { defineNf, type NfInstance } from '../../src/sdk/index.js';
+
+/** One rule as written in the configuration (defaults filled: absent fields are 'any'). */
+export interface FirewallRule {
+  action: 'accept' | 'drop';
+  /** CIDR (`10.0.0.0/8`, `2001:db8::/32`), a bare address (a /32 or /128), or 'any'. */
+  src: string;
+  dst: string;
+  /** 'tcp', 'udp', 'icmp' (ICMPv6 over IPv6), a protocol number '0'–'255', or 'any'. */
+  protocol: string;
+  /** A port '80', a range '1024-65535', or 'any'. */
+  srcPort: string;
+  dstPort: string;
+}
+
+export interface FirewallConfig {
+  default: 'accept' | 'drop';
+  rules: FirewallRule[];
+}
+
+/** The compiled rule set: read-only to everything but `compileRules`. */
+export interface FirewallProgram {
+  readonly count: number;
+  readonly action: Uint8Array;
+  readonly family: Uint8Array;
+  readonly v4Src: Int32Array;
+  readonly v4SrcMask: Int32Array;
+  readonly v4Dst: Int32Array;
+  readonly v4DstMask: Int32Array;
+  readonly v6Src: Int32Array;
+  readonly v6SrcMask: Int32Array;
+  readonly v6Dst: Int32Array;
+  readonly v6DstMask: Int32Array;
+  readonly protoV4: Int16Array;
+  readonly protoV6: Int16Array;
+  readonly ports: Uint8Array;
+  readonly srcLo: Int32Array;
+  readonly srcHi: Int32Array;
+  readonly dstLo: Int32Array;
+  readonly dstHi: Int32Array;
+  /** Each rule as text, in order, for `nfvisor` to print what the firewall will do. */
+  readonly text: readonly string[];
+}
+
+/** What `create()` returns: the handler plus the compiled program and per-rule hit counts. */
+export interface FirewallInstance extends NfInstance {
+  readonly program: FirewallProgram;
+  /** Packets each rule decided (index = rule number). */
+  readonly hits: Float64Array;
+}
+
+const MAX_RULES = 10000;
+const ANY = 'any';
+const PORT = /^(0|[1-9][0-9]{0,4})$/;
+const PREFIX = /^(0|[1-9][0-9]{0,2})$/;
+const PROTOCOL_NUMBER = /^(0|[1-9][0-9]{0,2})$/;
+
+const FAMILY_ANY = 0;
+const FAMILY_V4 = 4;
+const FAMILY_V6 = 6;
+
+/** A parsed CIDR: family, and the address and mask as int32 words (one for v4, four for v6). */
+interface Cidr {
+  family: 0 | 4 | 6;
+  words: Int32Array;
+  masks: Int32Array;
+}
+
+function parseCidr(text: string, path: string): Cidr {
+  if (text === ANY) return { family: FAMILY_ANY, words: new Int32Array(4), masks: new Int32Array(4) };
+  const slash = text.indexOf('/');
+  const addressText = slash < 0 ? text : text.slice(0, slash);
+  const prefixText = slash < 0 ? null : text.slice(slash + 1);
+  const v6 = addressText.includes(':');
+  const maxPrefix = v6 ? 128 : 32;
+  if (prefixText !== null && (!PREFIX.test(prefixText) || Number(prefixText) > maxPrefix))
+    throw new Error(`${path}: prefix length must be 0–${maxPrefix} (got "${text}")`);
+  const prefix = prefixText === null ? maxPrefix : Number(prefixText);
+  const words = new Int32Array(4);
+  const masks = new Int32Array(4);
+  if (!v6) {
+    const address = parseIpv4(addressText);
+    if (address < 0) throw new Error(`${path}: not an IPv4 or IPv6 CIDR (got "${text}")`);
+    words[0] = address | 0;
+    masks[0] = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) | 0;
+  } else {
+    const bytes = new Uint8Array(16);
+    if (!parseIpv6(addressText, bytes)) throw new Error(`${path}: not an IPv4 or IPv6 CIDR (got "${text}")`);
+    for (let i = 0; i < 4; i++) {
+      words[i] = (bytes[4 * i] << 24) | (bytes[4 * i + 1] << 16) | (bytes[4 * i + 2] << 8) | bytes[4 * i + 3];
+      const bits = Math.max(0, Math.min(32, prefix - 32 * i));
+      masks[i] = bits === 0 ? 0 : (0xffffffff << (32 - bits)) | 0;
+    }
+  }
+  for (let i = 0; i < 4; i++) {
+    if ((words[i] & masks[i]) !== words[i])
+      throw new Error(`${path}: "${text}" has bits set beyond its /${prefix} prefix`);
+  }
+  return { family: v6 ? FAMILY_V6 : FAMILY_V4, words, masks };
+}
+
+function parsePortRange(text: string, path: string): [number, number] | null {
+  if (text === ANY) return null;
+  const dash = text.indexOf('-');
+  const loText = dash < 0 ? text : text.slice(0, dash);
+  const hiText = dash < 0 ? text : text.slice(dash + 1);
+  if (!PORT.test(loText) || !PORT.test(hiText))
+    throw new Error(`${path}: must be a port "80" or a range "1024-65535" (got "${text}")`);
+  const lo = Number(loText);
+  const hi = Number(hiText);
+  if (lo > 65535 || hi > 65535) throw new Error(`${path}: ports are 0–65535 (got "${text}")`);
+  if (lo > hi) throw new Error(`${path}: range starts after it ends (got "${text}")`);
+  return [lo, hi];
+}
+
+/** [IPv4 protocol, IPv6 protocol], -1 for any. */
+function parseProtocol(text: string, path: string): [number, number] {
+  if (text === ANY) return [-1, -1];
+  if (text === 'tcp') return [IpProtocol.Tcp, IpProtocol.Tcp];
+  if (text === 'udp') return [IpProtocol.Udp, IpProtocol.Udp];
+  if (text === 'icmp') return [IpProtocol.Icmp, IpProtocol.Icmpv6];
+  if (PROTOCOL_NUMBER.test(text) && Number(text) <= 255) return [Number(text), Number(text)];
+  throw new Error(`${path}: must be tcp, udp, icmp, any or a number 0–255 (got "${text}")`);
+}
+
+/**
+ * Validates and compiles rules. Throws an Error whose message starts with the field path
+ * (`rules[3].src: …`) for the first bad value. Pure: safe to call to check a configuration.
+ *
+ * @example compileRules([{ action: 'accept', src: '10.0.0.0/8', dst: 'any', protocol: 'tcp', srcPort: 'any', dstPort: '22' }]).count === 1
+ */
+export function compileRules(rules: readonly FirewallRule[]): FirewallProgram {
+  if (rules.length > MAX_RULES) throw new Error(`rules: at most ${MAX_RULES} rules (got ${rules.length})`);
+  const n = rules.length;
+  const p = {
+    count: n,
+    action: new Uint8Array(n),
+    family: new Uint8Array(n),
+    v4Src: new Int32Array(n),
+    v4SrcMask: new Int32Array(n),
+    v4Dst: new Int32Array(n),
+    v4DstMask: new Int32Array(n),
+    v6Src: new Int32Array(4 * n),
+    v6SrcMask: new Int32Array(4 * n),
+    v6Dst: new Int32Array(4 * n),
+    v6DstMask: new Int32Array(4 * n),
+    protoV4: new Int16Array(n),
+    protoV6: new Int16Array(n),
+    ports: new Uint8Array(n),
+    srcLo: new Int32Array(n),
+    srcHi: new Int32Array(n),
+    dstLo: new Int32Array(n),
+    dstHi: new Int32Array(n),
+    text: [] as string[],
+  };
+  rules.forEach((rule, r) => {
+    const at = `rules[${r}]`;
+    const src = parseCidr(rule.src ?? ANY, `${at}.src`);
+    const dst = parseCidr(rule.dst ?? ANY, `${at}.dst`);
+    if (src.family !== FAMILY_ANY && dst.family !== FAMILY_ANY && src.family !== dst.family)
+      throw new Error(
+        `${at}.dst: IPv${dst.family} destination with an IPv${src.family} source never matches`,
+      );
+    const [protoV4, protoV6] = parseProtocol(rule.protocol ?? ANY, `${at}.protocol`);
+    const srcPorts = parsePortRange(rule.srcPort ?? ANY, `${at}.srcPort`);
+    const dstPorts = parsePortRange(rule.dstPort ?? ANY, `${at}.dstPort`);
+    const hasPorts = srcPorts !== null || dstPorts !== null;
+    if (hasPorts && protoV4 !== -1 && protoV4 !== IpProtocol.Tcp && protoV4 !== IpProtocol.Udp)
+      throw new Error(`${at}.protocol: ports apply only to tcp and udp (got "${rule.protocol}")`);
+    p.action[r] = rule.action === 'accept' ? 1 : 0;
+    p.family[r] = src.family !== FAMILY_ANY ? src.family : dst.family;
+    p.v4Src[r] = src.family === FAMILY_V4 ? src.words[0] : 0;
+    p.v4SrcMask[r] = src.family === FAMILY_V4 ? src.masks[0] : 0;
+    p.v4Dst[r] = dst.family === FAMILY_V4 ? dst.words[0] : 0;
+    p.v4DstMask[r] = dst.family === FAMILY_V4 ? dst.masks[0] : 0;
+    if (src.family === FAMILY_V6) {
+      p.v6Src.set(src.words, 4 * r);
+      p.v6SrcMask.set(src.masks, 4 * r);
+    }
+    if (dst.family === FAMILY_V6) {
+      p.v6Dst.set(dst.words, 4 * r);
+      p.v6DstMask.set(dst.masks, 4 * r);
+    }
+    p.protoV4[r] = protoV4;
+    p.protoV6[r] = protoV6;
+    p.ports[r] = hasPorts ? 1 : 0;
+    p.srcLo[r] = srcPorts?.[0] ?? 0;
+    p.srcHi[r] = srcPorts?.[1] ?? 65535;
+    p.dstLo[r] = dstPorts?.[0] ?? 0;
+    p.dstHi[r] = dstPorts?.[1] ?? 65535;
+    p.text.push(
+      `${r}: ${rule.action} ${rule.protocol ?? ANY} ${rule.src ?? ANY}:${rule.srcPort ?? ANY} -> ${rule.dst ?? ANY}:${rule.dstPort ?? ANY}`,
+    );
+  });
+  return p;
+}
+
+const cidrField = (what: string) =>
+  ({
+    type: 'string',
+    default: ANY,
+    description: `${what}: a CIDR (10.0.0.0/8, 2001:db8::/32), a bare address, or any`,
+  }) as const;
+const portField = (what: string) =>
+  ({
+    type: 'string',
+    default: ANY,
+    description: `${what}: a port "443", a range "1024-65535", or any`,
+  }) as const;
+
+export default defineNf<FirewallConfig>({
+  name: 'firewall',
+  summary: 'Stateless first-match filter on addresses (IPv4/IPv6 CIDRs), protocol and port ranges.',
+  outputs: ['out'],
+  drops: {
+    malformed: 'the packet parser refused the frame (truncated, bad length or checksum)',
+    denied: 'a drop rule matched, or no rule matched and the default is drop',
+  },
+  counters: {
+    accepted: { unit: 'packets', description: 'IP packets accepted (by a rule or the default)' },
+    denied: { unit: 'packets', description: 'IP packets dropped by a rule or the default' },
+    malformed: { unit: 'packets', description: 'frames the parser refused' },
+    non_ip: { unit: 'packets', description: 'frames without IP (ARP, other EtherTypes), passed on' },
+    rule_hits: { unit: 'packets', description: 'packets decided by a rule rather than the default' },
+  },
+  config: {
+    default: {
+      type: 'string',
+      enum: ['accept', 'drop'],
+      default: 'drop',
+      description: 'verdict for IP packets no rule matches',
+    },
+    rules: {
+      type: 'array',
+      default: [],
+      maxItems: MAX_RULES,
+      description: 'rules, tried in order; the first that matches decides',
+      items: {
+        type: 'object',
+        description: 'one rule; every field but action defaults to any',
+        properties: {
+          action: { type: 'string', enum: ['accept', 'drop'], description: 'verdict when the rule matches' },
+          src: cidrField('source'),
+          dst: cidrField('destination'),
+          protocol: {
+            type: 'string',
+            default: ANY,
+            description: 'tcp, udp, icmp (ICMPv6 over IPv6), a protocol number 0–255, or any',
+          },
+          srcPort: portField('source port'),
+          dstPort: portField('destination port'),
+        },
+      },
+    },
+  },
+  create(config, ctx): FirewallInstance {
+    const program = compileRules(config.rules);
+    const hits = new Float64Array(program.count);
+    const defaultAccept = config.default === 'accept';
+    const parser = new PacketParser({ maxTunnelDepth: 0 });
+    const v6Words = new Int32Array(8); // src words 0–3, dst words 4–7 of the packet being matched
+    let loggedMalformed = false;
+    const out = ctx.output('out');
+    const dropMalformed = ctx.dropReason('malformed');
+    const dropDenied = ctx.dropReason('denied');
+    const cAccepted = ctx.counter('accepted');
+    const cDenied = ctx.counter('denied');
+    const cMalformed = ctx.counter('malformed');
+    const cNonIp = ctx.counter('non_ip');
+    const cRuleHits = ctx.counter('rule_hits');
+    const {
+      count,
+      action,
+      family,
+      v4Src,
+      v4SrcMask,
+      v4Dst,
+      v4DstMask,
+      v6Src,
+      v6SrcMask,
+      v6Dst,
+      v6DstMask,
+      protoV4,
+      protoV6,
+      ports,
+      srcLo,
+      srcHi,
+      dstLo,
+      dstHi,
+    } = program;
+
+    /** The first rule matching the parsed packet, or -1. */
+    function match(): number {
+      const v4 = parser.l3 === Layer.Ipv4;
+      const protocol = parser.protocol;
+      let src = 0;
+      let dst = 0;
+      if (v4) {
+        const b = parser.ipv4.bytes;
+        const a = parser.ipv4.at + 12;
+        src = (b[a] << 24) | (b[a + 1] << 16) | (b[a + 2] << 8) | b[a + 3];
+        dst = (b[a + 4] << 24) | (b[a + 5] << 16) | (b[a + 6] << 8) | b[a + 7];
+      } else {
+        const b = parser.ipv6.bytes;
+        const s = parser.ipv6.srcAt();
+        const d = parser.ipv6.dstAt();
+        for (let i = 0; i < 4; i++) {
+          const o = 4 * i;
+          v6Words[i] = (b[s + o] << 24) | (b[s + o + 1] << 16) | (b[s + o + 2] << 8) | b[s + o + 3];
+          v6Words[4 + i] = (b[d + o] << 24) | (b[d + o + 1] << 16) | (b[d + o + 2] << 8) | b[d + o + 3];
+        }
+      }
+      let srcPort = -1;
+      let dstPort = -1;
+      if (parser.l4 === Layer.Tcp) {
+        srcPort = parser.tcp.srcPort();
+        dstPort = parser.tcp.dstPort();
+      } else if (parser.l4 === Layer.Udp) {
+        srcPort = parser.udp.srcPort();
+        dstPort = parser.udp.dstPort();
+      }
+      for (let r = 0; r < count; r++) {
+        const f = family[r];
+        if (v4) {
+          if (f === FAMILY_V6) continue;
+          if ((src & v4SrcMask[r]) !== v4Src[r] || (dst & v4DstMask[r]) !== v4Dst[r]) continue;
+          if (protoV4[r] >= 0 && protoV4[r] !== protocol) continue;
+        } else {
+          if (f === FAMILY_V4) continue;
+          if (f === FAMILY_V6 && !v6Match(r)) continue;
+          if (protoV6[r] >= 0 && protoV6[r] !== protocol) continue;
+        }
+        if (ports[r] === 1) {
+          if (srcPort < 0) continue;
+          if (srcPort < srcLo[r] || srcPort > srcHi[r] || dstPort < dstLo[r] || dstPort > dstHi[r]) continue;
+        }
+        return r;
+      }
+      return -1;
+    }
+
+    function v6Match(r: number): boolean {
+      const w = 4 * r;
+      for (let i = 0; i < 4; i++) {
+        if ((v6Words[i] & v6SrcMask[w + i]) !== v6Src[w + i]) return false;
+        if ((v6Words[4 + i] & v6DstMask[w + i]) !== v6Dst[w + i]) return false;
+      }
+      return true;
+    }
+
+    return {
+      program,
+      hits,
+      process(batch) {
+        let accepted = 0;
+        let denied = 0;
+        let malformed = 0;
+        let nonIp = 0;
+        let ruleHits = 0;
+        for (let i = 0; i < batch.count; i++) {
+          const reason = parser.attach(batch.bytes, batch.at[i], batch.length[i]);
+          if (reason !== DropReason.None) {
+            batch.drop(i, dropMalformed);
+            malformed++;
+            if (!loggedMalformed) {
+              loggedMalformed = true;
+              ctx.log(
+                `dropped a malformed frame (${layerName(parser.failedLayer)}: ${dropReasonName(reason)}); later ones are only counted`,
+              );
+            }
+            continue;
+          }
+          if (parser.l3 !== Layer.Ipv4 && parser.l3 !== Layer.Ipv6) {
+            batch.send(i, out);
+            nonIp++;
+            continue;
+          }
+          const r = match();
+          let accept = defaultAccept;
+          if (r >= 0) {
+            hits[r]++;
+            ruleHits++;
+            accept = action[r] === 1;
+          }
+          if (accept) {
+            batch.send(i, out);
+            accepted++;
+          } else {
+            batch.drop(i, dropDenied);
+            denied++;
+          }
+        }
+        const c = ctx.counters;
+        c[cAccepted] += accepted;
+        c[cDenied] += denied;
+        c[cMalformed] += malformed;
+        c[cNonIp] += nonIp;
+        c[cRuleHits] += ruleHits;
+      },
+      snapshot() {
+        return { hits: hits.slice() };
+      },
+      restore(state) {
+        const saved = (state as { hits?: unknown } | null)?.hits;
+        if (saved instanceof Float64Array && saved.length === hits.length) hits.set(saved);
+      },
+    };
+  },
+});
