@@ -7,3 +7,12 @@ export {
   type BufferPoolShared,
   type BufferPoolStats,
 } from './buffer-pool.js';
+export {
+  DESCRIPTOR_WORDS,
+  Desc,
+  DescriptorRing,
+  MAX_RING_CAPACITY,
+  portFlags,
+  type DescriptorRingShared,
+  type DescriptorRingStats,
+} from './descriptor-ring.js';

@@ -1,0 +1,347 @@
+/**
+ * A single-producer single-consumer ring of packet descriptors in a SharedArrayBuffer: how packets
+ * move between the host and a guest, and from guest to guest, in `direct` mode.
+ *
+ *   byte 0     i32 × 16   magic │ capacity                                  (written once)
+ *   byte 64    i32 × 16   tail │ enqueued │ wakeups                          (producer's cache line)
+ *   byte 128   i32 × 16   head │ dequeued │ sleeps │ consumerSleeping       (consumer's cache line)
+ *   byte 192   u32 × 4 × capacity   descriptors: slot │ length │ port | flags << 16 │ meta
+ *
+ * `head` and `tail` are free-running u32 counters; descriptor `i` lives at index `i & (capacity-1)`.
+ * Invariant: `0 ≤ tail − head ≤ capacity` (mod 2³²); the producer alone writes `tail`, the consumer
+ * alone writes `head`, each publishes its cursor ONCE per burst with `Atomics.store` after
+ * writing (or reading) the descriptors, and each reads the other's cursor ONCE per burst into a local.
+ *
+ * The peer may be a hostile guest that writes anything anywhere in this buffer. So each side keeps
+ * its own cursor in a private field (the shared word is only its publication), validates the peer's
+ * cursor against the invariant before using it — an impossible value makes the burst move nothing
+ * and is counted in `invalid()`, a count the peer cannot write — and copies descriptors out of shared
+ * memory exactly once (`dequeueBurst` into the caller's private array), so a descriptor mutated after
+ * publication cannot change between the caller's check and its use. Nothing throws after
+ * construction, and nothing loops on a value the peer controls.
+ *
+ * Idle consumers sleep instead of spinning (a 2-core machine has no core to burn): `waitForData`
+ * polls a little, then sets `consumerSleeping`, re-checks, and `Atomics.wait`s on `tail`; the
+ * producer, after publishing `tail`, reads `consumerSleeping` and only then calls `Atomics.notify`.
+ * Both sides use sequentially consistent atomics in the opposite order (store mine, load theirs), so
+ * at least one of them sees the other: a wake-up is never lost.
+ *
+ * The shared counters (enqueued, dequeued, sleeps, wakeups) are u32, wrap, and are written by the
+ * side that owns their line — a guest's own report, for statistics only.
+ *
+ * @example
+ * const ring = DescriptorRing.create(1024);              // host; worker: DescriptorRing.attach(shared)
+ * const burst = new Uint32Array(32 * DESCRIPTOR_WORDS);
+ * const sent = ring.enqueueBurst(burst, 0, n);          // sent < n: ring full, count n − sent drops
+ * // consumer:
+ * if (ring.waitForData(200, 100)) got = ring.dequeueBurst(rx, 0, 32);
+ */
+import { NfvError } from '../errors.js';
+
+/** Words per descriptor, and what each holds. */
+export const DESCRIPTOR_WORDS = 4;
+export const Desc = {
+  /** Buffer-pool slot index. */
+  Slot: 0,
+  /** Packet length in bytes. */
+  Length: 1,
+  /** Input port id (low 16 bits) and flags (high 16 bits). */
+  PortFlags: 2,
+  /** Free for the path: flow hash, sequence token, … */
+  Meta: 3,
+} as const;
+
+/** Packs the `PortFlags` word. */
+export function portFlags(port: number, flags: number): number {
+  return ((port & 0xffff) | ((flags & 0xffff) << 16)) >>> 0;
+}
+
+export const MAX_RING_CAPACITY = 1 << 24;
+
+/** Plain data that survives `postMessage`. */
+export interface DescriptorRingShared {
+  buffer: SharedArrayBuffer;
+  capacity: number;
+}
+
+export interface DescriptorRingStats {
+  capacity: number;
+  /** Descriptors waiting now (0 when the cursors are invalid). */
+  used: number;
+  enqueued: number;
+  dequeued: number;
+  /** Times the consumer went to sleep. */
+  sleeps: number;
+  /** Times the producer woke a sleeping consumer. */
+  wakeups: number;
+  /** Invalid peer cursors seen by THIS view (private, not writable by the peer). */
+  invalid: number;
+}
+
+/** Header words (i32), each named once. */
+const R = {
+  Magic: 0,
+  Capacity: 1,
+  Tail: 16,
+  Enqueued: 17,
+  Wakeups: 18,
+  Head: 32,
+  Dequeued: 33,
+  Sleeps: 34,
+  ConsumerSleeping: 35,
+} as const;
+const HEADER_BYTES = 192;
+const MAGIC = 0x6e667672; // 'nfvr'
+
+interface WaitAsyncResult {
+  async: boolean;
+  value: Promise<'ok' | 'timed-out'> | 'not-equal' | 'timed-out';
+}
+/** `Atomics.waitAsync` (V8 ≥ 8.7, so Node 16+); typed here because lib ES2023 predates it. */
+const waitAsync = (
+  Atomics as unknown as {
+    waitAsync: (array: Int32Array, index: number, value: number, timeout?: number) => WaitAsyncResult;
+  }
+).waitAsync;
+
+function noop(): void {}
+
+function checkCapacity(capacity: number): void {
+  if (
+    !Number.isInteger(capacity) ||
+    capacity < 2 ||
+    capacity > MAX_RING_CAPACITY ||
+    (capacity & (capacity - 1)) !== 0
+  ) {
+    throw new NfvError(
+      'NFV_ERR_BAD_ARGUMENT',
+      `ring capacity must be a power of two in 2…${MAX_RING_CAPACITY}, not ${capacity}`,
+      { field: 'capacity' },
+    );
+  }
+}
+
+export class DescriptorRing {
+  readonly shared: DescriptorRingShared;
+  readonly capacity: number;
+  private readonly mask: number;
+  private readonly header: Int32Array;
+  private readonly descs: Uint32Array;
+  /** This view's own cursors: the truth for the side it plays; the shared words only publish them. */
+  private tail: number;
+  private head: number;
+  private invalidSeen = 0;
+
+  private constructor(shared: DescriptorRingShared) {
+    this.shared = shared;
+    this.capacity = shared.capacity;
+    this.mask = shared.capacity - 1;
+    this.header = new Int32Array(shared.buffer, 0, HEADER_BYTES / 4);
+    this.descs = new Uint32Array(shared.buffer, HEADER_BYTES, shared.capacity * DESCRIPTOR_WORDS);
+    this.tail = Atomics.load(this.header, R.Tail) >>> 0;
+    this.head = Atomics.load(this.header, R.Head) >>> 0;
+  }
+
+  /** An empty ring of `capacity` descriptors (a power of two, 2 … 2²⁴). */
+  static create(capacity: number): DescriptorRing {
+    checkCapacity(capacity);
+    const buffer = new SharedArrayBuffer(HEADER_BYTES + capacity * DESCRIPTOR_WORDS * 4);
+    const header = new Int32Array(buffer, 0, HEADER_BYTES / 4);
+    header[R.Capacity] = capacity;
+    Atomics.store(header, R.Magic, MAGIC);
+    return new DescriptorRing({ buffer, capacity });
+  }
+
+  /**
+   * A view of a ring made elsewhere, taking up the cursors where they are. A worker attaches to play
+   * one side: the producer calls only `enqueueBurst`, the consumer only `dequeueBurst` and the waits.
+   */
+  static attach(shared: DescriptorRingShared): DescriptorRing {
+    const { buffer, capacity } = shared;
+    if (!(buffer instanceof SharedArrayBuffer)) {
+      throw new NfvError('NFV_ERR_BAD_ARGUMENT', 'a descriptor ring lives in a SharedArrayBuffer', {
+        field: 'buffer',
+      });
+    }
+    checkCapacity(capacity);
+    const header = new Int32Array(buffer, 0, HEADER_BYTES / 4);
+    if (
+      buffer.byteLength !== HEADER_BYTES + capacity * DESCRIPTOR_WORDS * 4 ||
+      Atomics.load(header, R.Magic) !== MAGIC ||
+      header[R.Capacity] !== capacity
+    ) {
+      throw new NfvError('NFV_ERR_BAD_ARGUMENT', `not a descriptor ring of capacity ${capacity}`, {
+        field: 'buffer',
+      });
+    }
+    return new DescriptorRing({ buffer, capacity });
+  }
+
+  // ── producer ──────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Producer. Copies up to `count` descriptors from `src`, starting at descriptor index `at`
+   * (word `at * DESCRIPTOR_WORDS`), publishes them with one store of `tail`, wakes a sleeping
+   * consumer, and returns how many it took: fewer than `count` when the ring is full (the caller
+   * counts `ring_full` drops), 0 when the consumer's `head` is impossible (counted in `invalid()`).
+   */
+  enqueueBurst(src: Uint32Array, at: number, count: number): number {
+    const h = this.header;
+    const head = Atomics.load(h, R.Head) >>> 0;
+    let tail = this.tail;
+    const used = (tail - head) >>> 0;
+    if (used > this.capacity) {
+      this.invalidSeen++;
+      return 0;
+    }
+    const n = Math.min(count, this.capacity - used, ((src.length / DESCRIPTOR_WORDS) | 0) - at);
+    if (n <= 0) return 0;
+    const descs = this.descs;
+    const mask = this.mask;
+    let from = at * DESCRIPTOR_WORDS;
+    for (let i = 0; i < n; i++) {
+      const to = (tail & mask) * DESCRIPTOR_WORDS;
+      descs[to] = src[from];
+      descs[to + 1] = src[from + 1];
+      descs[to + 2] = src[from + 2];
+      descs[to + 3] = src[from + 3];
+      from += DESCRIPTOR_WORDS;
+      tail = (tail + 1) >>> 0;
+    }
+    this.tail = tail;
+    Atomics.store(h, R.Tail, tail | 0);
+    h[R.Enqueued] = (h[R.Enqueued] + n) | 0;
+    if (Atomics.load(h, R.ConsumerSleeping) !== 0) {
+      Atomics.notify(h, R.Tail, 1);
+      h[R.Wakeups] = (h[R.Wakeups] + 1) | 0;
+    }
+    return n;
+  }
+
+  /** Producer. Room for this many more descriptors now (0 when the consumer's head is impossible). */
+  freeSpace(): number {
+    const used = (this.tail - (Atomics.load(this.header, R.Head) >>> 0)) >>> 0;
+    return used > this.capacity ? 0 : this.capacity - used;
+  }
+
+  // ── consumer ──────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Consumer. Copies up to `max` descriptors into `dst` from descriptor index `at`, releases their
+   * ring entries with one store of `head`, and returns how many: 0 when empty, or when the
+   * producer's `tail` is impossible (counted in `invalid()`; the ring should then be quarantined).
+   */
+  dequeueBurst(dst: Uint32Array, at: number, max: number): number {
+    const h = this.header;
+    const tail = Atomics.load(h, R.Tail) >>> 0;
+    let head = this.head;
+    const available = (tail - head) >>> 0;
+    if (available > this.capacity) {
+      this.invalidSeen++;
+      return 0;
+    }
+    const n = Math.min(max, available, ((dst.length / DESCRIPTOR_WORDS) | 0) - at);
+    if (n <= 0) return 0;
+    const descs = this.descs;
+    const mask = this.mask;
+    let to = at * DESCRIPTOR_WORDS;
+    for (let i = 0; i < n; i++) {
+      const from = (head & mask) * DESCRIPTOR_WORDS;
+      dst[to] = descs[from];
+      dst[to + 1] = descs[from + 1];
+      dst[to + 2] = descs[from + 2];
+      dst[to + 3] = descs[from + 3];
+      to += DESCRIPTOR_WORDS;
+      head = (head + 1) >>> 0;
+    }
+    this.head = head;
+    Atomics.store(h, R.Head, head | 0);
+    h[R.Dequeued] = (h[R.Dequeued] + n) | 0;
+    return n;
+  }
+
+  /** Consumer. Descriptors waiting now; 0 when the producer's tail is impossible. */
+  available(): number {
+    const available = ((Atomics.load(this.header, R.Tail) >>> 0) - this.head) >>> 0;
+    return available > this.capacity ? 0 : available;
+  }
+
+  /**
+   * Consumer, in a worker (it blocks the thread). Polls up to `spinPolls` times, then sleeps on
+   * `tail` until the producer's notify or `timeoutMs`; returns whether descriptors are waiting.
+   * An impossible `tail` reads as "no data" (and is counted), so a hostile producer cannot make
+   * the caller spin: it sleeps out its timeout instead.
+   */
+  waitForData(spinPolls: number, timeoutMs: number): boolean {
+    for (let i = 0; i < spinPolls; i++) if (this.available() > 0) return true;
+    const h = this.header;
+    Atomics.store(h, R.ConsumerSleeping, 1);
+    const tail = Atomics.load(h, R.Tail);
+    if (this.checkedAvailable(tail) > 0) {
+      Atomics.store(h, R.ConsumerSleeping, 0);
+      return true;
+    }
+    h[R.Sleeps] = (h[R.Sleeps] + 1) | 0;
+    Atomics.wait(h, R.Tail, tail, timeoutMs);
+    Atomics.store(h, R.ConsumerSleeping, 0);
+    return this.available() > 0;
+  }
+
+  /**
+   * Consumer on a thread that must not block (the host's main thread): resolves, without spinning,
+   * when descriptors are waiting (true) or after `timeoutMs` (false).
+   */
+  async waitForDataAsync(timeoutMs: number): Promise<boolean> {
+    const h = this.header;
+    Atomics.store(h, R.ConsumerSleeping, 1);
+    const tail = Atomics.load(h, R.Tail);
+    if (this.checkedAvailable(tail) > 0) {
+      Atomics.store(h, R.ConsumerSleeping, 0);
+      return true;
+    }
+    h[R.Sleeps] = (h[R.Sleeps] + 1) | 0;
+    const result = waitAsync(h, R.Tail, tail, timeoutMs);
+    if (result.async) {
+      // A pending waitAsync does not keep Node's event loop alive (nodejs/node#61941): without this
+      // ref'd timer the process may exit under an awaiting host.
+      const keepAlive = setInterval(noop, 1 << 30);
+      try {
+        await result.value;
+      } finally {
+        clearInterval(keepAlive);
+      }
+    }
+    Atomics.store(h, R.ConsumerSleeping, 0);
+    return this.available() > 0;
+  }
+
+  // ── either side ───────────────────────────────────────────────────────────────────────────────
+
+  /** Impossible peer cursors this view has seen. Nonzero means: quarantine the peer. */
+  invalid(): number {
+    return this.invalidSeen;
+  }
+
+  /** Counter snapshot for the control plane (allocates; never call it per packet). */
+  stats(): DescriptorRingStats {
+    const h = this.header;
+    const used = ((Atomics.load(h, R.Tail) >>> 0) - (Atomics.load(h, R.Head) >>> 0)) >>> 0;
+    return {
+      capacity: this.capacity,
+      used: used > this.capacity ? 0 : used,
+      enqueued: h[R.Enqueued] >>> 0,
+      dequeued: h[R.Dequeued] >>> 0,
+      sleeps: h[R.Sleeps] >>> 0,
+      wakeups: h[R.Wakeups] >>> 0,
+      invalid: this.invalidSeen,
+    };
+  }
+
+  /** Descriptors between `head` and a tail value already read; counts an impossible one. */
+  private checkedAvailable(tail: number): number {
+    const available = ((tail >>> 0) - this.head) >>> 0;
+    if (available <= this.capacity) return available;
+    this.invalidSeen++;
+    return 0;
+  }
+}
