@@ -1,0 +1,146 @@
+/**
+ * The normalized deployment: what `parseDeployment` returns once a deployment file has passed every
+ * check. Every default is filled in, every name reference is known to resolve, every address and
+ * port range is parsed, and relative file paths are resolved against the deployment file's folder.
+ * The host consumes this and never looks at the file's text again.
+ */
+import type { GeneratorOptions } from '../io/traffic-generator.js';
+
+/** Shared-memory buffer pool: `slots` fixed-size slots of `slotSize` bytes (the mbuf analogue). */
+export interface PoolSpec {
+  slots: number;
+  slotSize: number;
+}
+
+/** How a pcap port is used by the chains: read as a chain's `from`, written as a `to`, or not at all. */
+export type PortRole = 'read' | 'write' | 'unused';
+
+/** A capture file: read when it is some chain's `from`, written when it is some chain's `to`. */
+export interface PcapPortSpec {
+  type: 'pcap';
+  name: string;
+  /** Absolute path (a relative path in the file is resolved against the file's folder). */
+  path: string;
+  /** pcap or pcapng; from `format`, else from the extension (`.pcapng` → pcapng). Readers detect it anyway. */
+  format: 'pcap' | 'pcapng';
+  role: PortRole;
+}
+
+/** The seeded traffic generator of src/io/traffic-generator.ts, with every option filled in. */
+export interface GeneratorPortSpec {
+  type: 'generator';
+  name: string;
+  options: GeneratorOptions;
+}
+
+/** Counts and discards what it is given. */
+export interface SinkPortSpec {
+  type: 'sink';
+  name: string;
+}
+
+export type PortSpec = PcapPortSpec | GeneratorPortSpec | SinkPortSpec;
+export type PortType = PortSpec['type'];
+
+export type VnicMode = 'direct' | 'paravirt' | 'emulated';
+export type Placement = 'isolated' | 'inline';
+export type FailurePolicy = 'fail-closed' | 'fail-open';
+
+/** Where an NF image comes from: a built-in NF by name, or an image file. */
+export type ImageSource = { kind: 'builtin'; name: string } | { kind: 'path'; path: string };
+
+/** One network function and how its guests run. */
+export interface NfSpec {
+  name: string;
+  /** The image as written (`builtin/firewall`, `./images/fw.nfimg`). */
+  image: string;
+  source: ImageSource;
+  vnic: VnicMode;
+  placement: Placement;
+  /** Guests started for this NF (1…64); flows are spread over them. */
+  replicas: number;
+  /** Heap limit of each guest's isolate, in MiB (8…4096). */
+  heapMb: number;
+  /** What happens to its traffic while a guest is down: dropped (fail-closed) or passed on (fail-open). */
+  failure: FailurePolicy;
+  /** Passed to the NF as written; checked by `ParseOptions.validateNfConfig` when one is given. */
+  config: Record<string, unknown>;
+}
+
+/** An IPv4 prefix: `address` and `mask` are unsigned 32-bit numbers, host bits of `address` zero. */
+export interface Ipv4Cidr {
+  version: 4;
+  address: number;
+  mask: number;
+  prefixLength: number;
+  /** Canonical text, e.g. `10.0.0.0/8`. */
+  text: string;
+}
+
+/** An IPv6 prefix: 16 bytes with host bits zero. */
+export interface Ipv6Cidr {
+  version: 6;
+  bytes: Uint8Array;
+  prefixLength: number;
+  /** Canonical (RFC 5952) text, e.g. `2001:db8::/32`. */
+  text: string;
+}
+
+export type Cidr = Ipv4Cidr | Ipv6Cidr;
+
+/** An inclusive range of transport ports, `lo ≤ hi`; a single port has `lo === hi`. */
+export interface PortRange {
+  lo: number;
+  hi: number;
+}
+
+/** What a chain takes from its port; an empty match takes everything. All fields must match. */
+export interface MatchSpec {
+  src?: Cidr;
+  dst?: Cidr;
+  /** IP protocol number (names in the file are translated: tcp → 6). */
+  protocol?: number;
+  srcPort?: PortRange;
+  dstPort?: PortRange;
+  /** Always the chain's `from` port when present (anything else could never match). */
+  inPort?: string;
+}
+
+/** One chain: packets from `from` that match go through the NFs in order and out to `to`. */
+export interface ChainSpec {
+  /** As written, or `chain-<index>`. */
+  name: string;
+  from: string;
+  match: MatchSpec;
+  through: string[];
+  to: string;
+}
+
+/**
+ * A validated deployment. Chains sharing a `from` port are tried in this order; the first that
+ * matches takes the packet, and a packet no chain matches is dropped (and counted) by the host.
+ */
+export interface Deployment {
+  /** The file it came from, as given to `parseDeployment` or `loadDeployment`. */
+  file: string;
+  pool: PoolSpec;
+  /** Descriptor ring capacity (a power of two). */
+  ringSize: number;
+  /** Packets per burst (1…256). */
+  batch: number;
+  ports: Record<string, PortSpec>;
+  nfs: Record<string, NfSpec>;
+  chains: ChainSpec[];
+}
+
+/** The defaults of the global settings. */
+export const DEPLOYMENT_DEFAULTS = {
+  pool: { slots: 8192, slotSize: 2048 },
+  ringSize: 1024,
+  batch: 32,
+  vnic: 'direct',
+  placement: 'isolated',
+  replicas: 1,
+  heapMb: 64,
+  failure: 'fail-closed',
+} as const;

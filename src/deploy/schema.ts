@@ -1,0 +1,141 @@
+/**
+ * The shape of a deployment file as JSON Schema (TypeBox), before references, addresses and
+ * cross-field rules are checked. Every object rejects unknown keys. Ports are checked in two steps:
+ * `PortHeaderSchema` first (is `type` known?), then the schema of that type from `PortSchemas`, so an
+ * error names the field that is wrong instead of "matches none of three shapes".
+ *
+ * Custom keyword `errorMessage` on a schema replaces the generic wording of its errors.
+ */
+import { Type, type TSchema } from '@sinclair/typebox';
+
+/** A string that must be one of `values`; reported as "must be one of a, b, c (got …)". */
+function oneOf<const T extends readonly string[]>(values: T) {
+  return Type.Union(
+    values.map((v) => Type.Literal(v)),
+    { errorMessage: `must be one of ${values.join(', ')}` },
+  );
+}
+
+const int = (minimum: number, maximum: number) => Type.Integer({ minimum, maximum });
+const fraction = () => Type.Number({ minimum: 0, maximum: 1 });
+
+export const VNIC_MODES = ['direct', 'paravirt', 'emulated'] as const;
+export const PLACEMENTS = ['isolated', 'inline'] as const;
+export const FAILURE_POLICIES = ['fail-closed', 'fail-open'] as const;
+export const PORT_TYPES = ['pcap', 'generator', 'sink'] as const;
+
+export const PoolSchema = Type.Object(
+  { slots: Type.Optional(int(16, 1 << 20)), slotSize: Type.Optional(int(128, 65536)) },
+  { additionalProperties: false },
+);
+
+export const PortHeaderSchema = Type.Object({ type: oneOf(PORT_TYPES) }, { additionalProperties: true });
+
+export const PcapPortSchema = Type.Object(
+  {
+    type: Type.Literal('pcap'),
+    path: Type.String({ minLength: 1 }),
+    format: Type.Optional(oneOf(['pcap', 'pcapng'] as const)),
+  },
+  { additionalProperties: false },
+);
+
+/** The options of src/io/traffic-generator.ts `GeneratorOptions`, all optional. */
+export const GeneratorPortSchema = Type.Object(
+  {
+    type: Type.Literal('generator'),
+    seed: Type.Optional(int(0, 0xffffffff)),
+    packets: Type.Optional(int(0, Number.MAX_SAFE_INTEGER)),
+    frameSize: Type.Optional(
+      Type.Union([Type.Literal('imix'), int(60, 9000)], {
+        errorMessage: "must be 'imix' or an integer 60…9000",
+      }),
+    ),
+    flows: Type.Optional(int(1, 1 << 20)),
+    distribution: Type.Optional(oneOf(['uniform', 'zipf'] as const)),
+    zipfExponent: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 10 })),
+    mix: Type.Optional(
+      Type.Object(
+        {
+          tcp: Type.Optional(Type.Number({ minimum: 0 })),
+          udp: Type.Optional(Type.Number({ minimum: 0 })),
+          icmp: Type.Optional(Type.Number({ minimum: 0 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    ipv6: Type.Optional(fraction()),
+    vlan: Type.Optional(fraction()),
+    qinq: Type.Optional(fraction()),
+    vxlan: Type.Optional(fraction()),
+    geneve: Type.Optional(fraction()),
+    tcpSessions: Type.Optional(Type.Boolean()),
+    startSeconds: Type.Optional(int(0, 0xffffffff)),
+    ratePps: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1e12 })),
+  },
+  { additionalProperties: false },
+);
+
+export const SinkPortSchema = Type.Object({ type: Type.Literal('sink') }, { additionalProperties: false });
+
+export const PortSchemas: Record<(typeof PORT_TYPES)[number], TSchema> = {
+  pcap: PcapPortSchema,
+  generator: GeneratorPortSchema,
+  sink: SinkPortSchema,
+};
+
+export const NfSchema = Type.Object(
+  {
+    image: Type.String({ minLength: 1 }),
+    vnic: Type.Optional(oneOf(VNIC_MODES)),
+    placement: Type.Optional(oneOf(PLACEMENTS)),
+    replicas: Type.Optional(int(1, 64)),
+    heapMb: Type.Optional(int(8, 4096)),
+    failure: Type.Optional(oneOf(FAILURE_POLICIES)),
+    config: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  },
+  { additionalProperties: false },
+);
+
+const portMatch = () =>
+  Type.Union([int(0, 65535), Type.String()], { errorMessage: 'must be a port 0…65535 or a range lo-hi' });
+
+export const MatchSchema = Type.Object(
+  {
+    src: Type.Optional(Type.String()),
+    dst: Type.Optional(Type.String()),
+    protocol: Type.Optional(
+      Type.Union([int(0, 255), Type.String()], {
+        errorMessage: 'must be a protocol name (tcp, udp, icmp, …) or a number 0…255',
+      }),
+    ),
+    srcPort: Type.Optional(portMatch()),
+    dstPort: Type.Optional(portMatch()),
+    inPort: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
+export const ChainSchema = Type.Object(
+  {
+    name: Type.Optional(Type.String({ minLength: 1 })),
+    from: Type.String(),
+    match: Type.Optional(MatchSchema),
+    through: Type.Optional(Type.Array(Type.String())),
+    to: Type.String(),
+  },
+  { additionalProperties: false },
+);
+
+/** The whole file; ports are only checked for a known `type` here (see the module comment). */
+export const DeploymentFileSchema = Type.Object(
+  {
+    pool: Type.Optional(PoolSchema),
+    ringSize: Type.Optional(int(2, 65536)),
+    batch: Type.Optional(int(1, 256)),
+    ports: Type.Record(Type.String(), PortHeaderSchema),
+    nfs: Type.Optional(Type.Record(Type.String(), NfSchema)),
+    chains: Type.Array(ChainSchema, { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
