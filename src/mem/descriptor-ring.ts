@@ -22,9 +22,10 @@
  *
  * Idle consumers sleep instead of spinning (a 2-core machine has no core to burn): `waitForData`
  * polls a little, then sets `consumerSleeping`, re-checks, and `Atomics.wait`s on `tail`; the
- * producer, after publishing `tail`, reads `consumerSleeping` and only then calls `Atomics.notify`.
- * Both sides use sequentially consistent atomics in the opposite order (store mine, load theirs), so
- * at least one of them sees the other: a wake-up is never lost.
+ * producer, after publishing `tail`, reads `consumerSleeping` and only if it is set claims it (1 → 0)
+ * and calls `Atomics.notify`. Both sides use sequentially consistent atomics in the opposite order
+ * (store mine, load theirs), so at least one of them sees the other, and `Atomics.wait` itself
+ * re-checks `tail` against the value the consumer saw: a wake-up is never lost.
  *
  * The shared counters (enqueued, dequeued, sleeps, wakeups) are u32, wrap, and are written by the
  * side that owns their line — a guest's own report, for statistics only.
@@ -211,7 +212,11 @@ export class DescriptorRing {
     this.tail = tail;
     Atomics.store(h, R.Tail, tail | 0);
     h[R.Enqueued] = (h[R.Enqueued] + n) | 0;
-    if (Atomics.load(h, R.ConsumerSleeping) !== 0) {
+    // Claiming the flag makes one notify per sleep, however many bursts arrive before it wakes.
+    if (
+      Atomics.load(h, R.ConsumerSleeping) !== 0 &&
+      Atomics.compareExchange(h, R.ConsumerSleeping, 1, 0) === 1
+    ) {
       Atomics.notify(h, R.Tail, 1);
       h[R.Wakeups] = (h[R.Wakeups] + 1) | 0;
     }

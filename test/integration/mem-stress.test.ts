@@ -6,8 +6,8 @@
  * published are what the next thread reads, and that every slot is back in the pool at the end.
  *
  *   1. source worker ──ring──▶ sink worker                       10⁷ descriptors
- *   2. host ──ring──▶ forward worker ──ring──▶ host                host allocates and frees each one
- *   3. host ──▶ worker A ──▶ worker B ──▶ host                     a 2-NF chain, 3 threads on 2 cores
+ *   2. host ──ring──▶ forward worker ──ring──▶ host                4·10⁶, host allocates and frees each
+ *   3. host ──▶ worker A ──▶ worker B ──▶ host                     3·10⁶, a 2-NF chain: 3 threads, 2 cores
  *   4. as 2, with the worker terminated mid-stream: the host reclaims what the dead guest held
  *
  * Consumers sleep with Atomics.wait (workers) or Atomics.waitAsync (the host's main thread), so the
@@ -101,7 +101,7 @@ async function host(
       random ^= random << 13;
       random ^= random >>> 17;
       random ^= random << 5;
-      const want = Math.min(((random >>> 0) % MAX_BURST) + 1, total - r.sent);
+      const want = Math.min(((random >>> 0) % MAX_BURST) + 1, total - r.sent, toGuest.freeSpace());
       const got = pool.allocBurst(slots, want);
       for (let i = 0; i < got; i++) {
         const slot = slots[i];
@@ -150,7 +150,7 @@ async function host(
 }
 
 describe('mem stress: rings and pool across worker threads', { timeout: 60_000 }, () => {
-  it('moves 10⁷ descriptors from a source worker to a sink worker: none lost, duplicated or reordered', async () => {
+  it('moves 10⁷ descriptors from a source worker to a sink worker: none lost, duplicated or reordered', async (t) => {
     const total = 10_000_000;
     const pool = BufferPool.create({ slotSize: SLOT_SIZE, slotCount: SLOT_COUNT });
     // The host lends every slot to the source guest (a generator NF with its own packet buffers).
@@ -173,8 +173,8 @@ describe('mem stress: rings and pool across worker threads', { timeout: 60_000 }
       assert.equal(s.enqueued, total);
       assert.equal(s.dequeued, total);
       assert.equal(s.used, 0);
-      console.log(
-        `# source→sink: ${total} descriptors in ${seconds.toFixed(2)} s (${(total / seconds / 1e6).toFixed(1)} M/s), ` +
+      t.diagnostic(
+        `source→sink: ${total} descriptors in ${seconds.toFixed(2)} s (${(total / seconds / 1e6).toFixed(1)} M/s), ` +
           `${s.sleeps} consumer sleeps, ${s.wakeups} wakeups, ${source.fullBackoffs} full-ring retries`,
       );
     } finally {
@@ -185,8 +185,8 @@ describe('mem stress: rings and pool across worker threads', { timeout: 60_000 }
     assert.equal(pool.stats().doubleFrees, 0);
   });
 
-  it('host → worker → host: the host allocates, stamps, checks and frees every slot', async () => {
-    const total = 2_000_000;
+  it('host → worker → host: the host allocates, stamps, checks and frees every slot', async (t) => {
+    const total = 4_000_000;
     const pool = BufferPool.create({ slotSize: SLOT_SIZE, slotCount: SLOT_COUNT });
     const toGuest = DescriptorRing.create(RING_CAPACITY);
     const fromGuest = DescriptorRing.create(RING_CAPACITY);
@@ -214,8 +214,8 @@ describe('mem stress: rings and pool across worker threads', { timeout: 60_000 }
       assert.equal(h.sent, total);
       assert.equal(h.received, total);
       assertClean(worker, total);
-      console.log(
-        `# host⇄worker: ${total} round trips in ${seconds.toFixed(2)} s (${(total / seconds / 1e6).toFixed(2)} M/s), ` +
+      t.diagnostic(
+        `host⇄worker: ${total} round trips in ${seconds.toFixed(2)} s (${(total / seconds / 1e6).toFixed(2)} M/s), ` +
           `host waits ${h.waits}, ring_full ${h.ringFull}, worker sleeps ${worker.sleeps}`,
       );
     } finally {
@@ -227,8 +227,8 @@ describe('mem stress: rings and pool across worker threads', { timeout: 60_000 }
     assert.equal(s.doubleFrees + s.invalidFrees + s.corruptFreeEntries, 0);
   });
 
-  it('a 2-NF chain host → A → B → host keeps order and contents, and returns every slot', async () => {
-    const total = 1_500_000;
+  it('a 2-NF chain host → A → B → host keeps order and contents, and returns every slot', async (t) => {
+    const total = 3_000_000;
     const pool = BufferPool.create({ slotSize: SLOT_SIZE, slotCount: SLOT_COUNT });
     const hostToA = DescriptorRing.create(RING_CAPACITY);
     const aToB = DescriptorRing.create(RING_CAPACITY);
@@ -247,8 +247,8 @@ describe('mem stress: rings and pool across worker threads', { timeout: 60_000 }
       assert.equal(h.received, total);
       assertClean(a, total);
       assertClean(b, total);
-      console.log(
-        `# host→A→B→host: ${total} descriptors in ${seconds.toFixed(2)} s (${(total / seconds / 1e6).toFixed(2)} M/s), ` +
+      t.diagnostic(
+        `host→A→B→host: ${total} descriptors in ${seconds.toFixed(2)} s (${(total / seconds / 1e6).toFixed(2)} M/s), ` +
           `sleeps A ${a.sleeps} B ${b.sleeps}, host waits ${h.waits}`,
       );
     } finally {

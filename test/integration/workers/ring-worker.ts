@@ -86,7 +86,7 @@ function sendAll(ring: DescriptorRing, n: number): boolean {
       continue;
     }
     fullBackoffs++;
-    if (++tries > 32) {
+    if (++tries > 256) {
       Atomics.wait(nap, 0, 0, 0.05);
       if (Date.now() > data.deadline) return false;
     }
