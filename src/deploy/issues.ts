@@ -135,7 +135,9 @@ export function show(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
-  return String(value as number | boolean | bigint | undefined);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
+    return String(value);
+  return typeof value;
 }
 
 function schemaMessage(error: ValueError): string {

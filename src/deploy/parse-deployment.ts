@@ -182,8 +182,8 @@ class Checker {
     return value === undefined || this.issues.hasUnder(path) ? fallback : (value as T);
   }
 
-  private name(path: readonly PathSegment[], name: string): void {
-    if (!NAME.test(name)) this.issues.add(path, `${NAME_RULE} (got ${show(name)})`, 'key');
+  private name(path: readonly PathSegment[], name: string, anchor: 'key' | 'value' = 'key'): void {
+    if (!NAME.test(name)) this.issues.add(path, `${NAME_RULE} (got ${show(name)})`, anchor);
   }
 
   private port(name: string, raw: unknown, slotSize: number): PortSpec | undefined {
@@ -321,7 +321,7 @@ class Checker {
     let name = `chain-${index}`;
     if (typeof raw.name === 'string' && !this.issues.hasUnder([...at, 'name'])) {
       name = raw.name;
-      this.name([...at, 'name'], name);
+      this.name([...at, 'name'], name, 'value');
     }
     const earlier = names.get(name);
     if (earlier !== undefined)
