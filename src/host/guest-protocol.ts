@@ -1,0 +1,73 @@
+/**
+ * What the host and a guest agree on: the data a guest starts with, the control words they share,
+ * and how a descriptor's flags carry an NF's verdict. Both sides import this file and nothing of
+ * each other.
+ *
+ *   descriptor (DESCRIPTOR_WORDS u32):  slot │ length │ port (low 16) | flags (high 16) │ meta
+ *   flags:  bit 15 set → dropped, bits 0–14 the drop-reason index
+ *           bit 15 clear → sent, bits 0–14 the output index
+ *   meta:   the symmetric flow hash the host computed at classification (replica steering)
+ *
+ *   control (Int32Array over a SharedArrayBuffer, written by the side named):
+ *     [Stop]       host  → 1 asks the guest to finish its current burst and exit
+ *     [Heartbeat]  guest → incremented every loop turn, busy or idle (the watchdog reads it)
+ *     [Batches]    guest → bursts processed
+ *     [Packets]    guest → packets processed
+ *     [Doorbell]   host  → bumped and notified to wake an idle guest for a control message
+ */
+import type { BufferPoolShared } from '../mem/buffer-pool.js';
+import type { DescriptorRingShared } from '../mem/descriptor-ring.js';
+
+export type VnicMode = 'direct' | 'paravirt' | 'emulated';
+export type Placement = 'isolated' | 'inline';
+
+export const Control = { Stop: 0, Heartbeat: 1, Batches: 2, Packets: 3, Doorbell: 4 } as const;
+export const CONTROL_WORDS = 8;
+
+export const FLAG_DROP = 0x8000;
+export const FLAG_INDEX_MASK = 0x7fff;
+
+export interface GuestInit {
+  guestId: number;
+  instance: string;
+  replica: number;
+  replicas: number;
+  /** File URL of the compiled module whose default export is the NF definition. */
+  nfModule: string;
+  /** Configuration, already validated by the host (defaults filled). */
+  config: Record<string, unknown>;
+  mode: VnicMode;
+  pool: BufferPoolShared;
+  /** Rings (direct and paravirt): where bursts come from, where sent packets go, where drops go. */
+  inRing: DescriptorRingShared | null;
+  outRing: DescriptorRingShared | null;
+  returnRing: DescriptorRingShared | null;
+  control: SharedArrayBuffer;
+  /** The NF's counters, one f64 per declared counter. */
+  counters: SharedArrayBuffer;
+  batch: number;
+  spinPolls: number;
+  /** State from the last snapshot, restored after create (on a restart). */
+  snapshot?: unknown;
+}
+
+/** Messages of the `emulated` vNIC: one packet each way, as its own message. */
+export interface EmulatedPacket {
+  id: number;
+  port: number;
+  bytes: Uint8Array;
+}
+export interface EmulatedVerdict {
+  id: number;
+  verdict: number;
+  bytes: Uint8Array;
+}
+
+export type HostToGuest =
+  { type: 'packet'; packet: EmulatedPacket } | { type: 'snapshot' } | { type: 'tick'; now: number };
+export type GuestToHost =
+  | { type: 'ready' }
+  | { type: 'verdict'; verdict: EmulatedVerdict }
+  | { type: 'snapshot'; state: unknown }
+  | { type: 'log'; message: string }
+  | { type: 'failed'; error: { code?: string; message: string } };

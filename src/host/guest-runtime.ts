@@ -1,0 +1,164 @@
+/**
+ * The guest side: the entry point of an NF's worker thread (its own V8 isolate and heap). It loads
+ * the NF module, creates the instance from the validated configuration, and then moves bursts
+ * according to its vNIC mode:
+ *
+ *   direct    descriptors in from `inRing` (the host's or the previous guest's), packets processed
+ *             in place in the shared pool, sent ones out on `outRing` (the next guest's or the
+ *             host's), dropped ones to the host on `returnRing`;
+ *   paravirt  the same rings, but every packet is copied into guest-private memory, processed
+ *             there and copied back, and both rings lead to the host, which mediates every hop;
+ *   emulated  no shared memory at all: each packet arrives as its own message holding a copy and
+ *             leaves as its own message (trap-and-emulate, with the host repeating the copy).
+ *
+ * The loop beats `control[Heartbeat]` every turn so the host's watchdog can tell a hung guest from
+ * an idle one.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { BufferPool } from '../mem/buffer-pool.js';
+import { DESCRIPTOR_WORDS, DescriptorRing, portFlags } from '../mem/descriptor-ring.js';
+import { createNfContext, type NfDefinition, type NfInstance } from '../sdk/define-nf.js';
+import { MAX_BATCH, PacketBatch } from '../sdk/packet-batch.js';
+import { Control, FLAG_DROP, type GuestInit, type GuestToHost, type HostToGuest } from './guest-protocol.js';
+import { nowNs } from './clock.js';
+
+const init = workerData as GuestInit;
+if (parentPort === null) throw new Error('guest-runtime runs only as a worker thread');
+const port = parentPort;
+const control = new Int32Array(init.control);
+const post = (message: GuestToHost): void => port.postMessage(message);
+
+async function start(): Promise<void> {
+  const module = (await import(init.nfModule)) as { default: NfDefinition<Record<string, unknown>> };
+  const definition = module.default;
+  const counters = new Float64Array(init.counters);
+  let logged = 0;
+  const ctx = createNfContext(
+    definition,
+    init.instance,
+    init.replica,
+    init.replicas,
+    (message) => {
+      if (logged++ < 100) post({ type: 'log', message });
+    },
+    counters,
+  );
+  const instance = definition.create(init.config, ctx);
+  if (init.snapshot !== undefined && instance.restore) instance.restore(init.snapshot);
+  port.on('message', (message: HostToGuest) => {
+    if (message.type === 'snapshot')
+      post({ type: 'snapshot', state: instance.snapshot ? instance.snapshot() : undefined });
+    else if (message.type === 'tick') instance.tick?.(message.now);
+    else if (message.type === 'packet') emulated(instance, message);
+  });
+  post({ type: 'ready' });
+  if (init.mode !== 'emulated') ringLoop(instance);
+}
+
+/** One packet per message; the guest's private batch holds one packet. */
+const privateBatch = new PacketBatch(new Uint8Array(MAX_BATCH * init.pool.slotSize), init.pool.slotSize);
+function emulated(instance: NfInstance, message: Extract<HostToGuest, { type: 'packet' }>): void {
+  const { packet } = message;
+  const batch = privateBatch;
+  batch.reset(1);
+  batch.at[0] = 0;
+  batch.length[0] = packet.bytes.length;
+  batch.inputPort[0] = packet.port;
+  batch.bytes.set(packet.bytes, 0);
+  instance.process(batch, nowNs());
+  Atomics.add(control, Control.Batches, 1);
+  Atomics.add(control, Control.Packets, 1);
+  Atomics.add(control, Control.Heartbeat, 1);
+  const bytes = batch.bytes.slice(0, batch.length[0]);
+  post({ type: 'verdict', verdict: { id: packet.id, verdict: batch.verdict[0], bytes } });
+}
+
+/**
+ * The ring loop of `direct` and `paravirt`. It runs until the host sets `control[Stop]`; between
+ * bursts it polls a bounded number of times, then sleeps on the ring until the producer wakes it,
+ * so an idle guest costs no CPU. Message handlers (snapshot, tick) run when it yields.
+ */
+function ringLoop(instance: NfInstance): void {
+  const pool = BufferPool.attach(init.pool);
+  const inRing = DescriptorRing.attach(requireRing(init.inRing));
+  const outRing = DescriptorRing.attach(requireRing(init.outRing));
+  const returnRing = DescriptorRing.attach(requireRing(init.returnRing));
+  const copy = init.mode === 'paravirt';
+  const batch = copy ? privateBatch : new PacketBatch(pool.bytes, pool.slotSize);
+  const limit = Math.min(init.batch, MAX_BATCH);
+  const incoming = new Uint32Array(limit * DESCRIPTOR_WORDS);
+  const sent = new Uint32Array(limit * DESCRIPTOR_WORDS);
+  const dropped = new Uint32Array(limit * DESCRIPTOR_WORDS);
+
+  const turn = (): void => {
+    // Bursts until the ring is empty, then back to the event loop for control messages.
+    for (let bursts = 0; bursts < 64 && Atomics.load(control, Control.Stop) === 0; bursts++) {
+      Atomics.add(control, Control.Heartbeat, 1);
+      const n = inRing.dequeueBurst(incoming, 0, limit);
+      if (n === 0) {
+        inRing.waitForData(init.spinPolls, 20);
+        break;
+      }
+      batch.reset(n);
+      for (let i = 0; i < n; i++) {
+        const d = i * DESCRIPTOR_WORDS;
+        const slotAt = pool.slotOffset(incoming[d]);
+        const length = Math.min(incoming[d + 1], pool.slotSize);
+        batch.inputPort[i] = incoming[d + 2] & 0xffff;
+        batch.length[i] = length;
+        if (copy) {
+          batch.at[i] = i * pool.slotSize;
+          batch.bytes.set(pool.bytes.subarray(slotAt, slotAt + length), batch.at[i]);
+        } else batch.at[i] = slotAt;
+      }
+      instance.process(batch, nowNs());
+      let sentCount = 0;
+      let droppedCount = 0;
+      for (let i = 0; i < n; i++) {
+        const d = i * DESCRIPTOR_WORDS;
+        const verdict = batch.verdict[i];
+        const length = batch.length[i];
+        if (copy && verdict >= 0) {
+          const slotAt = pool.slotOffset(incoming[d]);
+          pool.bytes.set(batch.bytes.subarray(batch.at[i], batch.at[i] + length), slotAt);
+        }
+        const target = verdict >= 0 ? sent : dropped;
+        const t = (verdict >= 0 ? sentCount++ : droppedCount++) * DESCRIPTOR_WORDS;
+        target[t] = incoming[d];
+        target[t + 1] = length;
+        target[t + 2] = portFlags(incoming[d + 2], verdict >= 0 ? verdict : FLAG_DROP | (-1 - verdict));
+        target[t + 3] = incoming[d + 3];
+      }
+      pushAll(outRing, sent, sentCount);
+      pushAll(returnRing, dropped, droppedCount);
+      Atomics.add(control, Control.Batches, 1);
+      Atomics.add(control, Control.Packets, n);
+    }
+    if (Atomics.load(control, Control.Stop) === 0) setImmediate(turn);
+    else port.close();
+  };
+  turn();
+}
+
+/** Enqueues every descriptor, waiting briefly while the ring is full (the consumer is draining it). */
+function pushAll(ring: DescriptorRing, descriptors: Uint32Array, count: number): void {
+  let done = 0;
+  while (done < count) {
+    done += ring.enqueueBurst(descriptors, done, count - done);
+    if (done < count) {
+      if (Atomics.load(control, Control.Stop) !== 0) return;
+      Atomics.wait(control, Control.Doorbell, Atomics.load(control, Control.Doorbell), 0.05);
+    }
+  }
+}
+
+function requireRing<T>(ring: T | null): T {
+  if (ring === null) throw new Error(`${init.mode} guest started without its rings`);
+  return ring;
+}
+
+start().catch((error: unknown) => {
+  const e = error as { code?: string; message?: string };
+  post({ type: 'failed', error: { code: e.code, message: e.message ?? String(error) } });
+  process.exit(1);
+});

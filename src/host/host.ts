@@ -1,0 +1,937 @@
+/**
+ * The host: it owns the buffer pool and the ports, runs every NF instance as a guest (a worker
+ * thread of its own, or inline in the host thread), steers packets into chains and moves them
+ * between guests according to each guest's vNIC mode, and accounts for every packet.
+ *
+ *   port ──rx──▶ pool slot ─ classify ─▶ chain: stage 0 ─▶ stage 1 ─▶ … ─▶ port (tx) ─▶ slot freed
+ *
+ * Hops. A hop between two `direct` guests (one replica each) is a ring they share: the host never
+ * sees those packets. Every other hop goes through the host: it reads the upstream guest's output
+ * ring (`paravirt`), receives one message per packet (`emulated`) or calls the NF itself (`inline`),
+ * and hands the packets to the next stage, choosing the replica by the symmetric flow hash so
+ * both directions of a connection reach the same replica.
+ *
+ * Conservation. Every packet read from a port is, at the end, written to a port, dropped with a
+ * named reason (an NF's, or the host's: no_chain, nf_down), or lost in a counted guest failure.
+ * The host knows which run of guests holds each slot, so a failure frees exactly the slots the
+ * failed run held. After a drain every slot is back in the pool.
+ *
+ * Supervision. A guest that throws, runs out of heap, exits, or stops beating its heartbeat while
+ * it has work is terminated; the slots its run held are counted lost and freed; it is restarted
+ * with backoff from its last snapshot. While it is down, its chain applies its failure policy:
+ * `fail-closed` drops (counted `nf_down`), `fail-open` passes packets to the next stage.
+ */
+import { Worker } from 'node:worker_threads';
+import { NfvError } from '../errors.js';
+import { BufferPool } from '../mem/buffer-pool.js';
+import { DESCRIPTOR_WORDS, DescriptorRing, portFlags } from '../mem/descriptor-ring.js';
+import { DropReason } from '../packet/drop-reason.js';
+import { FlowKey } from '../packet/flow-key.js';
+import { PacketParser } from '../packet/packet-parser.js';
+import { validateConfig } from '../sdk/config-schema.js';
+import { createNfContext, type NfDefinition, type NfInstance } from '../sdk/define-nf.js';
+import { MAX_BATCH, PacketBatch } from '../sdk/packet-batch.js';
+import { Classifier, type MatchPlan } from './classifier.js';
+import { nowNs } from './clock.js';
+import {
+  CONTROL_WORDS,
+  Control,
+  FLAG_DROP,
+  FLAG_INDEX_MASK,
+  type GuestInit,
+  type GuestToHost,
+  type HostToGuest,
+  type Placement,
+  type VnicMode,
+} from './guest-protocol.js';
+import { openInputPort, openOutputPort, type InputPort, type OutputPort, type PortPlan } from './ports.js';
+
+export type FailurePolicy = 'fail-closed' | 'fail-open';
+
+export interface NfPlan {
+  /** File URL of the compiled module whose default export is the NF definition. */
+  module: string;
+  config: unknown;
+  vnic: VnicMode;
+  placement: Placement;
+  replicas: number;
+  heapMb: number;
+  failure: FailurePolicy;
+}
+
+export interface ChainPlan {
+  name: string;
+  from: string;
+  to: string;
+  through: string[];
+  match?: Omit<MatchPlan, 'chain' | 'inPort'>;
+}
+
+export interface HostPlan {
+  pool: { slots: number; slotSize: number };
+  ringSize: number;
+  batch: number;
+  ports: Record<string, PortPlan>;
+  nfs: Record<string, NfPlan>;
+  chains: ChainPlan[];
+  /** Polls before an idle guest sleeps. */
+  spinPolls?: number;
+  /** A guest with work whose heartbeat stands still this long is declared hung. */
+  watchdogMs?: number;
+  /** First restart delay; doubles per consecutive failure, up to 2 s. */
+  restartBackoffMs?: number;
+}
+
+/** Drop reasons of the host itself (NFs declare their own). */
+export const HostDrop = {
+  NoChain: 'no_chain',
+  NfDown: 'nf_down',
+  Oversize: 'oversize',
+  Invalid: 'invalid_descriptor',
+} as const;
+
+export interface NfSummary {
+  name: string;
+  image: string;
+  vnic: VnicMode;
+  placement: Placement;
+  replicas: number;
+  packets: number;
+  restarts: number;
+  counters: Record<string, number>;
+  drops: Record<string, number>;
+}
+
+export interface HostSummary {
+  seconds: number;
+  received: number;
+  sent: number;
+  dropped: number;
+  lost: number;
+  ports: Record<string, { received: number; sent: number }>;
+  hostDrops: Record<string, number>;
+  nfs: NfSummary[];
+  poolSlots: number;
+  poolFree: number;
+}
+
+export interface HostProgress {
+  seconds: number;
+  received: number;
+  sent: number;
+  dropped: number;
+  lost: number;
+  nfs: { name: string; packets: number; restarts: number; up: boolean }[];
+}
+
+const NO_RUN = -1;
+const GUEST_RUNTIME = new URL('./guest-runtime.js', import.meta.url);
+
+/** One copy of an NF: a worker guest or an inline instance. */
+interface Replica {
+  nf: NfRuntime;
+  index: number;
+  guestId: number;
+  up: boolean;
+  /** Consecutive failures, for backoff. */
+  failures: number;
+  restartAt: number;
+  snapshot: unknown;
+  counters: Float64Array;
+  control: Int32Array;
+  lastHeartbeat: number;
+  lastBeatChange: number;
+  // Worker guests.
+  worker: Worker | null;
+  inRing: DescriptorRing | null;
+  outRing: DescriptorRing | null;
+  returnRing: DescriptorRing | null;
+  /** Descriptors waiting for room in `inRing` (host backpressure, never a drop). */
+  backlog: Uint32Array;
+  backlogCount: number;
+  // Inline guests.
+  instance: NfInstance | null;
+  // Emulated guests: id → slot of each packet in flight.
+  emulatedInFlight: Map<number, number>;
+}
+
+interface NfRuntime {
+  name: string;
+  plan: NfPlan;
+  definition: NfDefinition<Record<string, unknown>>;
+  config: Record<string, unknown>;
+  chain: number;
+  stage: number;
+  replicas: Replica[];
+  /** Drops by this NF's reasons (index = reason). */
+  drops: Float64Array;
+  packets: number;
+  restarts: number;
+  /** The run (consecutive direct guests sharing rings) this NF belongs to. */
+  run: number;
+}
+
+interface ChainRuntime {
+  index: number;
+  name: string;
+  stages: NfRuntime[];
+  output: OutputPort;
+}
+
+/** Consecutive stages of one chain whose hops are guest-to-guest rings. */
+interface Run {
+  chain: number;
+  first: number;
+  last: number;
+}
+
+export class Host {
+  private readonly pool: BufferPool;
+  private readonly parser = new PacketParser();
+  private readonly key = new FlowKey();
+  private readonly inputs: InputPort[] = [];
+  private readonly outputs = new Map<string, OutputPort>();
+  private readonly chains: ChainRuntime[] = [];
+  private readonly nfs: NfRuntime[] = [];
+  private readonly runs: Run[] = [];
+  private readonly classifier: Classifier;
+  private readonly hostDrops = new Map<string, number>();
+  /** Per slot: the run holding it (NO_RUN when the host holds it), its chain, stage and timestamps. */
+  private readonly slotRun: Int32Array;
+  private readonly slotChain: Int16Array;
+  private readonly slotSeconds: Float64Array;
+  private readonly slotNanos: Uint32Array;
+  private readonly scratch = new Uint32Array(MAX_BATCH * DESCRIPTOR_WORDS);
+  private readonly slots = new Uint32Array(MAX_BATCH);
+  private readonly inlineBatch: PacketBatch;
+  private readonly batchSize: number;
+  private received = 0;
+  private sent = 0;
+  private dropped = 0;
+  private lost = 0;
+  private emulatedIds = 0;
+  private started = 0;
+  private inputsDone = false;
+  private stopping = false;
+  private wake: (() => void) | null = null;
+
+  private constructor(
+    readonly plan: HostPlan,
+    definitions: Map<string, NfDefinition<Record<string, unknown>>>,
+  ) {
+    this.pool = BufferPool.create({ slotCount: plan.pool.slots, slotSize: plan.pool.slotSize });
+    this.batchSize = Math.min(plan.batch, MAX_BATCH);
+    this.slotRun = new Int32Array(plan.pool.slots).fill(NO_RUN);
+    this.slotChain = new Int16Array(plan.pool.slots);
+    this.slotSeconds = new Float64Array(plan.pool.slots);
+    this.slotNanos = new Uint32Array(plan.pool.slots);
+    this.inlineBatch = new PacketBatch(this.pool.bytes, this.pool.slotSize);
+
+    const portIds = new Map<string, number>();
+    Object.keys(plan.ports).forEach((name, i) => portIds.set(name, i));
+    const matches: MatchPlan[] = [];
+    plan.chains.forEach((chainPlan, c) => {
+      let output = this.outputs.get(chainPlan.to);
+      if (!output) {
+        output = openOutputPort(chainPlan.to, portIds.get(chainPlan.to) ?? 0, plan.ports[chainPlan.to]);
+        this.outputs.set(chainPlan.to, output);
+      }
+      const stages = chainPlan.through.map((name, s) => {
+        const nfPlan = plan.nfs[name];
+        const definition = definitions.get(name);
+        if (!nfPlan || !definition)
+          throw new NfvError('NFV_ERR_BAD_ARGUMENT', `chain ${chainPlan.name}: no NF named ${name}`);
+        const { value } = validateConfig(definition.config, nfPlan.config);
+        const nf: NfRuntime = {
+          name,
+          plan: nfPlan,
+          definition,
+          config: value,
+          chain: c,
+          stage: s,
+          replicas: [],
+          drops: new Float64Array(Object.keys(definition.drops).length),
+          packets: 0,
+          restarts: 0,
+          run: -1,
+        };
+        this.nfs.push(nf);
+        return nf;
+      });
+      this.chains.push({ index: c, name: chainPlan.name, stages, output });
+      matches.push({ chain: c, inPort: portIds.get(chainPlan.from), ...chainPlan.match });
+    });
+    this.classifier = new Classifier(matches);
+    for (const [name, portPlan] of Object.entries(plan.ports)) {
+      if (plan.chains.some((c) => c.from === name))
+        this.inputs.push(openInputPort(name, portIds.get(name) ?? 0, portPlan));
+    }
+    this.planRuns();
+  }
+
+  /**
+   * Loads the NF modules, validates every configuration (all errors together, each with its NF
+   * and field path), and builds the host. Nothing starts until `run()`.
+   */
+  static async create(plan: HostPlan): Promise<Host> {
+    const definitions = new Map<string, NfDefinition<Record<string, unknown>>>();
+    const problems: string[] = [];
+    for (const [name, nf] of Object.entries(plan.nfs)) {
+      const module = (await import(nf.module)) as { default?: NfDefinition<Record<string, unknown>> };
+      if (!module.default) {
+        problems.push(`nfs.${name}: ${nf.module} has no default export (an NF definition)`);
+        continue;
+      }
+      definitions.set(name, module.default);
+      for (const error of validateConfig(module.default.config, nf.config).errors) {
+        problems.push(`nfs.${name}.config.${error.path}: ${error.message}`);
+      }
+    }
+    if (problems.length > 0)
+      throw new NfvError('NFV_ERR_BAD_ARGUMENT', `invalid NF configuration:\n  ${problems.join('\n  ')}`);
+    return new Host(plan, definitions);
+  }
+
+  /** Groups consecutive single-replica `direct` worker stages into runs that share rings. */
+  private planRuns(): void {
+    for (const chain of this.chains) {
+      let s = 0;
+      while (s < chain.stages.length) {
+        let last = s;
+        while (
+          last + 1 < chain.stages.length &&
+          linksDirectly(chain.stages[last]) &&
+          linksDirectly(chain.stages[last + 1])
+        )
+          last++;
+        const run = this.runs.length;
+        this.runs.push({ chain: chain.index, first: s, last });
+        for (let k = s; k <= last; k++) chain.stages[k].run = run;
+        s = last + 1;
+      }
+    }
+  }
+
+  /** Starts every guest and moves packets until the inputs are drained and nothing is in flight. */
+  async run(onProgress?: (progress: HostProgress) => void, progressEveryMs = 1000): Promise<HostSummary> {
+    this.started = performance.now();
+    let nextGuestId = 2;
+    for (const nf of this.nfs) {
+      for (let r = 0; r < nf.plan.replicas; r++) {
+        nf.replicas.push(this.newReplica(nf, r, nextGuestId++));
+      }
+    }
+    for (const run of this.runs) await this.startRun(run);
+    const progressTimer = onProgress ? setInterval(() => onProgress(this.progress()), progressEveryMs) : null;
+    const watchdog = setInterval(() => this.checkGuests(), Math.max(50, (this.plan.watchdogMs ?? 2000) / 4));
+    try {
+      for (;;) {
+        let moved = 0;
+        if (!this.inputsDone) moved += this.receive();
+        moved += this.collect();
+        moved += this.flushBacklogs();
+        await this.restartDue();
+        if (this.inputsDone && this.inFlight() === 0) break;
+        if (moved === 0) await this.idle();
+        else if ((this.received & 0x3ff) === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      if (progressTimer) clearInterval(progressTimer);
+      clearInterval(watchdog);
+      await this.shutdown();
+    }
+    return this.summary();
+  }
+
+  private newReplica(nf: NfRuntime, index: number, guestId: number): Replica {
+    return {
+      nf,
+      index,
+      guestId,
+      up: false,
+      failures: 0,
+      restartAt: 0,
+      snapshot: undefined,
+      counters: new Float64Array(
+        new SharedArrayBuffer(8 * Math.max(1, Object.keys(nf.definition.counters).length)),
+      ),
+      control: new Int32Array(new SharedArrayBuffer(4 * CONTROL_WORDS)),
+      lastHeartbeat: 0,
+      lastBeatChange: 0,
+      worker: null,
+      inRing: null,
+      outRing: null,
+      returnRing: null,
+      backlog: new Uint32Array(this.plan.ringSize * DESCRIPTOR_WORDS),
+      backlogCount: 0,
+      instance: null,
+      emulatedInFlight: new Map(),
+    };
+  }
+
+  /** Creates a run's rings and starts its guests (all of them: they share rings). */
+  private async startRun(run: Run): Promise<void> {
+    const chain = this.chains[run.chain];
+    const stages = chain.stages.slice(run.first, run.last + 1);
+    const ringSize = this.plan.ringSize;
+    const ringsNeeded = stages[0].plan.placement === 'isolated' && stages[0].plan.vnic !== 'emulated';
+    // A run of direct guests: ring 0 host → first, ring k between stage k-1 and k, last → host.
+    const chainRings = ringsNeeded ? stages.map(() => DescriptorRing.create(ringSize)) : [];
+    const toHost =
+      ringsNeeded && stages.length >= 1
+        ? stages.map((_, k) => (k === stages.length - 1 ? DescriptorRing.create(ringSize) : null))
+        : [];
+    const starts: Promise<void>[] = [];
+    stages.forEach((nf, k) => {
+      for (const replica of nf.replicas) {
+        replica.control.fill(0);
+        replica.backlogCount = 0;
+        if (nf.plan.placement === 'inline') {
+          starts.push(this.startInline(replica));
+          continue;
+        }
+        if (nf.plan.vnic === 'emulated') {
+          starts.push(this.startWorker(replica, null, null, null));
+          continue;
+        }
+        // Replicated or paravirt stages form runs of one, with rings of their own per replica.
+        const inRing = stages.length === 1 ? DescriptorRing.create(ringSize) : chainRings[k];
+        const outRing =
+          stages.length === 1
+            ? DescriptorRing.create(ringSize)
+            : k === stages.length - 1
+              ? toHost[k]
+              : chainRings[k + 1];
+        const returnRing = DescriptorRing.create(ringSize);
+        if (outRing === null) throw new Error('run without an output ring');
+        starts.push(this.startWorker(replica, inRing, outRing, returnRing));
+      }
+    });
+    await Promise.all(starts);
+  }
+
+  private async startInline(replica: Replica): Promise<void> {
+    const nf = replica.nf;
+    const ctx = createNfContext(
+      nf.definition,
+      nf.name,
+      replica.index,
+      nf.replicas.length,
+      (m) => this.log(nf.name, m),
+      replica.counters,
+    );
+    replica.instance = nf.definition.create(nf.config, ctx);
+    if (replica.snapshot !== undefined) replica.instance.restore?.(replica.snapshot);
+    replica.up = true;
+    return Promise.resolve();
+  }
+
+  private startWorker(
+    replica: Replica,
+    inRing: DescriptorRing | null,
+    outRing: DescriptorRing | null,
+    returnRing: DescriptorRing | null,
+  ): Promise<void> {
+    const nf = replica.nf;
+    replica.inRing = inRing;
+    replica.outRing = outRing;
+    replica.returnRing = returnRing;
+    const init: GuestInit = {
+      guestId: replica.guestId,
+      instance: nf.name,
+      replica: replica.index,
+      replicas: nf.replicas.length,
+      nfModule: nf.plan.module,
+      config: nf.config,
+      mode: nf.plan.vnic,
+      pool: this.pool.shared,
+      inRing: inRing?.shared ?? null,
+      outRing: outRing?.shared ?? null,
+      returnRing: returnRing?.shared ?? null,
+      control: replica.control.buffer as SharedArrayBuffer,
+      counters: replica.counters.buffer as SharedArrayBuffer,
+      batch: this.batchSize,
+      spinPolls: this.plan.spinPolls ?? 200,
+      snapshot: replica.snapshot,
+    };
+    const worker = new Worker(GUEST_RUNTIME, {
+      workerData: init,
+      resourceLimits: {
+        maxOldGenerationSizeMb: nf.plan.heapMb,
+        maxYoungGenerationSizeMb: Math.max(4, nf.plan.heapMb >>> 3),
+      },
+    });
+    replica.worker = worker;
+    return new Promise((resolve) => {
+      let ready = false;
+      worker.on('message', (message: GuestToHost) => {
+        if (message.type === 'ready') {
+          ready = true;
+          replica.up = true;
+          replica.lastBeatChange = performance.now();
+          resolve();
+        } else if (message.type === 'verdict')
+          this.emulatedVerdict(replica, message.verdict.id, message.verdict.verdict, message.verdict.bytes);
+        else if (message.type === 'snapshot') replica.snapshot = message.state;
+        else if (message.type === 'log') this.log(nf.name, message.message);
+        else if (message.type === 'failed') this.log(nf.name, `failed to start: ${message.error.message}`);
+        this.wake?.();
+      });
+      const onDown = (why: string): void => {
+        if (replica.worker !== worker) return; // an older incarnation
+        if (!ready) resolve();
+        if (!this.stopping) this.fail(replica, why);
+      };
+      worker.on('error', (error) =>
+        onDown(`${(error as { code?: string }).code ?? 'error'}: ${error.message}`),
+      );
+      worker.on('exit', (code) => onDown(`exited with code ${code}`));
+    });
+  }
+
+  /** Reads up to one burst from each input port into pool slots and steers it. Returns packets read. */
+  private receive(): number {
+    if (this.anyBacklog()) return 0; // backpressure: a stage is full, read nothing more for now
+    let total = 0;
+    let exhausted = 0;
+    for (const input of this.inputs) {
+      const want = Math.min(this.batchSize, this.pool.freeCount());
+      if (want === 0) break;
+      const got = this.pool.allocBurst(this.slots, want);
+      let n = 0;
+      for (; n < got; n++) {
+        const slot = this.slots[n];
+        const at = this.pool.slotOffset(slot);
+        const length = input.next(this.pool.bytes, at, this.pool.slotSize);
+        if (length < 0) break;
+        this.received++;
+        total++;
+        this.slotSeconds[slot] = input.seconds;
+        this.slotNanos[slot] = input.nanos;
+        this.steer(slot, at, length, input);
+      }
+      if (n < got) {
+        this.pool.freeBurst(this.slots, n, got - n);
+        exhausted++;
+      }
+    }
+    if (exhausted === this.inputs.length) this.inputsDone = true;
+    return total;
+  }
+
+  private steer(slot: number, at: number, length: number, input: InputPort): void {
+    const parsed = this.parser.attach(this.pool.bytes, at, length, input.linkType) === DropReason.None;
+    const chain = this.classifier.classify(this.parser, input.id, parsed);
+    if (chain < 0) {
+      this.hostDrop(HostDrop.NoChain, slot);
+      return;
+    }
+    const hash = parsed && this.parser.flowKey(this.key) ? this.key.symmetricHash() : 0;
+    const d = this.scratch;
+    d[0] = slot;
+    d[1] = length;
+    d[2] = portFlags(input.id, 0);
+    d[3] = hash;
+    this.slotChain[slot] = chain;
+    this.deliver(this.chains[chain], 0, d, 0, 1);
+  }
+
+  /** Hands `count` descriptors (at `from` in `d`) to stage `stage` of `chain`, or to its port. */
+  private deliver(chain: ChainRuntime, stage: number, d: Uint32Array, from: number, count: number): void {
+    if (stage === chain.stages.length) {
+      for (let i = 0; i < count; i++) {
+        const o = (from + i) * DESCRIPTOR_WORDS;
+        const slot = d[o];
+        chain.output.write(
+          this.pool.bytes,
+          this.pool.slotOffset(slot),
+          d[o + 1],
+          this.slotSeconds[slot],
+          this.slotNanos[slot],
+        );
+        this.sent++;
+        this.release(slot);
+      }
+      return;
+    }
+    const nf = chain.stages[stage];
+    for (let i = 0; i < count; i++) {
+      const o = (from + i) * DESCRIPTOR_WORDS;
+      const replica = nf.replicas[nf.replicas.length === 1 ? 0 : (d[o + 3] >>> 0) % nf.replicas.length];
+      if (!replica.up) {
+        if (nf.plan.failure === 'fail-open') this.deliver(chain, stage + 1, d, from + i, 1);
+        else this.hostDrop(HostDrop.NfDown, d[o]);
+        continue;
+      }
+      if (replica.instance !== null) this.runInline(replica, d, from + i, 1);
+      else if (nf.plan.vnic === 'emulated') this.postEmulated(replica, d, o);
+      else this.queueToRing(replica, d, o);
+    }
+  }
+
+  private queueToRing(replica: Replica, d: Uint32Array, o: number): void {
+    this.slotRun[d[o]] = replica.nf.run;
+    const b = replica.backlogCount * DESCRIPTOR_WORDS;
+    if (replica.backlogCount * DESCRIPTOR_WORDS >= replica.backlog.length) {
+      const grown = new Uint32Array(replica.backlog.length * 2);
+      grown.set(replica.backlog);
+      replica.backlog = grown;
+    }
+    replica.backlog.set(d.subarray(o, o + DESCRIPTOR_WORDS), b);
+    replica.backlogCount++;
+  }
+
+  /** Pushes queued descriptors into the guests' input rings, in order. Returns descriptors moved. */
+  private flushBacklogs(): number {
+    let moved = 0;
+    for (const nf of this.nfs) {
+      for (const replica of nf.replicas) {
+        if (replica.backlogCount === 0 || !replica.up || replica.inRing === null) continue;
+        const n = replica.inRing.enqueueBurst(replica.backlog, 0, replica.backlogCount);
+        if (n > 0) {
+          replica.backlog.copyWithin(0, n * DESCRIPTOR_WORDS, replica.backlogCount * DESCRIPTOR_WORDS);
+          replica.backlogCount -= n;
+          moved += n;
+        }
+      }
+    }
+    return moved;
+  }
+
+  private anyBacklog(): boolean {
+    for (const nf of this.nfs)
+      for (const replica of nf.replicas) if (replica.backlogCount >= this.batchSize) return true;
+    for (const nf of this.nfs)
+      for (const replica of nf.replicas) if (replica.emulatedInFlight.size >= this.plan.ringSize) return true;
+    return false;
+  }
+
+  private runInline(replica: Replica, d: Uint32Array, from: number, count: number): void {
+    const nf = replica.nf;
+    const batch = this.inlineBatch;
+    batch.reset(count);
+    for (let i = 0; i < count; i++) {
+      const o = (from + i) * DESCRIPTOR_WORDS;
+      batch.at[i] = this.pool.slotOffset(d[o]);
+      batch.length[i] = d[o + 1];
+      batch.inputPort[i] = d[o + 2] & 0xffff;
+    }
+    try {
+      replica.instance?.process(batch, nowNs());
+    } catch (error) {
+      // An inline NF that throws loses the burst it held, and is recreated (after backoff).
+      for (let i = 0; i < count; i++) this.lose(d[(from + i) * DESCRIPTOR_WORDS]);
+      this.fail(replica, `threw: ${(error as Error).message}`);
+      return;
+    }
+    nf.packets += count;
+    const chain = this.chains[nf.chain];
+    for (let i = 0; i < count; i++) {
+      const o = (from + i) * DESCRIPTOR_WORDS;
+      const verdict = batch.verdict[i];
+      if (verdict < 0) {
+        this.nfDrop(nf, -1 - verdict, d[o]);
+        continue;
+      }
+      d[o + 1] = batch.length[i];
+      this.deliver(chain, nf.stage + 1, d, from + i, 1);
+    }
+  }
+
+  private postEmulated(replica: Replica, d: Uint32Array, o: number): void {
+    const slot = d[o];
+    const at = this.pool.slotOffset(slot);
+    const id = this.emulatedIds++;
+    replica.emulatedInFlight.set(id, slot);
+    this.slotRun[slot] = replica.nf.run;
+    // Trap-and-emulate: the packet leaves the pool as its own copy, in its own message.
+    const bytes = this.pool.bytes.slice(at, at + d[o + 1]);
+    const message: HostToGuest = { type: 'packet', packet: { id, port: d[o + 2] & 0xffff, bytes } };
+    replica.worker?.postMessage(message, [bytes.buffer]);
+  }
+
+  private emulatedVerdict(replica: Replica, id: number, verdict: number, bytes: Uint8Array): void {
+    const slot = replica.emulatedInFlight.get(id);
+    if (slot === undefined) return; // from before a restart: already counted lost
+    replica.emulatedInFlight.delete(id);
+    this.slotRun[slot] = NO_RUN;
+    const nf = replica.nf;
+    nf.packets++;
+    if (verdict < 0) {
+      this.nfDrop(nf, -1 - verdict, slot);
+      return;
+    }
+    if (bytes.length > this.pool.slotSize) {
+      this.hostDrop(HostDrop.Invalid, slot);
+      return;
+    }
+    // …and comes back as a copy that the host writes into the pool again.
+    this.pool.bytes.set(bytes, this.pool.slotOffset(slot));
+    const d = this.scratch;
+    const o = (MAX_BATCH - 1) * DESCRIPTOR_WORDS;
+    d[o] = slot;
+    d[o + 1] = bytes.length;
+    d[o + 2] = 0;
+    d[o + 3] = 0;
+    this.deliver(this.chains[nf.chain], nf.stage + 1, d, MAX_BATCH - 1, 1);
+  }
+
+  /** Drains every ring that leads to the host: sent packets go on, drops are counted. */
+  private collect(): number {
+    let moved = 0;
+    const d = this.scratch;
+    for (const run of this.runs) {
+      const chain = this.chains[run.chain];
+      const last = chain.stages[run.last];
+      if (last.plan.placement === 'inline' || last.plan.vnic === 'emulated') continue;
+      for (let k = run.first; k <= run.last; k++) {
+        const nf = chain.stages[k];
+        for (const replica of nf.replicas) {
+          if (!replica.up) continue;
+          if (replica.returnRing !== null) {
+            const n = replica.returnRing.dequeueBurst(d, 0, MAX_BATCH);
+            moved += n;
+            for (let i = 0; i < n; i++) {
+              const o = i * DESCRIPTOR_WORDS;
+              const slot = d[o];
+              if (!this.validDescriptor(slot, d[o + 1], nf.run)) continue;
+              const flags = d[o + 2] >>> 16;
+              nf.packets++;
+              this.nfDrop(nf, flags & FLAG_INDEX_MASK, slot);
+            }
+          }
+          if (k === run.last && replica.outRing !== null) {
+            const n = replica.outRing.dequeueBurst(d, 0, MAX_BATCH);
+            moved += n;
+            let kept = 0;
+            for (let i = 0; i < n; i++) {
+              const o = i * DESCRIPTOR_WORDS;
+              if (!this.validDescriptor(d[o], d[o + 1], nf.run) || (d[o + 2] >>> 16) & FLAG_DROP) continue;
+              this.slotRun[d[o]] = NO_RUN;
+              if (kept !== i) d.copyWithin(kept * DESCRIPTOR_WORDS, o, o + DESCRIPTOR_WORDS);
+              kept++;
+            }
+            last.packets += kept;
+            this.deliver(chain, run.last + 1, d, 0, kept);
+          }
+        }
+      }
+    }
+    return moved;
+  }
+
+  /** A guest's descriptor is read once and checked before the host acts on it; a bad one is counted. */
+  private validDescriptor(slot: number, length: number, run: number): boolean {
+    if (slot < this.pool.slotCount && length <= this.pool.slotSize && this.slotRun[slot] === run) return true;
+    this.hostDrops.set(HostDrop.Invalid, (this.hostDrops.get(HostDrop.Invalid) ?? 0) + 1);
+    return false;
+  }
+
+  private nfDrop(nf: NfRuntime, reason: number, slot: number): void {
+    if (reason < nf.drops.length) nf.drops[reason]++;
+    this.dropped++;
+    this.release(slot);
+  }
+
+  private hostDrop(reason: string, slot: number): void {
+    this.hostDrops.set(reason, (this.hostDrops.get(reason) ?? 0) + 1);
+    this.dropped++;
+    this.release(slot);
+  }
+
+  private lose(slot: number): void {
+    this.lost++;
+    this.release(slot);
+  }
+
+  private release(slot: number): void {
+    this.slotRun[slot] = NO_RUN;
+    this.pool.free(slot);
+  }
+
+  private inFlight(): number {
+    return this.received - this.sent - this.dropped - this.lost;
+  }
+
+  /** Marks a replica down, counts what its run held as lost, and schedules the restart. */
+  private fail(replica: Replica, why: string): void {
+    if (!replica.up && replica.worker === null && replica.instance === null) return;
+    const nf = replica.nf;
+    this.log(nf.name, `replica ${replica.index} down: ${why}`);
+    const run = this.runs[nf.run];
+    const chain = this.chains[run.chain];
+    // Every guest of the run goes down with it: they share rings.
+    for (let k = run.first; k <= run.last; k++) {
+      for (const r of chain.stages[k].replicas) {
+        r.up = false;
+        const worker = r.worker;
+        r.worker = null;
+        if (worker) void worker.terminate();
+        r.instance = null;
+        r.backlogCount = 0;
+        r.emulatedInFlight.clear();
+      }
+    }
+    const runIndex = nf.run;
+    for (let slot = 0; slot < this.slotRun.length; slot++)
+      if (this.slotRun[slot] === runIndex) this.lose(slot);
+    nf.restarts++;
+    replica.failures++;
+    const backoff = Math.min(
+      2000,
+      (this.plan.restartBackoffMs ?? 50) * 2 ** Math.min(10, replica.failures - 1),
+    );
+    replica.restartAt = performance.now() + backoff;
+    this.wake?.();
+  }
+
+  private async restartDue(): Promise<void> {
+    for (const run of this.runs) {
+      const chain = this.chains[run.chain];
+      const stages = chain.stages.slice(run.first, run.last + 1);
+      const down = stages.some((nf) => nf.replicas.some((r) => !r.up));
+      if (!down || this.stopping) continue;
+      const due = Math.max(...stages.flatMap((nf) => nf.replicas.map((r) => r.restartAt)));
+      if (performance.now() < due) continue;
+      await this.startRun(run);
+    }
+  }
+
+  /** The watchdog: a ring guest with queued work whose heartbeat has not moved is hung. */
+  private checkGuests(): void {
+    const now = performance.now();
+    const limit = this.plan.watchdogMs ?? 2000;
+    for (const nf of this.nfs) {
+      for (const replica of nf.replicas) {
+        if (!replica.up || replica.worker === null) continue;
+        const beat = Atomics.load(replica.control, Control.Heartbeat);
+        const busy =
+          replica.emulatedInFlight.size > 0 ||
+          replica.backlogCount > 0 ||
+          (replica.inRing !== null && replica.inRing.stats().used > 0);
+        if (beat !== replica.lastHeartbeat || !busy) {
+          replica.lastHeartbeat = beat;
+          replica.lastBeatChange = now;
+        } else if (now - replica.lastBeatChange > limit) {
+          this.fail(replica, `no progress for ${Math.round(now - replica.lastBeatChange)} ms (watchdog)`);
+        }
+      }
+    }
+    // Snapshots for restarts: ask guests that keep state.
+    for (const nf of this.nfs) {
+      if (!nf.definition.create) continue;
+      for (const replica of nf.replicas) {
+        if (replica.up && replica.worker)
+          replica.worker.postMessage({ type: 'snapshot' } satisfies HostToGuest);
+        else if (replica.up && replica.instance?.snapshot) replica.snapshot = replica.instance.snapshot();
+      }
+    }
+  }
+
+  private async idle(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, 1);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = null;
+        done();
+      };
+    });
+  }
+
+  private async shutdown(): Promise<void> {
+    this.stopping = true;
+    const exits: Promise<unknown>[] = [];
+    for (const nf of this.nfs) {
+      for (const replica of nf.replicas) {
+        Atomics.store(replica.control, Control.Stop, 1);
+        Atomics.add(replica.control, Control.Doorbell, 1);
+        Atomics.notify(replica.control, Control.Doorbell);
+        const worker = replica.worker;
+        replica.worker = null;
+        replica.up = false;
+        if (worker) exits.push(worker.terminate());
+      }
+    }
+    await Promise.all(exits);
+    for (const input of this.inputs) input.close();
+    for (const output of this.outputs.values()) output.close();
+  }
+
+  private log(nf: string, message: string): void {
+    if (process.env.NFVISOR_QUIET) return;
+    process.stderr.write(`[${nf}] ${message}\n`);
+  }
+
+  private progress(): HostProgress {
+    return {
+      seconds: (performance.now() - this.started) / 1000,
+      received: this.received,
+      sent: this.sent,
+      dropped: this.dropped,
+      lost: this.lost,
+      nfs: this.nfs.map((nf) => ({
+        name: nf.name,
+        packets: this.nfPackets(nf),
+        restarts: nf.restarts,
+        up: nf.replicas.every((r) => r.up),
+      })),
+    };
+  }
+
+  private nfPackets(nf: NfRuntime): number {
+    // Ring guests count their own packets in shared memory; the host counts the rest.
+    let fromGuests = 0;
+    for (const replica of nf.replicas)
+      if (replica.inRing !== null) fromGuests += Atomics.load(replica.control, Control.Packets);
+    return nf.plan.placement === 'isolated' && nf.plan.vnic !== 'emulated'
+      ? Math.max(fromGuests, nf.packets)
+      : nf.packets;
+  }
+
+  private summary(): HostSummary {
+    const ports: Record<string, { received: number; sent: number }> = {};
+    for (const output of this.outputs.values()) ports[output.name] = { received: 0, sent: output.packets };
+    const nfs = this.nfs.map((nf): NfSummary => {
+      const counterNames = Object.keys(nf.definition.counters);
+      const counters: Record<string, number> = {};
+      counterNames.forEach(
+        (name, i) => (counters[name] = nf.replicas.reduce((sum, r) => sum + r.counters[i], 0)),
+      );
+      const drops: Record<string, number> = {};
+      Object.keys(nf.definition.drops).forEach((name, i) => {
+        if (nf.drops[i] > 0) drops[name] = nf.drops[i];
+      });
+      return {
+        name: nf.name,
+        image: nf.definition.name,
+        vnic: nf.plan.vnic,
+        placement: nf.plan.placement,
+        replicas: nf.replicas.length,
+        packets: this.nfPackets(nf),
+        restarts: nf.restarts,
+        counters,
+        drops,
+      };
+    });
+    return {
+      seconds: (performance.now() - this.started) / 1000,
+      received: this.received,
+      sent: this.sent,
+      dropped: this.dropped,
+      lost: this.lost,
+      ports,
+      hostDrops: Object.fromEntries(this.hostDrops),
+      nfs,
+      poolSlots: this.pool.slotCount,
+      poolFree: this.pool.freeCount(),
+    };
+  }
+}
+
+function linksDirectly(nf: NfRuntime): boolean {
+  return nf.plan.placement === 'isolated' && nf.plan.vnic === 'direct' && nf.plan.replicas === 1;
+}

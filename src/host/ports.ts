@@ -1,0 +1,152 @@
+/**
+ * Host ports: where packets enter and leave. An input port fills pool slots with frames (the
+ * copy a NIC's DMA would make); an output port takes frames out of slots. Ports are the only
+ * packet I/O the host does itself.
+ */
+import { createCaptureWriter, openCapture, type CaptureReader, type CaptureWriter } from '../io/capture.js';
+import { MAX_GENERATED_FRAME, TrafficGenerator, type GeneratorOptions } from '../io/traffic-generator.js';
+import { LinkType } from '../packet/link-type.js';
+
+export type PortPlan =
+  | { kind: 'pcap-in'; path: string }
+  | { kind: 'generator'; options: Partial<GeneratorOptions> }
+  | { kind: 'pcap-out'; path: string; nanosecond?: boolean }
+  | { kind: 'sink' };
+
+export interface InputPort {
+  readonly name: string;
+  readonly id: number;
+  /** Copies the next frame into `bytes[at..]` (at most `room` bytes); returns its length, or -1 at the end. */
+  next(bytes: Uint8Array, at: number, room: number): number;
+  /** The last frame's link type and timestamp. */
+  linkType: number;
+  seconds: number;
+  nanos: number;
+  /** Frames longer than a slot: counted and skipped. */
+  oversize: number;
+  close(): void;
+}
+
+export interface OutputPort {
+  readonly name: string;
+  readonly id: number;
+  write(bytes: Uint8Array, at: number, length: number, seconds: number, nanos: number): void;
+  packets: number;
+  bytes: number;
+  close(): void;
+}
+
+export function openInputPort(name: string, id: number, plan: PortPlan): InputPort {
+  if (plan.kind === 'pcap-in') return new CaptureInput(name, id, openCapture(plan.path));
+  if (plan.kind === 'generator') return new GeneratorInput(name, id, new TrafficGenerator(plan.options));
+  throw new Error(`port ${name} cannot be read`);
+}
+
+export function openOutputPort(name: string, id: number, plan: PortPlan): OutputPort {
+  if (plan.kind === 'pcap-out') {
+    return new CaptureOutput(
+      name,
+      id,
+      createCaptureWriter(plan.path, {
+        format: plan.path.endsWith('.pcapng') ? 'pcapng' : 'pcap',
+        nanosecond: plan.nanosecond ?? true,
+      }),
+    );
+  }
+  if (plan.kind === 'sink') return new SinkOutput(name, id);
+  throw new Error(`port ${name} cannot be written`);
+}
+
+class CaptureInput implements InputPort {
+  linkType: number = LinkType.Ethernet;
+  seconds = 0;
+  nanos = 0;
+  oversize = 0;
+  constructor(
+    readonly name: string,
+    readonly id: number,
+    private readonly reader: CaptureReader,
+  ) {}
+  next(bytes: Uint8Array, at: number, room: number): number {
+    const r = this.reader;
+    for (;;) {
+      if (!r.next()) return -1;
+      if (r.capturedLength > room) {
+        this.oversize++;
+        continue;
+      }
+      bytes.set(r.bytes.subarray(r.at, r.at + r.capturedLength), at);
+      this.linkType = r.linkType;
+      this.seconds = r.timestampSeconds;
+      this.nanos = r.timestampNanos;
+      return r.capturedLength;
+    }
+  }
+  close(): void {
+    this.reader.close();
+  }
+}
+
+class GeneratorInput implements InputPort {
+  linkType: number = LinkType.Ethernet;
+  seconds = 0;
+  nanos = 0;
+  oversize = 0;
+  private readonly frame = new Uint8Array(MAX_GENERATED_FRAME);
+  constructor(
+    readonly name: string,
+    readonly id: number,
+    private readonly generator: TrafficGenerator,
+  ) {}
+  next(bytes: Uint8Array, at: number, room: number): number {
+    for (;;) {
+      const length = this.generator.next(
+        room >= MAX_GENERATED_FRAME ? bytes : this.frame,
+        room >= MAX_GENERATED_FRAME ? at : 0,
+      );
+      if (length === 0) return -1;
+      this.seconds = this.generator.info.timestampSeconds;
+      this.nanos = this.generator.info.timestampNanos;
+      if (room >= MAX_GENERATED_FRAME) return length;
+      if (length > room) {
+        this.oversize++;
+        continue;
+      }
+      bytes.set(this.frame.subarray(0, length), at);
+      return length;
+    }
+  }
+  close(): void {}
+}
+
+class CaptureOutput implements OutputPort {
+  packets = 0;
+  bytes = 0;
+  constructor(
+    readonly name: string,
+    readonly id: number,
+    private readonly writer: CaptureWriter,
+  ) {}
+  write(bytes: Uint8Array, at: number, length: number, seconds: number, nanos: number): void {
+    this.writer.writePacket(bytes, at, length, seconds, nanos);
+    this.packets++;
+    this.bytes += length;
+  }
+  close(): void {
+    this.writer.close();
+  }
+}
+
+class SinkOutput implements OutputPort {
+  packets = 0;
+  bytes = 0;
+  constructor(
+    readonly name: string,
+    readonly id: number,
+  ) {}
+  write(_bytes: Uint8Array, _at: number, length: number): void {
+    this.packets++;
+    this.bytes += length;
+  }
+  close(): void {}
+}
