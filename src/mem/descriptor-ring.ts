@@ -73,7 +73,8 @@ export interface DescriptorRingStats {
   dequeued: number;
   /** Times the consumer went to sleep. */
   sleeps: number;
-  /** Times the producer woke a sleeping consumer. */
+  /** Notifies the producer sent to a consumer that had announced sleep (may exceed `sleeps` by a few:
+   *  the consumer can find data on its re-check after the producer claimed its flag). */
   wakeups: number;
   /** Invalid peer cursors seen by THIS view (private, not writable by the peer). */
   invalid: number;
