@@ -228,7 +228,8 @@ const portField = (what: string) =>
   ({
     type: 'string',
     default: ANY,
-    description: `${what}: a port "443", a range "1024-65535", or any`,
+    numbersAsText: true,
+    description: `${what}: a port 443, a range "1024-65535", or any`,
   }) as const;
 
 export default defineNf<FirewallConfig>({
@@ -268,6 +269,7 @@ export default defineNf<FirewallConfig>({
           protocol: {
             type: 'string',
             default: ANY,
+            numbersAsText: true,
             description: 'tcp, udp, icmp (ICMPv6 over IPv6), a protocol number 0–255, or any',
           },
           srcPort: portField('source port'),

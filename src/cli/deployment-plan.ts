@@ -7,16 +7,9 @@
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Cidr, Deployment, MatchSpec } from '../deploy/deployment.js';
-import type { MatchPlan, PrefixMatch } from './classifier.js';
-import type { HostPlan, NfPlan } from './host.js';
-import type { PortPlan } from './ports.js';
-
-/** Where the built-in NF modules are, relative to this compiled file (dist/src/host → dist/nfs). */
-const BUILTIN_ROOT = new URL('../../nfs/', import.meta.url);
-
-export function builtinModule(name: string): string {
-  return new URL(`${name}/index.js`, BUILTIN_ROOT).href;
-}
+import type { MatchPlan, PrefixMatch } from '../host/classifier.js';
+import { builtinModule, type HostPlan, type NfPlan } from '../host/host.js';
+import type { PortPlan } from '../host/ports.js';
 
 export function planFromDeployment(deployment: Deployment): HostPlan {
   const ports: Record<string, PortPlan> = {};

@@ -8,6 +8,7 @@ import { isNfvError } from '../errors.js';
 import { registerDemo } from './demo.js';
 import { registerGen } from './gen.js';
 import { registerPcap } from './pcap.js';
+import { registerRun } from './run.js';
 
 export function buildProgram(): Command {
   const program = new Command('nfvisor')
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerGen(program);
   registerPcap(program);
+  registerRun(program);
   return program;
 }
 

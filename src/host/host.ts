@@ -125,6 +125,14 @@ export interface HostProgress {
 }
 
 const NO_RUN = -1;
+
+/** Where the built-in NF images are: compiled modules shipped with nfvisor (dist/src/host → dist/nfs). */
+const BUILTIN_ROOT = new URL('../../nfs/', import.meta.url);
+
+/** The module URL of the built-in NF `name` (image `builtin/<name>`). */
+export function builtinModule(name: string): string {
+  return new URL(`${name}/index.js`, BUILTIN_ROOT).href;
+}
 const GUEST_RUNTIME = new URL('./guest-runtime.js', import.meta.url);
 
 /** One copy of an NF: a worker guest or an inline instance. */
@@ -176,6 +184,9 @@ interface ChainRuntime {
   name: string;
   stages: NfRuntime[];
   output: OutputPort;
+  /** Descriptors classified to this chain in the current receive burst. */
+  staged: Uint32Array;
+  stagedCount: number;
 }
 
 /** Consecutive stages of one chain whose hops are guest-to-guest rings. */
@@ -258,7 +269,14 @@ export class Host {
         this.nfs.push(nf);
         return nf;
       });
-      this.chains.push({ index: c, name: chainPlan.name, stages, output });
+      this.chains.push({
+        index: c,
+        name: chainPlan.name,
+        stages,
+        output,
+        staged: new Uint32Array(MAX_BATCH * DESCRIPTOR_WORDS),
+        stagedCount: 0,
+      });
       matches.push({ chain: c, inPort: portIds.get(chainPlan.from), ...chainPlan.match });
     });
     this.classifier = new Classifier(matches);
@@ -310,6 +328,12 @@ export class Host {
         s = last + 1;
       }
     }
+  }
+
+  /** Stops reading the input ports; `run()` then drains what is in flight and returns the summary. */
+  stop(): void {
+    this.inputsDone = true;
+    this.wake?.();
   }
 
   /** Starts every guest and moves packets until the inputs are drained and nothing is in flight. */
@@ -510,6 +534,7 @@ export class Host {
         this.slotNanos[slot] = input.nanos;
         this.steer(slot, at, length, input);
       }
+      this.flushStaged();
       if (n < got) {
         this.pool.freeBurst(this.slots, n, got - n);
         exhausted++;
@@ -519,6 +544,7 @@ export class Host {
     return total;
   }
 
+  /** Classifies one received packet and stages it for its chain (delivered per burst by `flushStaged`). */
   private steer(slot: number, at: number, length: number, input: InputPort): void {
     const parsed = this.parser.attach(this.pool.bytes, at, length, input.linkType) === DropReason.None;
     const chain = this.classifier.classify(this.parser, input.id, parsed);
@@ -527,13 +553,24 @@ export class Host {
       return;
     }
     const hash = parsed && this.parser.flowKey(this.key) ? this.key.symmetricHash() : 0;
-    const d = this.scratch;
-    d[0] = slot;
-    d[1] = length;
-    d[2] = portFlags(input.id, 0);
-    d[3] = hash;
+    const staged = this.chains[chain];
+    const o = staged.stagedCount++ * DESCRIPTOR_WORDS;
+    const d = staged.staged;
+    d[o] = slot;
+    d[o + 1] = length;
+    d[o + 2] = portFlags(input.id, 0);
+    d[o + 3] = hash;
     this.slotChain[slot] = chain;
-    this.deliver(this.chains[chain], 0, d, 0, 1);
+  }
+
+  /** Hands each chain the burst staged for it. */
+  private flushStaged(): void {
+    for (const chain of this.chains) {
+      if (chain.stagedCount === 0) continue;
+      const count = chain.stagedCount;
+      chain.stagedCount = 0;
+      this.deliver(chain, 0, chain.staged, 0, count);
+    }
   }
 
   /** Hands `count` descriptors (at `from` in `d`) to stage `stage` of `chain`, or to its port. */
@@ -555,6 +592,11 @@ export class Host {
       return;
     }
     const nf = chain.stages[stage];
+    const only = nf.replicas.length === 1 ? nf.replicas[0] : null;
+    if (only !== null && only.up && only.instance !== null) {
+      this.runInline(only, d, from, count); // a whole burst per call
+      return;
+    }
     for (let i = 0; i < count; i++) {
       const o = (from + i) * DESCRIPTOR_WORDS;
       const replica = nf.replicas[nf.replicas.length === 1 ? 0 : (d[o + 3] >>> 0) % nf.replicas.length];
@@ -625,7 +667,8 @@ export class Host {
       return;
     }
     nf.packets += count;
-    const chain = this.chains[nf.chain];
+    // Drops leave here; the sent packets are compacted in place and go on as one burst.
+    let kept = 0;
     for (let i = 0; i < count; i++) {
       const o = (from + i) * DESCRIPTOR_WORDS;
       const verdict = batch.verdict[i];
@@ -634,8 +677,11 @@ export class Host {
         continue;
       }
       d[o + 1] = batch.length[i];
-      this.deliver(chain, nf.stage + 1, d, from + i, 1);
+      const k = (from + kept) * DESCRIPTOR_WORDS;
+      if (k !== o) d.copyWithin(k, o, o + DESCRIPTOR_WORDS);
+      kept++;
     }
+    if (kept > 0) this.deliver(this.chains[nf.chain], nf.stage + 1, d, from, kept);
   }
 
   private postEmulated(replica: Replica, d: Uint32Array, o: number): void {

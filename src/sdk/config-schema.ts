@@ -9,7 +9,14 @@
  */
 
 export type FieldSchema =
-  | { type: 'string'; description: string; default?: string; enum?: readonly string[] }
+  | {
+      type: 'string';
+      description: string;
+      default?: string;
+      enum?: readonly string[];
+      /** Accept a number and keep it as its decimal text (ports and protocol numbers written bare in YAML). */
+      numbersAsText?: boolean;
+    }
   | { type: 'number' | 'integer'; description: string; default?: number; minimum?: number; maximum?: number }
   | { type: 'boolean'; description: string; default?: boolean }
   | {
@@ -81,6 +88,7 @@ function checkObject(
 function checkField(field: FieldSchema, raw: unknown, path: string, errors: ConfigError[]): unknown {
   switch (field.type) {
     case 'string':
+      if (field.numbersAsText && typeof raw === 'number' && Number.isFinite(raw)) raw = String(raw);
       if (typeof raw !== 'string') return fail(errors, path, `must be a string (got ${describe(raw)})`);
       if (field.enum && !field.enum.includes(raw))
         return fail(errors, path, `must be one of ${field.enum.join(', ')} (got "${raw}")`);

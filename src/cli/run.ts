@@ -1,0 +1,126 @@
+/**
+ * `nfvisor run deploy.yaml`: validates the deployment (every error with file, line, column and
+ * field), starts the host, shows live progress — packets per second per NF, drops, restarts — and
+ * prints a summary table at the end, or on Ctrl-C after draining what is in flight.
+ */
+import type { Command } from 'commander';
+import { loadDeployment } from '../deploy/parse-deployment.js';
+import { builtinModule, Host, type HostProgress, type HostSummary } from '../host/host.js';
+import { validateConfig } from '../sdk/config-schema.js';
+import type { NfDefinition } from '../sdk/define-nf.js';
+import { planFromDeployment } from './deployment-plan.js';
+
+/** The built-in images, loaded once so their config schemas check a deployment before it runs. */
+export const BUILTIN_IMAGES = ['firewall', 'nat', 'load-balancer'] as const;
+
+export async function loadBuiltinDefinitions(): Promise<Map<string, NfDefinition>> {
+  const definitions = new Map<string, NfDefinition>();
+  for (const name of BUILTIN_IMAGES) {
+    const module = (await import(builtinModule(name))) as { default: NfDefinition };
+    definitions.set(`builtin/${name}`, module.default);
+  }
+  return definitions;
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description('run a deployment file: ports, NF guests and chains')
+    .argument('<file>', 'deployment file (YAML or JSON)')
+    .option('--json', 'print the summary as JSON', false)
+    .action(async (file: string, flags: { json: boolean }) => {
+      const summary = await runDeploymentFile(file, { progress: !flags.json });
+      console.log(flags.json ? JSON.stringify(summary, null, 2) : formatSummary(summary));
+    });
+}
+
+/** Loads, validates and runs `file`; Ctrl-C stops reading and drains. */
+export async function runDeploymentFile(file: string, options: { progress: boolean }): Promise<HostSummary> {
+  const definitions = await loadBuiltinDefinitions();
+  const deployment = loadDeployment(file, {
+    validateNfConfig: (image, config) => {
+      const definition = definitions.get(image);
+      return definition ? validateConfig(definition.config, config).errors : [];
+    },
+  });
+  const host = await Host.create(planFromDeployment(deployment));
+  const onSigint = (): void => host.stop();
+  process.once('SIGINT', onSigint);
+  const live = options.progress ? new LiveProgress() : null;
+  try {
+    return await host.run((p) => live?.update(p), 1000);
+  } finally {
+    process.off('SIGINT', onSigint);
+    live?.done();
+  }
+}
+
+/** One status line a second: a redrawn line on a terminal, a plain line every 5 s otherwise. */
+class LiveProgress {
+  private last: HostProgress | null = null;
+  private lastPrinted = 0;
+  update(p: HostProgress): void {
+    const previous = this.last;
+    this.last = p;
+    const seconds = previous ? p.seconds - previous.seconds : p.seconds;
+    const rate = (now: number, before: number): string =>
+      formatRate((now - before) / Math.max(seconds, 1e-3));
+    const nfs = p.nfs
+      .map(
+        (nf, i) =>
+          `${nf.name} ${rate(nf.packets, previous?.nfs[i]?.packets ?? 0)}${nf.restarts ? ` ↻${nf.restarts}` : ''}${nf.up ? '' : ' DOWN'}`,
+      )
+      .join(' │ ');
+    const line = `${p.seconds.toFixed(0).padStart(4)} s  in ${rate(p.received, previous?.received ?? 0)} pps  out ${p.sent}  dropped ${p.dropped}  lost ${p.lost}  │ ${nfs}`;
+    if (process.stderr.isTTY) process.stderr.write(`\r\x1b[2K${line}`);
+    else if (p.seconds - this.lastPrinted >= 5) {
+      this.lastPrinted = p.seconds;
+      process.stderr.write(`${line}\n`);
+    }
+  }
+  done(): void {
+    if (process.stderr.isTTY && this.last) process.stderr.write('\n');
+  }
+}
+
+function formatRate(value: number): string {
+  if (value >= 1e6) return `${(value / 1e6).toFixed(2)}M`;
+  if (value >= 1e3) return `${(value / 1e3).toFixed(1)}k`;
+  return value.toFixed(0);
+}
+
+/** The end-of-run table. */
+export function formatSummary(s: HostSummary): string {
+  const lines: string[] = [];
+  const rate = s.seconds > 0 ? s.received / s.seconds : 0;
+  lines.push(
+    `${s.received} packets in ${s.seconds.toFixed(2)} s (${formatRate(rate)} pps): ${s.sent} sent, ${s.dropped} dropped, ${s.lost} lost in failures; pool ${s.poolFree}/${s.poolSlots} slots free`,
+  );
+  const header = ['nf', 'image', 'vnic', 'placement', 'replicas', 'packets', 'restarts', 'drops'];
+  const rows = s.nfs.map((nf) => [
+    nf.name,
+    nf.image,
+    nf.vnic,
+    nf.placement,
+    String(nf.replicas),
+    String(nf.packets),
+    String(nf.restarts),
+    Object.entries(nf.drops)
+      .map(([reason, n]) => `${reason} ${n}`)
+      .join(', ') || '-',
+  ]);
+  lines.push(...table(header, rows));
+  const hostDrops = Object.entries(s.hostDrops);
+  if (hostDrops.length > 0)
+    lines.push(`host drops: ${hostDrops.map(([reason, n]) => `${reason} ${n}`).join(', ')}`);
+  for (const [port, counts] of Object.entries(s.ports))
+    lines.push(`port ${port}: ${counts.sent} packets written`);
+  return lines.join('\n');
+}
+
+/** A plain-text table with aligned columns. */
+export function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const format = (cells: string[]): string => cells.map((cell, c) => cell.padEnd(widths[c])).join('  ');
+  return [format(header), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(format)];
+}
