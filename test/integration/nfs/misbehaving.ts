@@ -1,0 +1,38 @@
+/**
+ * A test NF that misbehaves on purpose: after `after` packets (counted since it was created) it
+ * throws, hangs in a busy loop, or allocates until its heap limit kills it. Everything else is
+ * passed on unchanged. Used to prove that a failing guest is contained and restarted.
+ */
+import { defineNf } from '../../../src/sdk/index.js';
+
+export default defineNf<{ failure: string; after: number }>({
+  name: 'misbehaving',
+  summary: 'Passes packets on, then fails in the configured way after a number of them.',
+  outputs: ['out'],
+  drops: {},
+  counters: { seen: { unit: 'packets', description: 'packets seen by this incarnation' } },
+  config: {
+    failure: {
+      type: 'string',
+      enum: ['throw', 'hang', 'heap-bomb', 'none'],
+      default: 'none',
+      description: 'how to fail',
+    },
+    after: { type: 'integer', minimum: 1, default: 1000, description: 'packets before failing' },
+  },
+  create(config, ctx) {
+    const seen = ctx.counter('seen');
+    let count = 0;
+    const hoard: number[][] = [];
+    return {
+      process(batch) {
+        count += batch.count;
+        ctx.counters[seen] += batch.count;
+        if (count < config.after) return;
+        if (config.failure === 'throw') throw new Error('misbehaving: thrown on purpose');
+        if (config.failure === 'hang') for (;;);
+        if (config.failure === 'heap-bomb') for (;;) hoard.push(new Array<number>(1 << 20).fill(count));
+      },
+    };
+  },
+});
