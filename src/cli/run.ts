@@ -56,7 +56,7 @@ export async function runDeploymentFile(file: string, options: { progress: boole
 }
 
 /** One status line a second: a redrawn line on a terminal, a plain line every 5 s otherwise. */
-class LiveProgress {
+export class LiveProgress {
   private last: HostProgress | null = null;
   private lastPrinted = 0;
   update(p: HostProgress): void {
