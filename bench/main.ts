@@ -5,6 +5,9 @@
  *   packet   Ethernet/IPv4/L4 views + flow hash over 10⁶ 64-byte packets already in memory, and
  *            the full layered parser over the same packets; Mpps and garbage collections.
  *   capture  pcap and pcapng write and read throughput (MB/s, Mpps) through the streaming I/O.
+ *   mem      descriptor rings between threads (bench/mem.ts).
+ *   modes    the 3-NF chain in each vNIC mode, chain-length scaling; tables and a chart in
+ *            bench/results/ (bench/modes.ts).
  *
  * Each figure is the best of a few rounds (the machine is shared and noisy); GC counts are totals
  * over all rounds of that measurement.
@@ -23,6 +26,8 @@ import { Ipv4Field, Ipv4View } from '../src/packet/ipv4.js';
 import { PacketParser } from '../src/packet/packet-parser.js';
 import { TcpView } from '../src/packet/tcp.js';
 import { UdpView } from '../src/packet/udp.js';
+import { benchMem } from './mem.js';
+import { benchModes } from './modes.js';
 
 const PACKETS = 1_000_000;
 const SLOT = 64;
@@ -236,6 +241,8 @@ async function main(): Promise<void> {
   console.log(`nfvisor bench on ${machine()}`);
   if (want('packet')) await benchPacket();
   if (want('capture')) await benchCapture();
+  if (want('mem')) await benchMem();
+  if (want('modes')) await benchModes();
   if (process.env.BENCH_JSON) console.log(JSON.stringify({ machine: machine(), results }, null, 2));
 }
 

@@ -187,15 +187,18 @@ describe('firewall', () => {
   it('passes non-IP frames, drops malformed ones, and logs the first malformed frame once', () => {
     const nf = new NfHarness(firewall, { default: 'drop' });
     const good = frame({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 'tcp' });
-    const badChecksum = good.slice();
-    badChecksum[good.length - 1] ^= 0xff; // a TCP header byte: the checksum no longer verifies
-    assert.deepEqual(verdicts(nf, [ARP, good.subarray(0, 30), badChecksum, good]), [
+    const badHeader = good.slice();
+    badHeader[14 + 8] ^= 0xff; // the IPv4 TTL: the header checksum no longer verifies
+    const badTcpChecksum = good.slice();
+    badTcpChecksum[good.length - 1] ^= 0xff; // a TCP byte: the end host's business, not the firewall's
+    assert.deepEqual(verdicts(nf, [ARP, good.subarray(0, 30), badHeader, badTcpChecksum, good]), [
       'out',
       'drop:malformed',
       'drop:malformed',
       'drop:denied',
+      'drop:denied',
     ]);
-    assert.deepEqual(nf.counters(), { accepted: 0, denied: 1, malformed: 2, non_ip: 1, rule_hits: 0 });
+    assert.deepEqual(nf.counters(), { accepted: 0, denied: 2, malformed: 2, non_ip: 1, rule_hits: 0 });
     assert.equal(nf.logs.length, 1);
     assert.match(nf.logs[0], /malformed/);
   });

@@ -282,7 +282,10 @@ export default defineNf<FirewallConfig>({
     const program = compileRules(config.rules);
     const hits = new Float64Array(program.count);
     const defaultAccept = config.default === 'accept';
-    const parser = new PacketParser({ maxTunnelDepth: 0 });
+    // L4 checksums are not verified: a forwarding NF passes a segment's checksum on (patched
+    // incrementally where it rewrites), as routers and netfilter do; the end host verifies it.
+    // Header checks — lengths, IPv4 header checksum, options — still apply to every packet.
+    const parser = new PacketParser({ maxTunnelDepth: 0, verifyChecksums: false });
     const v6Words = new Int32Array(8); // src words 0–3, dst words 4–7 of the packet being matched
     let loggedMalformed = false;
     const out = ctx.output('out');

@@ -185,7 +185,10 @@ export default defineNf<NatConfig>({
     const portsUsed = new Int32Array(3);
     const cursor = new Int32Array(3).fill(portLo);
 
-    const parser = new PacketParser({ maxTunnelDepth: 0 });
+    // L4 checksums are not verified: a forwarding NF passes a segment's checksum on (patched
+    // incrementally where it rewrites), as routers and netfilter do; the end host verifies it.
+    // Header checks — lengths, IPv4 header checksum, options — still apply to every packet.
+    const parser = new PacketParser({ maxTunnelDepth: 0, verifyChecksums: false });
     const key = new FlowKey();
     const scratch = new FlowKey();
     const site: L4ChecksumSite = { at: -1, udp: false };

@@ -198,7 +198,9 @@ interface Run {
 
 export class Host {
   private readonly pool: BufferPool;
-  private readonly parser = new PacketParser();
+  /** Checksums are the NFs' business: the host parses only to classify and steer. */
+  private readonly parser = new PacketParser({ verifyChecksums: false });
+  private readonly needsParse: boolean;
   private readonly key = new FlowKey();
   private readonly inputs: InputPort[] = [];
   private readonly outputs = new Map<string, OutputPort>();
@@ -280,6 +282,9 @@ export class Host {
       matches.push({ chain: c, inPort: portIds.get(chainPlan.from), ...chainPlan.match });
     });
     this.classifier = new Classifier(matches);
+    this.needsParse =
+      matches.some((m) => m.protocol !== undefined || m.src || m.dst || m.srcPort || m.dstPort) ||
+      Object.values(plan.nfs).some((nf) => nf.replicas > 1);
     for (const [name, portPlan] of Object.entries(plan.ports)) {
       if (plan.chains.some((c) => c.from === name))
         this.inputs.push(openInputPort(name, portIds.get(name) ?? 0, portPlan));
@@ -546,7 +551,10 @@ export class Host {
 
   /** Classifies one received packet and stages it for its chain (delivered per burst by `flushStaged`). */
   private steer(slot: number, at: number, length: number, input: InputPort): void {
-    const parsed = this.parser.attach(this.pool.bytes, at, length, input.linkType) === DropReason.None;
+    // The host parses only when a chain matches on packet fields or an NF has replicas to steer
+    // between; otherwise the input port alone picks the chain and the NFs do the parsing.
+    const parsed =
+      this.needsParse && this.parser.attach(this.pool.bytes, at, length, input.linkType) === DropReason.None;
     const chain = this.classifier.classify(this.parser, input.id, parsed);
     if (chain < 0) {
       this.hostDrop(HostDrop.NoChain, slot);
@@ -597,6 +605,13 @@ export class Host {
       this.runInline(only, d, from, count); // a whole burst per call
       return;
     }
+    if (only !== null && only.up && only.inRing !== null && only.backlogCount === 0) {
+      // A whole burst into the guest's ring with one tail update; what does not fit waits in the backlog.
+      for (let i = 0; i < count; i++) this.slotRun[d[(from + i) * DESCRIPTOR_WORDS]] = nf.run;
+      const taken = only.inRing.enqueueBurst(d, from, count);
+      for (let i = taken; i < count; i++) this.queueToRing(only, d, (from + i) * DESCRIPTOR_WORDS);
+      return;
+    }
     for (let i = 0; i < count; i++) {
       const o = (from + i) * DESCRIPTOR_WORDS;
       const replica = nf.replicas[nf.replicas.length === 1 ? 0 : (d[o + 3] >>> 0) % nf.replicas.length];
@@ -619,7 +634,11 @@ export class Host {
       grown.set(replica.backlog);
       replica.backlog = grown;
     }
-    replica.backlog.set(d.subarray(o, o + DESCRIPTOR_WORDS), b);
+    const backlog = replica.backlog;
+    backlog[b] = d[o];
+    backlog[b + 1] = d[o + 1];
+    backlog[b + 2] = d[o + 2];
+    backlog[b + 3] = d[o + 3];
     replica.backlogCount++;
   }
 

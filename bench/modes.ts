@@ -1,0 +1,221 @@
+/**
+ * `modes` bench part: the 3-NF chain (firewall → NAT → load balancer) on 64-byte and IMIX frames
+ * replayed from memory, in each vNIC mode and inline; then chain length 1…8 in `direct` mode.
+ * Reports Mpps, CPU seconds per million packets (all threads: getrusage), and the direct/emulated
+ * ratio, prints Markdown tables and writes them with an SVG chart to bench/results/.
+ *
+ * Each run is bounded by a packet count and a deadline: the host is stopped after DEADLINE_S and
+ * the rate is what it moved.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { builtinModule, Host, type HostPlan, type NfPlan } from '../src/host/host.js';
+import type { Placement, VnicMode } from '../src/host/guest-protocol.js';
+import { TrafficGenerator } from '../src/io/traffic-generator.js';
+
+const DEADLINE_S = 4;
+const STRIDE = 2048;
+
+interface ModeResult {
+  label: string;
+  frames: string;
+  mpps: number;
+  cpuSecondsPerMillion: number;
+  packets: number;
+}
+
+function makeFrames(frameSize: number | 'imix', count: number): { frames: Uint8Array; lengths: Uint16Array } {
+  const generator = new TrafficGenerator({
+    seed: 7,
+    packets: count,
+    frameSize,
+    flows: 1024,
+    ipv6: 0,
+    tcpSessions: false,
+    mix: { tcp: 1, udp: 1, icmp: 0 },
+  });
+  const frames = new Uint8Array(count * STRIDE);
+  const lengths = new Uint16Array(count);
+  for (let i = 0; i < count; i++) lengths[i] = generator.next(frames, i * STRIDE);
+  return { frames, lengths };
+}
+
+function nf(module: string, config: unknown, vnic: VnicMode, placement: Placement): NfPlan {
+  return { module, config, vnic, placement, replicas: 1, heapMb: 128, failure: 'fail-closed' };
+}
+
+async function runChain(
+  traffic: { frames: Uint8Array; lengths: Uint16Array },
+  rounds: number,
+  stages: [string, unknown][],
+  vnic: VnicMode,
+  placement: Placement,
+): Promise<{ mpps: number; cpuPerMillion: number; packets: number }> {
+  const nfs: Record<string, NfPlan> = {};
+  stages.forEach(([image, config], i) => (nfs[`nf${i}`] = nf(builtinModule(image), config, vnic, placement)));
+  const plan: HostPlan = {
+    pool: { slots: 8192, slotSize: STRIDE },
+    ringSize: 1024,
+    batch: 32,
+    ports: {
+      mem: { kind: 'memory', frames: traffic.frames, lengths: traffic.lengths, stride: STRIDE, rounds },
+      bin: { kind: 'sink' },
+    },
+    nfs,
+    chains: [{ name: 'bench', from: 'mem', to: 'bin', through: Object.keys(nfs) }],
+  };
+  const host = await Host.create(plan);
+  const cpuBefore = process.cpuUsage();
+  const timer = setTimeout(() => host.stop(), DEADLINE_S * 1000);
+  const summary = await host.run();
+  clearTimeout(timer);
+  const cpu = process.cpuUsage(cpuBefore);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  return {
+    mpps: summary.received / summary.seconds / 1e6,
+    cpuPerMillion: cpuSeconds / (summary.received / 1e6),
+    packets: summary.received,
+  };
+}
+
+const THREE_NFS: [string, unknown][] = [
+  ['firewall', { default: 'accept', rules: [{ action: 'drop', protocol: 'udp', dstPort: '53' }] }],
+  ['nat', { external: '203.0.113.1', inside: '198.18.0.0/16' }],
+  ['load-balancer', { vip: '198.19.0.80', port: 80, backends: ['10.1.0.1', '10.1.0.2'] }],
+];
+
+export async function benchModes(): Promise<void> {
+  console.log(`modes: firewall → NAT → load balancer from memory, each run at most ${DEADLINE_S} s`);
+  const results: ModeResult[] = [];
+  for (const [label, size] of [
+    ['64 B', 60],
+    ['IMIX', 'imix'],
+  ] as const) {
+    const traffic = makeFrames(size, 200_000);
+    for (const [vnic, placement] of [
+      ['direct', 'inline'],
+      ['direct', 'isolated'],
+      ['paravirt', 'isolated'],
+      ['emulated', 'isolated'],
+    ] as const) {
+      const rounds = vnic === 'emulated' ? 1 : 25;
+      const r = await runChain(traffic, rounds, THREE_NFS, vnic, placement);
+      const name = placement === 'inline' ? 'inline' : vnic;
+      results.push({
+        label: name,
+        frames: label,
+        mpps: r.mpps,
+        cpuSecondsPerMillion: r.cpuPerMillion,
+        packets: r.packets,
+      });
+      console.log(
+        `  ${label.padEnd(5)} ${name.padEnd(9)} ${r.mpps.toFixed(3).padStart(7)} Mpps  ${r.cpuPerMillion.toFixed(2).padStart(6)} CPU s / Mpkt  (${r.packets} packets)`,
+      );
+    }
+  }
+  const ratio = (frames: string): number => {
+    const direct = results.find((r) => r.frames === frames && r.label === 'direct')?.mpps ?? 0;
+    const emulated = results.find((r) => r.frames === frames && r.label === 'emulated')?.mpps ?? 1;
+    return direct / emulated;
+  };
+  console.log(
+    `  direct / emulated: ${ratio('64 B').toFixed(1)}× at 64 B, ${ratio('IMIX').toFixed(1)}× at IMIX`,
+  );
+
+  console.log('  chain length in direct mode (accept-all firewalls, 64 B):');
+  const traffic = makeFrames(60, 200_000);
+  const scaling: { length: number; mpps: number }[] = [];
+  for (const length of [1, 2, 4, 8]) {
+    const stages = Array.from({ length }, (): [string, unknown] => ['firewall', { default: 'accept' }]);
+    const r = await runChain(traffic, 25, stages, 'direct', 'isolated');
+    scaling.push({ length, mpps: r.mpps });
+    console.log(`    ${String(length).padStart(2)} NFs  ${r.mpps.toFixed(3)} Mpps`);
+  }
+  writeResults(results, scaling, ratio('64 B'), ratio('IMIX'));
+}
+
+function writeResults(
+  results: ModeResult[],
+  scaling: { length: number; mpps: number }[],
+  ratio64: number,
+  ratioImix: number,
+): void {
+  const dir = new URL('../../bench/results/', import.meta.url);
+  mkdirSync(dir, { recursive: true });
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
+  const md = [
+    `# vNIC modes — ${new Date().toISOString().slice(0, 10)}, ${machine}`,
+    '',
+    'Chain firewall → NAT → load balancer, frames replayed from memory into the pool, sink output.',
+    '',
+    '| frames | mode | Mpps | CPU s per 10⁶ packets |',
+    '|---|---|---:|---:|',
+    ...results.map(
+      (r) => `| ${r.frames} | ${r.label} | ${r.mpps.toFixed(3)} | ${r.cpuSecondsPerMillion.toFixed(2)} |`,
+    ),
+    '',
+    `direct / emulated: ${ratio64.toFixed(1)}× at 64 B, ${ratioImix.toFixed(1)}× at IMIX.`,
+    '',
+    '| chain length (direct) | Mpps |',
+    '|---:|---:|',
+    ...scaling.map((s) => `| ${s.length} | ${s.mpps.toFixed(3)} |`),
+    '',
+    '![modes](modes.svg)',
+    '',
+  ].join('\n');
+  writeFileSync(new URL('modes.md', dir), md);
+  writeFileSync(new URL('modes.svg', dir), barChart(results));
+  console.log(`  wrote bench/results/modes.md and modes.svg`);
+}
+
+/** A grouped bar chart (Mpps per mode, 64 B and IMIX side by side), log scale, as plain SVG. */
+function barChart(results: ModeResult[]): string {
+  const modes = [...new Set(results.map((r) => r.label))];
+  const groups = ['64 B', 'IMIX'];
+  const width = 640;
+  const height = 320;
+  const left = 60;
+  const bottom = 40;
+  const top = 30;
+  const max = Math.max(...results.map((r) => r.mpps), 0.001);
+  const minLog = Math.log10(0.001);
+  const maxLog = Math.log10(max * 2);
+  const y = (v: number): number =>
+    top + (height - top - bottom) * (1 - (Math.log10(Math.max(v, 0.001)) - minLog) / (maxLog - minLog));
+  const slot = (width - left - 20) / modes.length;
+  const colors = ['#4e79a7', '#f28e2b'];
+  const bars: string[] = [];
+  modes.forEach((mode, m) => {
+    groups.forEach((group, g) => {
+      const r = results.find((x) => x.label === mode && x.frames === group);
+      if (!r) return;
+      const x = left + m * slot + 10 + (g * (slot - 20)) / 2;
+      const w = (slot - 20) / 2 - 4;
+      bars.push(
+        `<rect x="${x.toFixed(1)}" y="${y(r.mpps).toFixed(1)}" width="${w.toFixed(1)}" height="${(height - bottom - y(r.mpps)).toFixed(1)}" fill="${colors[g]}"/>`,
+      );
+      bars.push(
+        `<text x="${(x + w / 2).toFixed(1)}" y="${(y(r.mpps) - 4).toFixed(1)}" font-size="10" text-anchor="middle">${r.mpps.toFixed(3)}</text>`,
+      );
+    });
+    bars.push(
+      `<text x="${(left + m * slot + slot / 2).toFixed(1)}" y="${height - bottom + 16}" font-size="12" text-anchor="middle">${mode}</text>`,
+    );
+  });
+  const ticks = [0.001, 0.01, 0.1, 1, 10].filter((t) => Math.log10(t) <= maxLog);
+  const axis = ticks.map(
+    (t) =>
+      `<text x="${left - 6}" y="${(y(t) + 4).toFixed(1)}" font-size="10" text-anchor="end">${t}</text><line x1="${left}" x2="${width - 10}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" stroke="#ddd"/>`,
+  );
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${left}" y="18" font-size="14">firewall → NAT → load balancer: Mpps by vNIC mode (log scale)</text>`,
+    ...axis,
+    ...bars,
+    `<rect x="${width - 150}" y="30" width="10" height="10" fill="${colors[0]}"/><text x="${width - 135}" y="39" font-size="11">64 B</text>`,
+    `<rect x="${width - 100}" y="30" width="10" height="10" fill="${colors[1]}"/><text x="${width - 85}" y="39" font-size="11">IMIX</text>`,
+    `</svg>`,
+    '',
+  ].join('\n');
+}
