@@ -98,6 +98,8 @@ export interface NfSummary {
   replicas: number;
   packets: number;
   restarts: number;
+  /** The NF broke the shared-memory rules and was stopped for good. */
+  quarantined: boolean;
   counters: Record<string, number>;
   drops: Record<string, number>;
 }
@@ -177,6 +179,8 @@ interface NfRuntime {
   restarts: number;
   /** The run (consecutive direct guests sharing rings) this NF belongs to. */
   run: number;
+  /** Set when a guest broke the shared-memory rules: never restarted. */
+  quarantined: boolean;
 }
 
 interface ChainRuntime {
@@ -267,6 +271,7 @@ export class Host {
           packets: 0,
           restarts: 0,
           run: -1,
+          quarantined: false,
         };
         this.nfs.push(nf);
         return nf;
@@ -753,13 +758,17 @@ export class Host {
         const nf = chain.stages[k];
         for (const replica of nf.replicas) {
           if (!replica.up) continue;
+          let hostile = 0;
           if (replica.returnRing !== null) {
             const n = replica.returnRing.dequeueBurst(d, 0, MAX_BATCH);
             moved += n;
             for (let i = 0; i < n; i++) {
               const o = i * DESCRIPTOR_WORDS;
               const slot = d[o];
-              if (!this.validDescriptor(slot, d[o + 1], nf.run)) continue;
+              if (!this.validDescriptor(slot, d[o + 1], nf.run)) {
+                hostile++;
+                continue;
+              }
               const flags = d[o + 2] >>> 16;
               nf.packets++;
               this.nfDrop(nf, flags & FLAG_INDEX_MASK, slot);
@@ -771,13 +780,26 @@ export class Host {
             let kept = 0;
             for (let i = 0; i < n; i++) {
               const o = i * DESCRIPTOR_WORDS;
-              if (!this.validDescriptor(d[o], d[o + 1], nf.run) || (d[o + 2] >>> 16) & FLAG_DROP) continue;
+              if (!this.validDescriptor(d[o], d[o + 1], nf.run) || (d[o + 2] >>> 16) & FLAG_DROP) {
+                hostile++;
+                continue;
+              }
               this.slotRun[d[o]] = NO_RUN;
               if (kept !== i) d.copyWithin(kept * DESCRIPTOR_WORDS, o, o + DESCRIPTOR_WORDS);
               kept++;
             }
             last.packets += kept;
             this.deliver(chain, run.last + 1, d, 0, kept);
+          }
+          const badCursors = (replica.returnRing?.invalid() ?? 0) + (replica.outRing?.invalid() ?? 0);
+          if (hostile > 0 || badCursors > 0) {
+            // A guest that hands back what it was never given, or scribbles on ring cursors, is
+            // not restarted: its run stays down and its chain applies its failure policy.
+            nf.quarantined = true;
+            this.fail(
+              replica,
+              `quarantined: ${hostile} invalid descriptors, ${badCursors} impossible ring cursors`,
+            );
           }
         }
       }
@@ -855,7 +877,7 @@ export class Host {
       const chain = this.chains[run.chain];
       const stages = chain.stages.slice(run.first, run.last + 1);
       const down = stages.some((nf) => nf.replicas.some((r) => !r.up));
-      if (!down || this.stopping) continue;
+      if (!down || this.stopping || stages.some((nf) => nf.quarantined)) continue;
       const due = Math.max(...stages.flatMap((nf) => nf.replicas.map((r) => r.restartAt)));
       if (performance.now() < due) continue;
       await this.startRun(run);
@@ -978,6 +1000,7 @@ export class Host {
         replicas: nf.replicas.length,
         packets: this.nfPackets(nf),
         restarts: nf.restarts,
+        quarantined: nf.quarantined,
         counters,
         drops,
       };

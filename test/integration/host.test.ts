@@ -169,6 +169,37 @@ describe('host', () => {
     });
   }
 
+  it('quarantines a guest that hands back impossible descriptors, and keeps the rest running', async () => {
+    const plan: HostPlan = {
+      pool: { slots: 2048, slotSize: 2048 },
+      ringSize: 256,
+      batch: 32,
+      restartBackoffMs: 20,
+      ports: {
+        a: { kind: 'generator', options: { seed: 1, packets: 20_000, frameSize: 64 } },
+        b: { kind: 'generator', options: { seed: 2, packets: 20_000, frameSize: 64 } },
+        sinkA: { kind: 'sink' },
+        sinkB: { kind: 'sink' },
+      },
+      nfs: {
+        liar: nf(MISBEHAVING, { failure: 'lie', after: 5000 }, 'direct', 'isolated'),
+        good: nf(builtinModule('firewall'), { default: 'accept' }, 'direct', 'isolated'),
+      },
+      chains: [
+        { name: 'a', from: 'a', to: 'sinkA', through: ['liar'] },
+        { name: 'b', from: 'b', to: 'sinkB', through: ['good'] },
+      ],
+    };
+    const summary = await (await Host.create(plan)).run();
+    assertConserved(summary);
+    const liar = summary.nfs.find((n) => n.name === 'liar');
+    assert.ok(liar?.quarantined, 'the lying guest is quarantined');
+    assert.ok((summary.hostDrops.invalid_descriptor ?? 0) > 0, 'its descriptors were counted invalid');
+    assert.ok((summary.hostDrops.nf_down ?? 0) > 0, 'its chain dropped (fail-closed) after the quarantine');
+    assert.ok(summary.ports.sinkA.sent < 20_000, 'nothing it claimed went out');
+    assert.equal(summary.ports.sinkB.sent, 20_000, 'the neighbouring chain forwarded everything');
+  });
+
   it('refuses a bad NF configuration before anything starts, naming the field', async () => {
     const plan = chainPlan('direct', 'isolated', join(dir, 'never.pcap'));
     plan.nfs.fw.config = { default: 'sometimes' };

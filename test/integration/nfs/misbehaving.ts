@@ -1,6 +1,7 @@
 /**
  * A test NF that misbehaves on purpose: after `after` packets (counted since it was created) it
- * throws, hangs in a busy loop, or allocates until its heap limit kills it. Everything else is
+ * throws, hangs in a busy loop, allocates until its heap limit kills it, or lies about packet
+ * lengths (what a compromised guest would hand the host). Everything else is
  * passed on unchanged. Used to prove that a failing guest is contained and restarted.
  */
 import { defineNf } from '../../../src/sdk/index.js';
@@ -14,9 +15,9 @@ export default defineNf<{ failure: string; after: number }>({
   config: {
     failure: {
       type: 'string',
-      enum: ['throw', 'hang', 'heap-bomb', 'none'],
+      enum: ['throw', 'hang', 'heap-bomb', 'lie', 'none'],
       default: 'none',
-      description: 'how to fail',
+      description: 'how to fail; lie: claim packet lengths larger than any slot (a hostile guest)',
     },
     after: { type: 'integer', minimum: 1, default: 1000, description: 'packets before failing' },
   },
@@ -32,6 +33,7 @@ export default defineNf<{ failure: string; after: number }>({
         if (config.failure === 'throw') throw new Error('misbehaving: thrown on purpose');
         if (config.failure === 'hang') for (;;);
         if (config.failure === 'heap-bomb') for (;;) hoard.push(new Array<number>(1 << 20).fill(count));
+        if (config.failure === 'lie') for (let i = 0; i < batch.count; i++) batch.length[i] = 1_000_000;
       },
     };
   },
