@@ -231,6 +231,8 @@ export class Host {
   private inputsDone = false;
   private stopping = false;
   private wake: (() => void) | null = null;
+  private watchCursor = 0;
+  private turns = 0;
 
   private constructor(
     readonly plan: HostPlan,
@@ -367,7 +369,8 @@ export class Host {
         await this.restartDue();
         if (this.inputsDone && this.inFlight() === 0) break;
         if (moved === 0) await this.idle();
-        else if ((this.received & 0x3ff) === 0) await new Promise((resolve) => setImmediate(resolve));
+        // Yield now and then even when busy: worker messages, the watchdog and progress need turns.
+        else if ((++this.turns & 63) === 0) await new Promise((resolve) => setImmediate(resolve));
       }
     } finally {
       if (progressTimer) clearInterval(progressTimer);
@@ -915,7 +918,21 @@ export class Host {
     }
   }
 
+  /**
+   * Nothing moved this turn. With input waiting behind a full ring, yield to the event loop and try
+   * again at once (a guest is draining it); with packets in guests, sleep on a ring the host
+   * consumes until a guest publishes into it; otherwise sleep briefly (messages wake us early).
+   */
   private async idle(): Promise<void> {
+    if (!this.inputsDone && this.anyBacklog()) {
+      await new Promise((resolve) => setImmediate(resolve));
+      return;
+    }
+    const ring = this.inFlight() > 0 ? this.ringToWatch() : null;
+    if (ring !== null) {
+      await ring.waitForDataAsync(1);
+      return;
+    }
     await new Promise<void>((resolve) => {
       const timer = setTimeout(done, 1);
       function done(): void {
@@ -927,6 +944,22 @@ export class Host {
         done();
       };
     });
+  }
+
+  /** The output ring of the first running ring guest whose output the host consumes, round-robin. */
+  private ringToWatch(): DescriptorRing | null {
+    const count = this.runs.length;
+    for (let k = 0; k < count; k++) {
+      const run = this.runs[(this.watchCursor + k) % count];
+      const last = this.chains[run.chain].stages[run.last];
+      for (const replica of last.replicas) {
+        if (replica.up && replica.outRing !== null) {
+          this.watchCursor = (this.watchCursor + k + 1) % count;
+          return replica.outRing;
+        }
+      }
+    }
+    return null;
   }
 
   private async shutdown(): Promise<void> {
