@@ -1,0 +1,539 @@
+/**
+ * A live tunnel endpoint over `node:dgram`: the shared machinery of `VxlanPort` (RFC 7348) and
+ * `GenevePort` (RFC 8926). Datagrams arrive on the event loop, are checked once with the format's
+ * view, and their inner Ethernet frames are copied into a bounded ring of preallocated slots; the
+ * host pulls them synchronously with `next()`. `write()` encapsulates a frame and sends it.
+ *
+ * Receive ring (one producer: the socket's 'message' handler; one consumer: `next()`; both on the
+ * main thread, so plain indices suffice):
+ *
+ *     frames  [ slot 0 | slot 1 | ... | slot S-1 ]   S × slotSize bytes, allocated once
+ *     lengths [ len 0  | len 1  | ... | len S-1  ]   Uint16Array
+ *     seconds, nanos                                  arrival time per slot
+ *                  ^ head              ^ head + count (mod S): where the next datagram lands
+ *
+ *   invariant: 0 ≤ count ≤ S; slots head … head+count-1 (mod S) hold frames not yet read.
+ *   A datagram arriving with count = S is dropped and counted (`rx_queue_full`, drop-tail):
+ *   the queue never grows.
+ *
+ * `next()` returns a frame length (> 0), 0 when nothing is waiting now (a live port does not end
+ * by itself), or -1 once `close()` was called and the ring is drained.
+ *
+ * Sending: with a `remote`, frames go to it from a small pool of sockets bound to different
+ * ephemeral source ports and connected to the remote (a connected send skips the address lookup);
+ * a hash of the inner 5-tuple picks the socket, so one flow keeps one outer source port and flows
+ * spread over several (RFC 7348 §5, "Source Port"; `dgram` cannot set a source port per datagram).
+ * Without a `remote`, the port answers in the tunnel each flow came from: the sender's address and
+ * port and the whole tunnel header (VNI, GENEVE options) are remembered per flow (a direct-mapped
+ * table indexed by the inner symmetric flow hash), the way an appliance behind a gateway load
+ * balancer must reply.
+ */
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { isIP } from 'node:net';
+import { NfvError } from '../errors.js';
+import { DropReason } from '../packet/drop-reason.js';
+import { FLOW_KEY_WORDS, FlowKey } from '../packet/flow-key.js';
+import { LinkType } from '../packet/link-type.js';
+import { PacketParser } from '../packet/packet-parser.js';
+
+export interface TunnelEndpoint {
+  address: string;
+  /** UDP port; the format's well-known port (4789 VXLAN, 6081 GENEVE) when omitted. */
+  port?: number;
+}
+
+export interface TunnelPortOptions {
+  /** Port name, used in error messages and by the host. */
+  name?: string;
+  /** Port id for the host's classifier. */
+  id?: number;
+  /** Local address and UDP port to receive on. */
+  bind: TunnelEndpoint;
+  /** Where frames are sent. Omitted: each frame goes back through the tunnel its flow arrived in. */
+  remote?: TunnelEndpoint;
+  /** 24-bit network identifier: only datagrams with it are accepted, and sent frames carry it. */
+  vni: number;
+  /** Receive ring slots (default 1024). */
+  slots?: number;
+  /** Bytes per slot: the largest inner frame accepted (default 9216, a jumbo frame; ≤ 65535). */
+  slotSize?: number;
+  /** Sockets (outer source ports) used towards a `remote` (default 8). */
+  sourcePorts?: number;
+  /** Flows remembered for replies without a `remote` (a power of two, default 4096). */
+  replyFlows?: number;
+  /** Socket receive buffer to ask the kernel for, in bytes (default 4 MiB; capped by net.core.rmem_max). */
+  receiveBufferSize?: number;
+  /** Wall clock in milliseconds since the epoch, for arrival timestamps (default `performance.timeOrigin + performance.now()`). */
+  clock?: () => number;
+}
+
+/** The counters every tunnel port keeps; tests and the host read them. */
+export interface TunnelCounters {
+  /** Datagrams accepted and queued. */
+  rx: number;
+  /** Datagrams the kernel accepted for sending. */
+  tx: number;
+  /** Datagrams whose tunnel header the view refused (truncated, flags, bad options). */
+  rx_malformed: number;
+  /** Well-formed datagrams for another VNI. */
+  rx_wrong_vni: number;
+  /** Well-formed datagrams this port does not forward (GENEVE OAM, an inner protocol other than Ethernet). */
+  rx_ignored: number;
+  /** Datagrams dropped because the receive ring was full (drop-tail). */
+  rx_queue_full: number;
+  /** Frames that could not be sent: socket closed, kernel refusal, frame too large for a datagram. */
+  tx_errors: number;
+  /** Frames not sent because no tunnel is known for their flow (no `remote`, flow never seen). */
+  tx_no_tunnel: number;
+}
+
+/** Outcome codes of `decapsulate` below zero. */
+export const Decap = {
+  Malformed: -1,
+  WrongVni: -2,
+  Ignored: -3,
+} as const;
+
+const DEFAULT_SLOTS = 1024;
+const DEFAULT_SLOT_SIZE = 9216;
+const MAX_SLOT_SIZE = 0xffff;
+const DEFAULT_SOURCE_PORTS = 8;
+const DEFAULT_REPLY_FLOWS = 4096;
+const DEFAULT_RECEIVE_BUFFER = 4 << 20;
+/** The largest UDP payload over IPv4 (65535 − 20 − 8). */
+const MAX_DATAGRAM = 65507;
+const MAX_VNI = 0xffffff;
+const NS_PER_MS = 1e6;
+const MS_PER_S = 1000;
+
+const defaultClock = (): number => performance.timeOrigin + performance.now();
+
+export abstract class TunnelPort {
+  readonly name: string;
+  readonly id: number;
+  readonly vni: number;
+  /** Inner frames are Ethernet. */
+  linkType: number = LinkType.Ethernet;
+  /** Arrival time of the frame `next()` returned last. */
+  seconds = 0;
+  nanos = 0;
+  /** Frames longer than a slot (on receipt) or than `room` (in `next()`): counted and dropped. */
+  oversize = 0;
+  /** Frames handed to `write()` and their bytes (the host's output-port counters). */
+  packets = 0;
+  bytes = 0;
+  readonly counters: TunnelCounters = {
+    rx: 0,
+    tx: 0,
+    rx_malformed: 0,
+    rx_wrong_vni: 0,
+    rx_ignored: 0,
+    rx_queue_full: 0,
+    tx_errors: 0,
+    tx_no_tunnel: 0,
+  };
+  /**
+   * Called when a frame lands in an empty ring, so a host that sleeps while every input returns 0
+   * knows when to pull again. At most one call per empty → non-empty transition.
+   */
+  onReadable: (() => void) | null = null;
+
+  protected readonly bindAddress: string;
+  protected readonly bindPort: number;
+  protected readonly remoteAddress: string | null;
+  protected readonly remotePort: number;
+
+  private readonly slots: number;
+  private readonly slotSize: number;
+  private readonly frames: Uint8Array;
+  private readonly lengths: Uint16Array;
+  private readonly arrivalSeconds: Float64Array;
+  private readonly arrivalNanos: Uint32Array;
+  private head = 0;
+  private count = 0;
+
+  private readonly sourcePortCount: number;
+  private readonly receiveBufferSize: number;
+  private readonly clock: () => number;
+  private readonly family: 'udp4' | 'udp6';
+  private socket: Socket | null = null;
+  private txSockets: Socket[] = [];
+  private closed = false;
+  private opened = false;
+
+  private readonly parser = new PacketParser({ maxTunnelDepth: 0, verifyChecksums: false });
+  private readonly key = new FlowKey();
+  // Reply table (no remote): per flow slot, its key, the sender and the tunnel header it came with.
+  private readonly replyMask: number;
+  private readonly replyKeys: Uint32Array;
+  private readonly replyUsed: Uint8Array;
+  private readonly replyPorts: Uint16Array;
+  private readonly replyAddresses: string[];
+  private readonly replyHeaders: Uint8Array;
+  private readonly replyHeaderLengths: Uint16Array;
+  private readonly onSent = (error: Error | null): void => {
+    if (error) this.counters.tx_errors++;
+    else this.counters.tx++;
+  };
+
+  constructor(
+    protected readonly kind: string,
+    defaultPort: number,
+    options: TunnelPortOptions,
+  ) {
+    this.name = options.name ?? `${kind}:${options.bind.address}:${options.bind.port ?? defaultPort}`;
+    this.id = options.id ?? 0;
+    const field = (f: string): { field: string; port: string } => ({ field: f, port: this.name });
+    if (!Number.isInteger(options.vni) || options.vni < 0 || options.vni > MAX_VNI)
+      throw new NfvError(
+        'NFV_ERR_BAD_ARGUMENT',
+        `${kind} port ${this.name}: vni must be 0…16777215`,
+        field('vni'),
+      );
+    this.vni = options.vni;
+    this.family = addressFamily(options.bind.address, `${kind} port ${this.name}`, 'bind.address');
+    this.bindAddress = options.bind.address;
+    this.bindPort = checkPort(options.bind.port ?? defaultPort, `${kind} port ${this.name}`, 'bind.port');
+    if (options.remote) {
+      if (
+        addressFamily(options.remote.address, `${kind} port ${this.name}`, 'remote.address') !== this.family
+      )
+        throw new NfvError(
+          'NFV_ERR_BAD_ARGUMENT',
+          `${kind} port ${this.name}: bind and remote addresses must be of one IP version`,
+          field('remote.address'),
+        );
+      this.remoteAddress = options.remote.address;
+      this.remotePort = checkPort(
+        options.remote.port ?? defaultPort,
+        `${kind} port ${this.name}`,
+        'remote.port',
+      );
+    } else {
+      this.remoteAddress = null;
+      this.remotePort = 0;
+    }
+    this.slots = positiveInteger(options.slots ?? DEFAULT_SLOTS, `${kind} port ${this.name}`, 'slots');
+    this.slotSize = positiveInteger(
+      options.slotSize ?? DEFAULT_SLOT_SIZE,
+      `${kind} port ${this.name}`,
+      'slotSize',
+    );
+    if (this.slotSize > MAX_SLOT_SIZE)
+      throw new NfvError(
+        'NFV_ERR_BAD_ARGUMENT',
+        `${kind} port ${this.name}: slotSize must be ≤ 65535`,
+        field('slotSize'),
+      );
+    this.sourcePortCount = positiveInteger(
+      options.sourcePorts ?? DEFAULT_SOURCE_PORTS,
+      `${kind} port ${this.name}`,
+      'sourcePorts',
+    );
+    const flows = positiveInteger(
+      options.replyFlows ?? DEFAULT_REPLY_FLOWS,
+      `${kind} port ${this.name}`,
+      'replyFlows',
+    );
+    if ((flows & (flows - 1)) !== 0)
+      throw new NfvError(
+        'NFV_ERR_BAD_ARGUMENT',
+        `${kind} port ${this.name}: replyFlows must be a power of two`,
+        field('replyFlows'),
+      );
+    this.receiveBufferSize = options.receiveBufferSize ?? DEFAULT_RECEIVE_BUFFER;
+    this.clock = options.clock ?? defaultClock;
+
+    this.frames = new Uint8Array(this.slots * this.slotSize);
+    this.lengths = new Uint16Array(this.slots);
+    this.arrivalSeconds = new Float64Array(this.slots);
+    this.arrivalNanos = new Uint32Array(this.slots);
+
+    const replyFlows = this.remoteAddress === null ? flows : 1;
+    this.replyMask = replyFlows - 1;
+    this.replyKeys = new Uint32Array(replyFlows * FLOW_KEY_WORDS);
+    this.replyUsed = new Uint8Array(replyFlows);
+    this.replyPorts = new Uint16Array(replyFlows);
+    this.replyAddresses = new Array<string>(replyFlows).fill('');
+    this.replyHeaders = new Uint8Array(replyFlows * this.maxHeaderLength());
+    this.replyHeaderLengths = new Uint16Array(replyFlows);
+  }
+
+  /** The largest tunnel header this format has (reply-table slot size). */
+  protected abstract maxHeaderLength(): number;
+  /**
+   * Checks a received UDP payload: returns the offset of the inner Ethernet frame, or a `Decap`
+   * code below zero. Never throws.
+   */
+  protected abstract decapsulate(payload: Uint8Array, length: number): number;
+  /** The header sent towards `remote` (built once). */
+  protected abstract remoteHeader(): Uint8Array;
+
+  /** The address and UDP port the port receives on (after `open()`; port 0 binds an ephemeral one). */
+  address(): { address: string; port: number } {
+    if (!this.socket) return { address: this.bindAddress, port: this.bindPort };
+    const a = this.socket.address();
+    return { address: a.address, port: a.port };
+  }
+
+  /** Frames waiting in the receive ring. */
+  queued(): number {
+    return this.count;
+  }
+
+  /**
+   * Binds the receive socket (and the sending sockets towards `remote`). Rejects with an
+   * `NFV_ERR_IO` error naming the port and the errno code (EADDRINUSE, EACCES, EADDRNOTAVAIL).
+   */
+  async open(): Promise<void> {
+    if (this.opened) return;
+    if (this.closed)
+      throw new NfvError('NFV_ERR_IO', `${this.kind} port ${this.name}: already closed`, { port: this.name });
+    this.opened = true;
+    const rx = createSocket({ type: this.family });
+    this.socket = rx;
+    try {
+      await bindSocket(rx, this.bindPort, this.bindAddress);
+    } catch (error) {
+      this.close();
+      throw this.ioError(`cannot bind ${this.bindAddress}:${this.bindPort}`, error);
+    }
+    try {
+      rx.setRecvBufferSize(this.receiveBufferSize);
+    } catch {
+      // The kernel caps SO_RCVBUF at net.core.rmem_max; a smaller buffer only means earlier drops.
+    }
+    // After bind, a socket error is a failed send or a transient ICMP error: count it, never crash.
+    rx.on('error', () => this.counters.tx_errors++);
+    rx.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.receive(msg, rinfo));
+    if (this.remoteAddress !== null) {
+      for (let i = 0; i < this.sourcePortCount; i++) {
+        const tx = createSocket({ type: this.family });
+        this.txSockets.push(tx);
+        tx.on('error', () => this.counters.tx_errors++);
+        try {
+          await bindSocket(tx, 0, this.bindAddress);
+          await connectSocket(tx, this.remotePort, this.remoteAddress);
+        } catch (error) {
+          this.close();
+          throw this.ioError(`cannot open a socket towards ${this.remoteAddress}:${this.remotePort}`, error);
+        }
+      }
+    }
+  }
+
+  /**
+   * Copies the oldest queued frame into `bytes[at..]` (at most `room` bytes) and returns its
+   * length; 0 when nothing is waiting now; -1 once the port is closed and its ring drained.
+   * A frame longer than `room` is counted in `oversize` and skipped.
+   */
+  next(bytes: Uint8Array, at: number, room: number): number {
+    while (this.count > 0) {
+      const slot = this.head;
+      this.head = slot + 1 === this.slots ? 0 : slot + 1;
+      this.count--;
+      const length = this.lengths[slot];
+      if (length > room) {
+        this.oversize++;
+        continue;
+      }
+      const from = slot * this.slotSize;
+      if (length <= 256) for (let k = 0; k < length; k++) bytes[at + k] = this.frames[from + k];
+      else bytes.set(this.frames.subarray(from, from + length), at);
+      this.seconds = this.arrivalSeconds[slot];
+      this.nanos = this.arrivalNanos[slot];
+      return length;
+    }
+    return this.closed ? -1 : 0;
+  }
+
+  /**
+   * Encapsulates `bytes[at, at+length)` and sends it: to `remote`, or back through the tunnel the
+   * frame's flow arrived in. Failures are counted, never thrown. The timestamp is not sent.
+   */
+  write(bytes: Uint8Array, at: number, length: number, _seconds: number, _nanos: number): void {
+    this.packets++;
+    this.bytes += length;
+    if (this.closed || !this.socket) {
+      this.counters.tx_errors++;
+      return;
+    }
+    const hashed = this.flowOf(bytes, at, length);
+    if (this.remoteAddress !== null) {
+      const header = this.remoteHeader();
+      if (header.length + length > MAX_DATAGRAM) {
+        this.counters.tx_errors++;
+        return;
+      }
+      const datagram = Buffer.allocUnsafe(header.length + length);
+      datagram.set(header, 0);
+      datagram.set(bytes.subarray(at, at + length), header.length);
+      const h = hashed ? this.key.hash() : ethernetHash(bytes, at, length);
+      this.txSockets[(h >>> 0) % this.txSockets.length].send(datagram, this.onSent);
+      return;
+    }
+    const slot = hashed ? this.findReply() : -1;
+    if (slot < 0) {
+      this.counters.tx_no_tunnel++;
+      return;
+    }
+    const headerLength = this.replyHeaderLengths[slot];
+    if (headerLength + length > MAX_DATAGRAM) {
+      this.counters.tx_errors++;
+      return;
+    }
+    const datagram = Buffer.allocUnsafe(headerLength + length);
+    const stride = this.maxHeaderLength();
+    datagram.set(this.replyHeaders.subarray(slot * stride, slot * stride + headerLength), 0);
+    datagram.set(bytes.subarray(at, at + length), headerLength);
+    this.socket.send(datagram, this.replyPorts[slot], this.replyAddresses[slot], this.onSent);
+  }
+
+  /** Stops receiving and closes the sockets; queued frames can still be read, then `next()` returns -1. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.socket) closeQuietly(this.socket);
+    for (const tx of this.txSockets) closeQuietly(tx);
+    this.txSockets = [];
+  }
+
+  private receive(msg: Buffer, rinfo: RemoteInfo): void {
+    const length = msg.length;
+    const inner = this.decapsulate(msg, length);
+    if (inner < 0) {
+      if (inner === Decap.WrongVni) this.counters.rx_wrong_vni++;
+      else if (inner === Decap.Ignored) this.counters.rx_ignored++;
+      else this.counters.rx_malformed++;
+      return;
+    }
+    const frameLength = length - inner;
+    if (frameLength > this.slotSize) {
+      this.oversize++;
+      return;
+    }
+    if (this.count === this.slots) {
+      this.counters.rx_queue_full++;
+      return;
+    }
+    if (this.remoteAddress === null) this.remember(msg, inner, frameLength, rinfo);
+    let slot = this.head + this.count;
+    if (slot >= this.slots) slot -= this.slots;
+    this.frames.set(msg.subarray(inner, length), slot * this.slotSize);
+    this.lengths[slot] = frameLength;
+    const ms = this.clock();
+    const seconds = Math.floor(ms / MS_PER_S);
+    this.arrivalSeconds[slot] = seconds;
+    this.arrivalNanos[slot] = Math.floor((ms - seconds * MS_PER_S) * NS_PER_MS);
+    this.count++;
+    this.counters.rx++;
+    if (this.count === 1 && this.onReadable !== null) this.onReadable();
+  }
+
+  /** Parses the inner frame and fills `key` with its 5-tuple; false for frames without IP. */
+  private flowOf(bytes: Uint8Array, at: number, length: number): boolean {
+    return (
+      this.parser.attach(bytes, at, length, LinkType.Ethernet) === DropReason.None &&
+      this.parser.flowKey(this.key)
+    );
+  }
+
+  /** Records the sender and tunnel header of the flow of the frame at `msg[inner..]`. */
+  private remember(msg: Buffer, inner: number, frameLength: number, rinfo: RemoteInfo): void {
+    if (!this.flowOf(msg, inner, frameLength)) return;
+    const slot = this.key.symmetricHash() & this.replyMask;
+    this.key.writeTo(this.replyKeys, slot * FLOW_KEY_WORDS);
+    this.replyUsed[slot] = 1;
+    this.replyPorts[slot] = rinfo.port;
+    if (this.replyAddresses[slot] !== rinfo.address) this.replyAddresses[slot] = rinfo.address;
+    const stride = this.maxHeaderLength();
+    this.replyHeaders.set(msg.subarray(0, inner), slot * stride);
+    this.replyHeaderLengths[slot] = inner;
+  }
+
+  /** The reply-table slot holding `key`'s flow (either direction), or -1. */
+  private findReply(): number {
+    const slot = this.key.symmetricHash() & this.replyMask;
+    if (this.replyUsed[slot] === 0) return -1;
+    if (this.key.equalsAt(this.replyKeys, slot * FLOW_KEY_WORDS)) return slot;
+    this.key.reverse();
+    const found = this.key.equalsAt(this.replyKeys, slot * FLOW_KEY_WORDS);
+    this.key.reverse();
+    return found ? slot : -1;
+  }
+
+  private ioError(what: string, error: unknown): NfvError {
+    const code = (error as { code?: string }).code ?? 'error';
+    const message = error instanceof Error ? error.message : String(error);
+    return new NfvError(
+      'NFV_ERR_IO',
+      `${this.kind} port ${this.name}: ${what}: ${code}`,
+      { port: this.name, errno: code, reason: message },
+      { cause: error },
+    );
+  }
+}
+
+/** FNV-1a over the Ethernet addresses and EtherType: the source-port hash for frames without IP (ARP). */
+function ethernetHash(bytes: Uint8Array, at: number, length: number): number {
+  let h = 0x811c9dc5;
+  const end = at + Math.min(length, 14);
+  for (let i = at; i < end; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+  return h | 0;
+}
+
+function addressFamily(address: string, who: string, field: string): 'udp4' | 'udp6' {
+  const version = isIP(address);
+  if (version === 0)
+    throw new NfvError(
+      'NFV_ERR_BAD_ADDRESS',
+      `${who}: ${field} must be an IPv4 or IPv6 address, not '${address}'`,
+      {
+        field,
+      },
+    );
+  return version === 6 ? 'udp6' : 'udp4';
+}
+
+function checkPort(port: number, who: string, field: string): number {
+  if (!Number.isInteger(port) || port < 0 || port > 0xffff)
+    throw new NfvError('NFV_ERR_BAD_ARGUMENT', `${who}: ${field} must be a UDP port 0…65535`, { field });
+  return port;
+}
+
+function positiveInteger(value: number, who: string, field: string): number {
+  if (!Number.isInteger(value) || value < 1)
+    throw new NfvError('NFV_ERR_BAD_ARGUMENT', `${who}: ${field} must be a positive integer`, { field });
+  return value;
+}
+
+/** Closes a socket that may never have bound (close() throws ERR_SOCKET_DGRAM_NOT_RUNNING then). */
+function closeQuietly(socket: Socket): void {
+  try {
+    socket.close();
+  } catch {
+    // Already closed or never running: nothing to release.
+  }
+}
+
+function bindSocket(socket: Socket, port: number, address: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error): void => reject(error);
+    socket.once('error', onError);
+    socket.bind({ port, address, exclusive: true }, () => {
+      socket.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function connectSocket(socket: Socket, port: number, address: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error): void => reject(error);
+    socket.once('error', onError);
+    socket.connect(port, address, () => {
+      socket.off('error', onError);
+      resolve();
+    });
+  });
+}
