@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { builtinModule, Host, type HostPlan, type HostSummary, type NfPlan } from '../../src/host/host.js';
 import type { Placement, VnicMode } from '../../src/host/guest-protocol.js';
+import { openCapture } from '../../src/io/capture.js';
 import { writeGeneratedCapture } from '../../src/io/generate-capture.js';
 
 process.env.NFVISOR_QUIET = '1';
@@ -63,6 +64,18 @@ function assertConserved(s: HostSummary): void {
     `conservation: ${JSON.stringify({ ...s, nfs: undefined })}`,
   );
   assert.equal(s.poolFree, s.poolSlots, 'every slot is back in the pool');
+}
+
+/** Every frame of a capture as hex (allocates; for tests). */
+function readCapture(path: string): string[] {
+  const reader = openCapture(path);
+  const out: string[] = [];
+  while (reader.next())
+    out.push(
+      Buffer.from(reader.bytes.subarray(reader.at, reader.at + reader.capturedLength)).toString('hex'),
+    );
+  reader.close();
+  return out;
 }
 
 function fileHash(path: string): string {
@@ -168,6 +181,25 @@ describe('host', () => {
       assert.ok(summary.ports.sinkA.sent > 8000, `chain a resumed (${summary.ports.sinkA.sent} sent)`);
     });
   }
+
+  it('steers each connection to one replica: three replicas give the same packets as one', async () => {
+    const lb = { vip: '198.19.0.80', port: 80, backends: ['10.1.0.1', '10.1.0.2', '10.1.0.3'] };
+    const frames = async (replicas: number, vnic: VnicMode, output: string): Promise<string[]> => {
+      const plan = chainPlan(vnic, 'isolated', output);
+      plan.nfs = { lb: nf(builtinModule('load-balancer'), lb, vnic, 'isolated', { replicas }) };
+      plan.chains[0].through = ['lb'];
+      const summary = await (await Host.create(plan)).run();
+      assertConserved(summary);
+      assert.equal(summary.nfs[0].replicas, replicas);
+      // Replicas may interleave different connections differently; the multiset of frames is what must agree.
+      const reader = readCapture(output);
+      return reader.sort();
+    };
+    const one = await frames(1, 'direct', join(dir, 'replicas-1.pcap'));
+    const three = await frames(3, 'paravirt', join(dir, 'replicas-3.pcap'));
+    assert.equal(three.length, one.length);
+    assert.deepEqual(three, one);
+  });
 
   it('quarantines a guest that hands back impossible descriptors, and keeps the rest running', async () => {
     const plan: HostPlan = {
