@@ -26,6 +26,8 @@ interface ModeResult {
   mpps: number;
   cpuSecondsPerMillion: number;
   packets: number;
+  p50: number;
+  p99: number;
 }
 
 function makeFrames(frameSize: number | 'imix', count: number): { frames: Uint8Array; lengths: Uint16Array } {
@@ -54,7 +56,7 @@ async function runChain(
   stages: [string, unknown][],
   vnic: VnicMode,
   placement: Placement,
-): Promise<{ mpps: number; cpuPerMillion: number; packets: number }> {
+): Promise<{ mpps: number; cpuPerMillion: number; packets: number; p50: number; p99: number }> {
   const nfs: Record<string, NfPlan> = {};
   stages.forEach(([image, config], i) => (nfs[`nf${i}`] = nf(builtinModule(image), config, vnic, placement)));
   const plan: HostPlan = {
@@ -79,6 +81,8 @@ async function runChain(
     mpps: summary.received / summary.seconds / 1e6,
     cpuPerMillion: cpuSeconds / (summary.received / 1e6),
     packets: summary.received,
+    p50: summary.latencyUs.p50,
+    p99: summary.latencyUs.p99,
   };
 }
 
@@ -111,9 +115,11 @@ export async function benchModes(): Promise<void> {
         mpps: r.mpps,
         cpuSecondsPerMillion: r.cpuPerMillion,
         packets: r.packets,
+        p50: r.p50,
+        p99: r.p99,
       });
       console.log(
-        `  ${label.padEnd(5)} ${name.padEnd(9)} ${r.mpps.toFixed(3).padStart(7)} Mpps  ${r.cpuPerMillion.toFixed(2).padStart(6)} CPU s / Mpkt  (${r.packets} packets)`,
+        `  ${label.padEnd(5)} ${name.padEnd(9)} ${r.mpps.toFixed(3).padStart(7)} Mpps  ${r.cpuPerMillion.toFixed(2).padStart(6)} CPU s / Mpkt  p50 ${r.p50.toFixed(0)} µs  p99 ${r.p99.toFixed(0)} µs  (${r.packets} packets)`,
       );
     }
   }

@@ -110,6 +110,9 @@ export function formatSummary(s: HostSummary): string {
       .join(', ') || '-',
   ]);
   lines.push(...table(header, rows));
+  lines.push(
+    `latency port to port: p50 ${s.latencyUs.p50.toFixed(0)} µs, p99 ${s.latencyUs.p99.toFixed(0)} µs, max ${s.latencyUs.max.toFixed(0)} µs`,
+  );
   const hostDrops = Object.entries(s.hostDrops);
   if (hostDrops.length > 0)
     lines.push(`host drops: ${hostDrops.map(([reason, n]) => `${reason} ${n}`).join(', ')}`);

@@ -115,6 +115,8 @@ export interface HostSummary {
   nfs: NfSummary[];
   poolSlots: number;
   poolFree: number;
+  /** Time from read at the input port to write at the output port, in µs (burst granularity). */
+  latencyUs: { p50: number; p99: number; max: number };
 }
 
 export interface HostProgress {
@@ -220,6 +222,9 @@ export class Host {
   private readonly slotChain: Int16Array;
   private readonly slotSeconds: Float64Array;
   private readonly slotNanos: Uint32Array;
+  /** When each slot's packet was read (performance.now(), ms), and a histogram of rx→tx latency. */
+  private readonly slotRxMs: Float64Array;
+  private readonly latency = new LatencyHistogram();
   private readonly scratch = new Uint32Array(MAX_BATCH * DESCRIPTOR_WORDS);
   private readonly slots = new Uint32Array(MAX_BATCH);
   private readonly inlineBatch: PacketBatch;
@@ -246,6 +251,7 @@ export class Host {
     this.slotChain = new Int16Array(plan.pool.slots);
     this.slotSeconds = new Float64Array(plan.pool.slots);
     this.slotNanos = new Uint32Array(plan.pool.slots);
+    this.slotRxMs = new Float64Array(plan.pool.slots);
     this.inlineBatch = new PacketBatch(this.pool.bytes, this.pool.slotSize);
 
     const portIds = new Map<string, number>();
@@ -541,6 +547,7 @@ export class Host {
         const want = Math.min(this.batchSize, this.pool.freeCount());
         if (want === 0) return total;
         const got = this.pool.allocBurst(this.slots, want);
+        const burstMs = performance.now(); // one clock read per burst, shared by its packets
         let n = 0;
         for (; n < got; n++) {
           const slot = this.slots[n];
@@ -554,6 +561,7 @@ export class Host {
           total++;
           this.slotSeconds[slot] = input.seconds;
           this.slotNanos[slot] = input.nanos;
+          this.slotRxMs[slot] = burstMs;
           this.steer(slot, at, length, input);
         }
         this.flushStaged();
@@ -600,9 +608,11 @@ export class Host {
   /** Hands `count` descriptors (at `from` in `d`) to stage `stage` of `chain`, or to its port. */
   private deliver(chain: ChainRuntime, stage: number, d: Uint32Array, from: number, count: number): void {
     if (stage === chain.stages.length) {
+      const nowMs = count > 0 ? performance.now() : 0;
       for (let i = 0; i < count; i++) {
         const o = (from + i) * DESCRIPTOR_WORDS;
         const slot = d[o];
+        this.latency.add((nowMs - this.slotRxMs[slot]) * 1000);
         chain.output.write(
           this.pool.bytes,
           this.pool.slotOffset(slot),
@@ -1057,10 +1067,39 @@ export class Host {
       nfs,
       poolSlots: this.pool.slotCount,
       poolFree: this.pool.freeCount(),
+      latencyUs: { p50: this.latency.quantile(0.5), p99: this.latency.quantile(0.99), max: this.latency.max },
     };
   }
 }
 
 function linksDirectly(nf: NfRuntime): boolean {
   return nf.plan.placement === 'isolated' && nf.plan.vnic === 'direct' && nf.plan.replicas === 1;
+}
+
+/**
+ * Latencies in µs in logarithmic buckets (four per power of two, ≈ 19 % wide), so recording one is
+ * an increment and the histogram is a fixed 1 KiB. Quantiles report a bucket's upper bound.
+ */
+class LatencyHistogram {
+  private readonly buckets = new Float64Array(128);
+  private count = 0;
+  max = 0;
+
+  add(us: number): void {
+    const index = us <= 1 ? 0 : Math.min(127, Math.ceil(4 * Math.log2(us)));
+    this.buckets[index]++;
+    this.count++;
+    if (us > this.max) this.max = us;
+  }
+
+  quantile(q: number): number {
+    if (this.count === 0) return 0;
+    const target = q * this.count;
+    let seen = 0;
+    for (let i = 0; i < this.buckets.length; i++) {
+      seen += this.buckets[i];
+      if (seen >= target) return Math.min(this.max, 2 ** (i / 4));
+    }
+    return this.max;
+  }
 }
