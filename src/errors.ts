@@ -14,6 +14,27 @@ export const ErrorCodes = {
     'A deployment file is not valid YAML or JSON or breaks the deployment schema; each problem names file, line, column and field.',
   NFV_ERR_IO: 'Reading or writing a file failed (missing, no permission, disk full).',
   NFV_ERR_PACKET_TOO_LARGE: 'A packet does not fit the buffer or frame size it must be written into.',
+  NFV_ERR_IMAGE_BUILD:
+    'An NF image could not be built: the source does not bundle, or its default export is not a defineNf declaration.',
+  NFV_ERR_IMAGE_CAPABILITY:
+    "An NF image's code imports a Node module (fs, net, http, dgram, child_process, worker_threads …) that its manifest does not request as a capability.",
+  NFV_ERR_IMAGE_DIGEST:
+    "An NF image's content does not hash to its digest: it was changed after it was built (tampered or corrupted).",
+  NFV_ERR_IMAGE_INVALID: 'An NF image, image reference, archive or manifest is malformed.',
+  NFV_ERR_IMAGE_NAME:
+    "An NF image's manifest name, or the name its signature was made for, is not the name it is referred to by.",
+  NFV_ERR_IMAGE_NOT_FOUND: 'No NF image with that tag or digest is in the image store.',
+  NFV_ERR_IMAGE_ROLLBACK:
+    'An NF image is older than a version of the same name verified before; installing it needs an explicit allow-rollback.',
+  NFV_ERR_IMAGE_SDK_VERSION:
+    'An NF image was built against an SDK API version this nfvisor does not support.',
+  NFV_ERR_IMAGE_SIGNATURE: "An NF image's signature does not verify with the key it names.",
+  NFV_ERR_IMAGE_SIGNATURE_DIGEST:
+    'An NF image carries a valid signature made for another digest (a signature moved onto other content).',
+  NFV_ERR_IMAGE_UNSIGNED: 'An NF image has no signature and unsigned images were not explicitly allowed.',
+  NFV_ERR_IMAGE_UNTRUSTED: 'An NF image is signed by a key the trust policy does not allow for its name.',
+  NFV_ERR_KEY_INVALID: 'A signing or public key file is missing, unreadable or not an Ed25519 key.',
+  NFV_ERR_TRUST_POLICY: 'A trust policy file is malformed, or a key in it does not match its key id.',
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
 

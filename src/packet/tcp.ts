@@ -104,7 +104,7 @@ export class TcpView {
     const headerLength = this.headerLength();
     if (headerLength < TCP_MIN_HEADER_LENGTH) return DropReason.BadHeaderLength;
     if (headerLength > this.available) return DropReason.Truncated;
-    if (!this.optionsWellFormed()) return DropReason.BadOption;
+    if (headerLength > TCP_MIN_HEADER_LENGTH && !this.optionsWellFormed()) return DropReason.BadOption;
     return DropReason.None;
   }
 
