@@ -84,7 +84,8 @@ export async function withLock<T>(path: string, fn: () => Promise<T>, options: L
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('cannot create lock', path, e);
     }
     await breakIfStale(path, staleMs);
-    if (Date.now() > deadline) throw new NfvError('NFV_ERR_IO', `lock held too long: ${path}`, { file: path });
+    if (Date.now() > deadline)
+      throw new NfvError('NFV_ERR_IO', `lock held too long: ${path}`, { file: path });
     await sleep(delay + Math.random() * delay);
     delay = Math.min(delay * 2, 50);
   }

@@ -28,7 +28,12 @@ export async function bundleImports(bundle: Uint8Array): Promise<string[]> {
       logLevel: 'silent',
     });
   } catch (e) {
-    throw new NfvError('NFV_ERR_IMAGE_INVALID', `the image's code does not parse as an ES module`, {}, { cause: e });
+    throw new NfvError(
+      'NFV_ERR_IMAGE_INVALID',
+      `the image's code does not parse as an ES module`,
+      {},
+      { cause: e },
+    );
   }
   const found = new Set<string>();
   for (const input of Object.values(result.metafile.inputs)) {

@@ -46,7 +46,8 @@ export interface ImportProblem {
 function builtinBase(specifier: string): string | undefined {
   const bare = specifier.startsWith('node:') ? specifier.slice(5) : specifier;
   const base = bare.split('/')[0];
-  if (specifier.startsWith('node:') || builtinModules.includes(bare) || builtinModules.includes(base)) return base;
+  if (specifier.startsWith('node:') || builtinModules.includes(bare) || builtinModules.includes(base))
+    return base;
   return undefined;
 }
 
@@ -54,7 +55,10 @@ function builtinBase(specifier: string): string | undefined {
  * The imports in `imports` that `capabilities` do not cover. Non-built-in specifiers are
  * problems too (a bundle must not depend on node_modules at run time), with no capability.
  */
-export function uncoveredImports(imports: Iterable<string>, capabilities: readonly string[]): ImportProblem[] {
+export function uncoveredImports(
+  imports: Iterable<string>,
+  capabilities: readonly string[],
+): ImportProblem[] {
   const problems: ImportProblem[] = [];
   const seen = new Set<string>();
   for (const specifier of imports) {
@@ -66,7 +70,8 @@ export function uncoveredImports(imports: Iterable<string>, capabilities: readon
       continue;
     }
     const capability = GUARDED[base];
-    if (capability !== undefined && !capabilities.includes(capability)) problems.push({ module: specifier, capability });
+    if (capability !== undefined && !capabilities.includes(capability))
+      problems.push({ module: specifier, capability });
   }
   return problems;
 }

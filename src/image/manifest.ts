@@ -132,7 +132,11 @@ export function parseManifest(raw: unknown): ImageManifest {
     invalid('sdkApiVersion must be a positive integer', 'sdkApiVersion');
   if (raw.entry !== IMAGE_ENTRY) invalid(`entry must be ${IMAGE_ENTRY}`, 'entry');
   if (typeof raw.summary !== 'string') invalid('summary must be a string', 'summary');
-  if (!Array.isArray(raw.outputs) || raw.outputs.length === 0 || !raw.outputs.every((o) => typeof o === 'string'))
+  if (
+    !Array.isArray(raw.outputs) ||
+    raw.outputs.length === 0 ||
+    !raw.outputs.every((o) => typeof o === 'string')
+  )
     invalid('outputs must be a non-empty list of names', 'outputs');
   if (!isRecord(raw.drops) || !Object.values(raw.drops).every((d) => typeof d === 'string'))
     invalid('drops must map names to descriptions', 'drops');
@@ -154,7 +158,9 @@ export function parseManifest(raw: unknown): ImageManifest {
     invalid(`resources.heapMb must be an integer 1…${MAX_HEAP_MB}`, 'resources.heapMb');
   if (
     !Array.isArray(raw.capabilities) ||
-    !raw.capabilities.every((c) => typeof c === 'string' && (CAPABILITIES as readonly string[]).includes(c)) ||
+    !raw.capabilities.every(
+      (c) => typeof c === 'string' && (CAPABILITIES as readonly string[]).includes(c),
+    ) ||
     new Set(raw.capabilities).size !== raw.capabilities.length
   )
     invalid(`capabilities must be distinct names from ${CAPABILITIES.join(', ')}`, 'capabilities');
