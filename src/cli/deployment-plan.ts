@@ -16,9 +16,15 @@ export function planFromDeployment(deployment: Deployment): HostPlan {
   for (const [name, port] of Object.entries(deployment.ports)) {
     if (port.type === 'generator') ports[name] = { kind: 'generator', options: port.options };
     else if (port.type === 'sink') ports[name] = { kind: 'sink' };
-    else
+    else if (port.type === 'pcap') {
       ports[name] =
         port.role === 'write' ? { kind: 'pcap-out', path: port.path } : { kind: 'pcap-in', path: port.path };
+    } else {
+      ports[name] = {
+        kind: port.type,
+        options: { bind: port.bind, remote: port.remote, vni: port.vni, slots: port.slots },
+      };
+    }
   }
   const nfs: Record<string, NfPlan> = {};
   for (const [name, nf] of Object.entries(deployment.nfs)) {

@@ -39,7 +39,18 @@ export interface SinkPortSpec {
   name: string;
 }
 
-export type PortSpec = PcapPortSpec | GeneratorPortSpec | SinkPortSpec;
+/** A live VXLAN or GENEVE tunnel endpoint: frames arrive from and leave into the tunnel. */
+export interface TunnelPortSpec {
+  type: 'vxlan' | 'geneve';
+  name: string;
+  bind: { address: string; port?: number };
+  /** Where frames are sent; without it each flow is answered in the tunnel it arrived in. */
+  remote?: { address: string; port?: number };
+  vni: number;
+  slots?: number;
+}
+
+export type PortSpec = PcapPortSpec | GeneratorPortSpec | SinkPortSpec | TunnelPortSpec;
 export type PortType = PortSpec['type'];
 
 export type VnicMode = 'direct' | 'paravirt' | 'emulated';

@@ -25,6 +25,7 @@ import {
   type NfSpec,
   type PortSpec,
   type PortType,
+  type TunnelPortSpec,
 } from './deployment.js';
 import { Issues, parseFieldPath, show } from './issues.js';
 import { PORTED_PROTOCOLS, parseCidr, parsePortRange, parseProtocol, type Parsed } from './match-fields.js';
@@ -217,6 +218,11 @@ class Checker {
       }
       case 'sink':
         return { type, name };
+      case 'vxlan':
+      case 'geneve': {
+        const tunnel = raw as Omit<TunnelPortSpec, 'name'>;
+        return { type, name, bind: tunnel.bind, remote: tunnel.remote, vni: tunnel.vni, slots: tunnel.slots };
+      }
     }
   }
 

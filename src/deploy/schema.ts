@@ -22,7 +22,7 @@ const fraction = () => Type.Number({ minimum: 0, maximum: 1 });
 export const VNIC_MODES = ['direct', 'paravirt', 'emulated'] as const;
 export const PLACEMENTS = ['isolated', 'inline'] as const;
 export const FAILURE_POLICIES = ['fail-closed', 'fail-open'] as const;
-export const PORT_TYPES = ['pcap', 'generator', 'sink'] as const;
+export const PORT_TYPES = ['pcap', 'generator', 'sink', 'vxlan', 'geneve'] as const;
 
 export const PoolSchema = Type.Object(
   { slots: Type.Optional(int(16, 1 << 20)), slotSize: Type.Optional(int(128, 65536)) },
@@ -78,10 +78,30 @@ export const GeneratorPortSchema = Type.Object(
 
 export const SinkPortSchema = Type.Object({ type: Type.Literal('sink') }, { additionalProperties: false });
 
+const TunnelEndpointSchema = Type.Object(
+  { address: Type.String({ minLength: 1 }), port: Type.Optional(int(1, 65535)) },
+  { additionalProperties: false },
+);
+
+/** A live tunnel endpoint (src/io/vxlan-port.ts, geneve-port.ts): read and written by chains. */
+const tunnelPortSchema = (type: 'vxlan' | 'geneve'): TSchema =>
+  Type.Object(
+    {
+      type: Type.Literal(type),
+      bind: TunnelEndpointSchema,
+      remote: Type.Optional(TunnelEndpointSchema),
+      vni: int(0, 0xffffff),
+      slots: Type.Optional(int(16, 1 << 16)),
+    },
+    { additionalProperties: false },
+  );
+
 export const PortSchemas: Record<(typeof PORT_TYPES)[number], TSchema> = {
   pcap: PcapPortSchema,
   generator: GeneratorPortSchema,
   sink: SinkPortSchema,
+  vxlan: tunnelPortSchema('vxlan'),
+  geneve: tunnelPortSchema('geneve'),
 };
 
 export const NfSchema = Type.Object(

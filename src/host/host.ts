@@ -44,7 +44,15 @@ import {
   type Placement,
   type VnicMode,
 } from './guest-protocol.js';
-import { openInputPort, openOutputPort, type InputPort, type OutputPort, type PortPlan } from './ports.js';
+import type { TunnelPort } from '../io/tunnel-port.js';
+import {
+  createTunnelPort,
+  openInputPort,
+  openOutputPort,
+  type InputPort,
+  type OutputPort,
+  type PortPlan,
+} from './ports.js';
 
 export type FailurePolicy = 'fail-closed' | 'fail-open';
 
@@ -212,6 +220,8 @@ export class Host {
   private readonly key = new FlowKey();
   private readonly inputs: InputPort[] = [];
   private readonly outputs = new Map<string, OutputPort>();
+  /** Live tunnel ports by name: each is an input and an output at once. */
+  private readonly tunnels = new Map<string, TunnelPort>();
   private readonly chains: ChainRuntime[] = [];
   private readonly nfs: NfRuntime[] = [];
   private readonly runs: Run[] = [];
@@ -257,12 +267,17 @@ export class Host {
     const portIds = new Map<string, number>();
     Object.keys(plan.ports).forEach((name, i) => portIds.set(name, i));
     const matches: MatchPlan[] = [];
+    for (const [name, portPlan] of Object.entries(plan.ports)) {
+      if (portPlan.kind === 'vxlan' || portPlan.kind === 'geneve') {
+        this.tunnels.set(name, createTunnelPort(name, portIds.get(name) ?? 0, portPlan));
+      }
+    }
     plan.chains.forEach((chainPlan, c) => {
-      let output = this.outputs.get(chainPlan.to);
+      let output = this.outputs.get(chainPlan.to) ?? this.tunnels.get(chainPlan.to);
       if (!output) {
         output = openOutputPort(chainPlan.to, portIds.get(chainPlan.to) ?? 0, plan.ports[chainPlan.to]);
-        this.outputs.set(chainPlan.to, output);
       }
+      this.outputs.set(chainPlan.to, output);
       const stages = chainPlan.through.map((name, s) => {
         const nfPlan = plan.nfs[name];
         const definition = definitions.get(name);
@@ -301,8 +316,8 @@ export class Host {
       matches.some((m) => m.protocol !== undefined || m.src || m.dst || m.srcPort || m.dstPort) ||
       Object.values(plan.nfs).some((nf) => nf.replicas > 1);
     for (const [name, portPlan] of Object.entries(plan.ports)) {
-      if (plan.chains.some((c) => c.from === name))
-        this.inputs.push(openInputPort(name, portIds.get(name) ?? 0, portPlan));
+      if (!plan.chains.some((c) => c.from === name)) continue;
+      this.inputs.push(this.tunnels.get(name) ?? openInputPort(name, portIds.get(name) ?? 0, portPlan));
     }
     this.planRuns();
   }
@@ -366,6 +381,10 @@ export class Host {
       }
     }
     for (const run of this.runs) await this.startRun(run);
+    for (const tunnel of this.tunnels.values()) {
+      await tunnel.open();
+      tunnel.onReadable = () => this.wake?.();
+    }
     const progressTimer = onProgress ? setInterval(() => onProgress(this.progress()), progressEveryMs) : null;
     const watchdog = setInterval(() => this.checkGuests(), Math.max(50, (this.plan.watchdogMs ?? 2000) / 4));
     try {

@@ -4,7 +4,10 @@
  * packet I/O the host does itself.
  */
 import { createCaptureWriter, openCapture, type CaptureReader, type CaptureWriter } from '../io/capture.js';
+import { GenevePort } from '../io/geneve-port.js';
+import type { TunnelPort, TunnelPortOptions } from '../io/tunnel-port.js';
 import { MAX_GENERATED_FRAME, TrafficGenerator, type GeneratorOptions } from '../io/traffic-generator.js';
+import { VxlanPort } from '../io/vxlan-port.js';
 import { LinkType } from '../packet/link-type.js';
 
 export type PortPlan =
@@ -13,12 +16,17 @@ export type PortPlan =
   /** Frames already in memory (benchmarks): `frames[i * stride …]`, `lengths[i]` bytes each, replayed `rounds` times. */
   | { kind: 'memory'; frames: Uint8Array; lengths: Uint16Array; stride: number; rounds?: number }
   | { kind: 'pcap-out'; path: string; nanosecond?: boolean }
+  /** A live tunnel endpoint: read and written; it never ends by itself (the host runs until stopped). */
+  | { kind: 'vxlan' | 'geneve'; options: TunnelPortOptions }
   | { kind: 'sink' };
 
 export interface InputPort {
   readonly name: string;
   readonly id: number;
-  /** Copies the next frame into `bytes[at..]` (at most `room` bytes); returns its length, or -1 at the end. */
+  /**
+   * Copies the next frame into `bytes[at..]` (at most `room` bytes); returns its length, 0 when
+   * nothing is waiting now (a live port), or -1 when the port is finished.
+   */
   next(bytes: Uint8Array, at: number, room: number): number;
   /** The last frame's link type and timestamp. */
   linkType: number;
@@ -36,6 +44,16 @@ export interface OutputPort {
   packets: number;
   bytes: number;
   close(): void;
+}
+
+/** A live tunnel port: one object is both the input and the output of its name. */
+export function createTunnelPort(
+  name: string,
+  id: number,
+  plan: Extract<PortPlan, { kind: 'vxlan' | 'geneve' }>,
+): TunnelPort {
+  const options = { ...plan.options, name, id };
+  return plan.kind === 'vxlan' ? new VxlanPort(options) : new GenevePort(options);
 }
 
 export function openInputPort(name: string, id: number, plan: PortPlan): InputPort {

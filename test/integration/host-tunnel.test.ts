@@ -1,0 +1,115 @@
+/**
+ * A live chain: VXLAN datagrams sent to the host's tunnel port on loopback come back out of the
+ * same port, through a firewall guest, encapsulated with the same VNI towards the remote endpoint;
+ * what the firewall denies does not come back. The host runs until it is stopped.
+ */
+import assert from 'node:assert/strict';
+import { createSocket, type Socket } from 'node:dgram';
+import { once } from 'node:events';
+import { describe, it } from 'node:test';
+import { builtinModule, Host, type HostPlan } from '../../src/host/host.js';
+import { MAX_GENERATED_FRAME, TrafficGenerator } from '../../src/io/traffic-generator.js';
+import { VxlanRepr, VxlanView } from '../../src/packet/vxlan.js';
+import { DropReason } from '../../src/packet/drop-reason.js';
+import { PacketParser } from '../../src/packet/packet-parser.js';
+
+process.env.NFVISOR_QUIET = '1';
+const VNI = 4242;
+const FRAMES = 300;
+
+async function udp(): Promise<Socket> {
+  const socket = createSocket('udp4');
+  socket.bind(0, '127.0.0.1');
+  await once(socket, 'listening');
+  return socket;
+}
+
+describe('host with a live VXLAN port', () => {
+  it('forwards frames from the tunnel through a guest and back into the tunnel', async () => {
+    const peer = await udp(); // plays the remote VTEP: sends and receives VXLAN
+    const probe = await udp(); // finds a free port for the host's endpoint
+    const hostPort = probe.address().port;
+    probe.close();
+    const plan: HostPlan = {
+      pool: { slots: 1024, slotSize: 2048 },
+      ringSize: 256,
+      batch: 32,
+      ports: {
+        vx: {
+          kind: 'vxlan',
+          options: {
+            bind: { address: '127.0.0.1', port: hostPort },
+            remote: { address: '127.0.0.1', port: peer.address().port },
+            vni: VNI,
+          },
+        },
+      },
+      nfs: {
+        fw: {
+          module: builtinModule('firewall'),
+          config: { default: 'accept', rules: [{ action: 'drop', protocol: 'icmp' }] },
+          vnic: 'direct',
+          placement: 'isolated',
+          replicas: 1,
+          heapMb: 64,
+          failure: 'fail-closed',
+        },
+      },
+      chains: [{ name: 'wire', from: 'vx', to: 'vx', through: ['fw'] }],
+    };
+    const host = await Host.create(plan);
+    const received: Uint8Array[] = [];
+    peer.on('message', (message: Buffer) => received.push(new Uint8Array(message)));
+    const running = host.run();
+    try {
+      // Let the host open its socket, then send FRAMES encapsulated frames, ICMP among them.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const generator = new TrafficGenerator({
+        seed: 5,
+        packets: FRAMES,
+        ipv6: 0,
+        mix: { tcp: 2, udp: 2, icmp: 1 },
+        frameSize: 200,
+      });
+      const frame = new Uint8Array(8 + MAX_GENERATED_FRAME);
+      VxlanRepr.emit({ vni: VNI }, frame, 0);
+      let icmp = 0;
+      for (let n = generator.next(frame, 8); n > 0; n = generator.next(frame, 8)) {
+        if (generator.info.protocol === 1) icmp++;
+        // dgram sends asynchronously from the buffer it is given: each datagram needs its own copy.
+        peer.send(Buffer.from(frame.subarray(0, 8 + n)), hostPort, '127.0.0.1');
+        if (generator.info.index % 50 === 49) await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      const expected = FRAMES - icmp;
+      const deadline = Date.now() + 5000;
+      while (received.length < expected && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      host.stop();
+      const summary = await running;
+      assert.equal(
+        received.length,
+        expected,
+        `every non-ICMP frame came back (${received.length}/${expected})`,
+      );
+      assert.equal(summary.received, FRAMES);
+      assert.equal(summary.nfs[0].drops.denied, icmp);
+      const view = new VxlanView();
+      const parser = new PacketParser();
+      for (const datagram of received) {
+        assert.equal(view.attach(datagram, 0, datagram.length), DropReason.None);
+        assert.equal(view.vni(), VNI);
+        assert.equal(
+          parser.attach(datagram, 8, datagram.length - 8),
+          DropReason.None,
+          'the inner frame is intact',
+        );
+        assert.notEqual(parser.protocol, 1);
+      }
+      assert.equal(summary.poolFree, summary.poolSlots);
+    } finally {
+      host.stop();
+      await running.catch(() => undefined);
+      peer.close();
+    }
+  });
+});
