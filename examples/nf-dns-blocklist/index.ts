@@ -92,7 +92,11 @@ export default defineNf<DnsBlocklistConfig>({
       maxItems: 100_000,
       default: [],
     },
-    subdomains: { type: 'boolean', description: 'also block every name under a listed domain', default: true },
+    subdomains: {
+      type: 'boolean',
+      description: 'also block every name under a listed domain',
+      default: true,
+    },
   },
   create(config, ctx): DnsBlocklistInstance {
     const byHash = new Map<number, Uint8Array[]>();
@@ -132,7 +136,8 @@ export default defineNf<DnsBlocklistConfig>({
         if (p >= limit) return VERDICT_MALFORMED;
         const length = bytes[p];
         if (length === 0) break;
-        if ((length & POINTER_BITS) !== 0 || length > MAX_LABEL || count === MAX_LABELS) return VERDICT_MALFORMED;
+        if ((length & POINTER_BITS) !== 0 || length > MAX_LABEL || count === MAX_LABELS)
+          return VERDICT_MALFORMED;
         if (p + 1 + length > limit || p + 1 + length - at > MAX_NAME) return VERDICT_MALFORMED;
         labelAt[count++] = p;
         p += 1 + length;
@@ -152,7 +157,8 @@ export default defineNf<DnsBlocklistConfig>({
         const candidates = byHash.get(labelHash[l]);
         if (candidates === undefined) continue;
         for (const wire of candidates)
-          if (wire.length === nameEnd - labelAt[l] && equalsWire(bytes, labelAt[l], wire)) return VERDICT_BLOCK;
+          if (wire.length === nameEnd - labelAt[l] && equalsWire(bytes, labelAt[l], wire))
+            return VERDICT_BLOCK;
       }
       return VERDICT_PASS;
     }

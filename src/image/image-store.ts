@@ -243,7 +243,7 @@ export class ImageStore {
   /** Every stored image with its tags (digest order). Blobs that do not decode are skipped. */
   async list(): Promise<StoredImage[]> {
     const tags = await this.tags();
-    let names: string[] = [];
+    let names: string[];
     try {
       names = await readdir(join(this.root, 'blobs', 'sha256'));
     } catch {
