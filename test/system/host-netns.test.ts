@@ -97,7 +97,7 @@ describe('ping through an nfvisor chain between namespaces over VXLAN', () => {
     };
     const host = await Host.create(plan);
     const running = host.run();
-    let replies = 0;
+    let replies: number;
     try {
       await new Promise((resolve) => setTimeout(resolve, 300)); // the host's sockets are bound by now
       // -c bounds the count, -w the whole run; the exit status is not the verdict, the count is.
