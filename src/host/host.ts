@@ -371,7 +371,7 @@ export class Host {
     this.wake?.();
   }
 
-  /** Starts every guest and moves packets until the inputs are drained and nothing is in flight. */
+  /** Starts every guest and moves packets until the inputs are drained and nothing is in flight (a live port: until `stop()`). */
   async run(onProgress?: (progress: HostProgress) => void, progressEveryMs = 1000): Promise<HostSummary> {
     this.started = performance.now();
     let nextGuestId = 2;
@@ -1047,6 +1047,41 @@ export class Host {
     return nf.plan.placement === 'isolated' && nf.plan.vnic !== 'emulated'
       ? Math.max(fromGuests, nf.packets)
       : nf.packets;
+  }
+
+  /**
+   * The live state, for the control plane: the same shape as the end-of-run summary, read while
+   * the host runs (counters of ring guests come from shared memory; nothing stops for it).
+   */
+  status(): HostSummary & {
+    running: boolean;
+    chains: { name: string; through: string[]; output: string }[];
+  } {
+    return {
+      ...this.summary(),
+      running: this.started > 0 && !this.stopping,
+      chains: this.chains.map((c) => ({
+        name: c.name,
+        through: c.stages.map((nf) => nf.name),
+        output: c.output.name,
+      })),
+    };
+  }
+
+  /**
+   * Restarts an NF instance (every replica; a direct run restarts together): what is in flight in
+   * it is counted lost, its state comes back from its last snapshot. Returns false for an unknown
+   * name or a quarantined NF.
+   */
+  restartInstance(name: string): boolean {
+    const nf = this.nfs.find((n) => n.name === name);
+    if (!nf || nf.quarantined || this.stopping) return false;
+    const replica = nf.replicas[0];
+    if (replica === undefined) return false;
+    this.fail(replica, 'restart requested');
+    replica.restartAt = performance.now();
+    replica.failures = 0;
+    return true;
   }
 
   private summary(): HostSummary {
