@@ -66,7 +66,7 @@ function buildError(message: string, dir: string, cause?: unknown): NfvError {
 }
 
 /** Resolves `nfvisor/sdk` and `nfvisor/packet/<file>` to this nfvisor's modules. */
-const sdkAlias: Plugin = {
+export const sdkAlias: Plugin = {
   name: 'nfvisor-sdk',
   setup(b) {
     b.onResolve({ filter: /^nfvisor(\/|$)/ }, (args) => {

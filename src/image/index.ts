@@ -43,3 +43,4 @@ export {
   type TrustPolicyFile,
 } from './trust-policy.js';
 export { readTar, writeTar, type TarEntry } from './tar.js';
+export { runNfTests, scaffoldNf } from './nf-project.js';
