@@ -7,6 +7,8 @@ import { Command, CommanderError } from 'commander';
 import { isNfvError } from '../errors.js';
 import { registerDemo } from './demo.js';
 import { registerGen } from './gen.js';
+import { registerImage } from './image.js';
+import { registerKey } from './key.js';
 import { registerPcap } from './pcap.js';
 import { registerRun } from './run.js';
 
@@ -18,6 +20,8 @@ export function buildProgram(): Command {
     .exitOverride();
   registerDemo(program);
   registerGen(program);
+  registerImage(program);
+  registerKey(program);
   registerPcap(program);
   registerRun(program);
   return program;
