@@ -21,12 +21,14 @@ import { createNfContext, type NfDefinition, type NfInstance } from '../sdk/defi
 import { MAX_BATCH, PacketBatch } from '../sdk/packet-batch.js';
 import { Control, FLAG_DROP, type GuestInit, type GuestToHost, type HostToGuest } from './guest-protocol.js';
 import { nowNs } from './clock.js';
+import { ExceptionGuard } from './exception-guard.js';
 
 const init = workerData as GuestInit;
 if (parentPort === null) throw new Error('guest-runtime runs only as a worker thread');
 const port = parentPort;
 const control = new Int32Array(init.control);
 const post = (message: GuestToHost): void => port.postMessage(message);
+const guard = new ExceptionGuard();
 
 async function start(): Promise<void> {
   const module = (await import(init.nfModule)) as { default: NfDefinition<Record<string, unknown>> };
@@ -65,7 +67,9 @@ function emulated(instance: NfInstance, message: Extract<HostToGuest, { type: 'p
   batch.length[0] = packet.bytes.length;
   batch.inputPort[0] = packet.port;
   batch.bytes.set(packet.bytes, 0);
-  instance.process(batch, nowNs());
+  const thrown = guard.process(instance, batch, nowNs());
+  if (thrown !== null && guard.total <= 3)
+    post({ type: 'log', message: `threw on a packet, dropped as nf_exception: ${thrown.message}` });
   Atomics.add(control, Control.Batches, 1);
   Atomics.add(control, Control.Packets, 1);
   Atomics.add(control, Control.Heartbeat, 1);
@@ -111,7 +115,12 @@ function ringLoop(instance: NfInstance): void {
           batch.bytes.set(pool.bytes.subarray(slotAt, slotAt + length), batch.at[i]);
         } else batch.at[i] = slotAt;
       }
-      instance.process(batch, nowNs());
+      const thrown = guard.process(instance, batch, nowNs());
+      if (thrown !== null && guard.total <= 3)
+        post({
+          type: 'log',
+          message: `threw on a burst of ${n}, dropped as nf_exception: ${thrown.message}`,
+        });
       let sentCount = 0;
       let droppedCount = 0;
       for (let i = 0; i < n; i++) {

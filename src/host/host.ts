@@ -32,6 +32,7 @@ import { validateConfig } from '../sdk/config-schema.js';
 import { createNfContext, type NfDefinition, type NfInstance } from '../sdk/define-nf.js';
 import { MAX_BATCH, PacketBatch } from '../sdk/packet-batch.js';
 import { Classifier, type MatchPlan } from './classifier.js';
+import { EXCEPTION_DROP, EXCEPTION_REASON, ExceptionGuard } from './exception-guard.js';
 import { nowNs } from './clock.js';
 import {
   CONTROL_WORDS,
@@ -173,6 +174,7 @@ interface Replica {
   backlogCount: number;
   // Inline guests.
   instance: NfInstance | null;
+  guard: ExceptionGuard;
   // Emulated guests: id → slot of each packet in flight.
   emulatedInFlight: Map<number, number>;
 }
@@ -193,6 +195,8 @@ interface NfRuntime {
   run: number;
   /** Set when a guest broke the shared-memory rules: never restarted. */
   quarantined: boolean;
+  /** Packets dropped because the NF threw while processing their burst. */
+  exceptions: number;
 }
 
 interface ChainRuntime {
@@ -297,6 +301,7 @@ export class Host {
           restarts: 0,
           run: -1,
           quarantined: false,
+          exceptions: 0,
         };
         this.nfs.push(nf);
         return nf;
@@ -429,6 +434,7 @@ export class Host {
       backlog: new Uint32Array(this.plan.ringSize * DESCRIPTOR_WORDS),
       backlogCount: 0,
       instance: null,
+      guard: new ExceptionGuard(),
       emulatedInFlight: new Map(),
     };
   }
@@ -723,11 +729,14 @@ export class Host {
       batch.inputPort[i] = d[o + 2] & 0xffff;
     }
     try {
-      replica.instance?.process(batch, nowNs());
+      const thrown =
+        replica.instance === null ? null : replica.guard.process(replica.instance, batch, nowNs());
+      if (thrown !== null && replica.guard.total <= 3)
+        this.log(nf.name, `threw on a burst of ${count}, dropped as nf_exception: ${thrown.message}`);
     } catch (error) {
-      // An inline NF that throws loses the burst it held, and is recreated (after backoff).
+      // A crash loop: the burst it held is lost, and the NF is recreated after backoff.
       for (let i = 0; i < count; i++) this.lose(d[(from + i) * DESCRIPTOR_WORDS]);
-      this.fail(replica, `threw: ${(error as Error).message}`);
+      this.fail(replica, (error as Error).message);
       return;
     }
     nf.packets += count;
@@ -856,6 +865,7 @@ export class Host {
 
   private nfDrop(nf: NfRuntime, reason: number, slot: number): void {
     if (reason < nf.drops.length) nf.drops[reason]++;
+    else if (reason === EXCEPTION_REASON) nf.exceptions++;
     this.dropped++;
     this.release(slot);
   }
@@ -1097,6 +1107,7 @@ export class Host {
       Object.keys(nf.definition.drops).forEach((name, i) => {
         if (nf.drops[i] > 0) drops[name] = nf.drops[i];
       });
+      if (nf.exceptions > 0) drops[EXCEPTION_DROP] = nf.exceptions;
       return {
         name: nf.name,
         image: nf.definition.name,

@@ -201,6 +201,46 @@ describe('host', () => {
     assert.deepEqual(three, one);
   });
 
+  for (const [vnic, placement] of [
+    ['direct', 'isolated'],
+    ['emulated', 'isolated'],
+    ['direct', 'inline'],
+  ] as const) {
+    it(`drops the burst a query-of-death packet is in, and the NF keeps running (${vnic}, ${placement})`, async () => {
+      const plan: HostPlan = {
+        pool: { slots: 1024, slotSize: 2048 },
+        ringSize: 256,
+        batch: 32,
+        ports: {
+          a: {
+            kind: 'generator',
+            options: { seed: 1, packets: vnic === 'emulated' ? 3000 : 20_000, frameSize: 64 },
+          },
+          sinkA: { kind: 'sink' },
+        },
+        nfs: {
+          bad: nf(
+            MISBEHAVING,
+            { failure: 'poison', after: vnic === 'emulated' ? 500 : 4000 },
+            vnic,
+            placement,
+          ),
+        },
+        chains: [{ name: 'a', from: 'a', to: 'sinkA', through: ['bad'] }],
+      };
+      const summary = await (await Host.create(plan)).run();
+      assertConserved(summary);
+      const bad = summary.nfs[0];
+      assert.equal(bad.restarts, 0, 'no restart for an exception now and then');
+      const exceptions = bad.drops.nf_exception ?? 0;
+      assert.ok(
+        exceptions >= 5 && exceptions <= 5 * 32,
+        `only the poisoned bursts were dropped (${exceptions})`,
+      );
+      assert.equal(summary.sent + exceptions, summary.received);
+    });
+  }
+
   it('quarantines a guest that hands back impossible descriptors, and keeps the rest running', async () => {
     const plan: HostPlan = {
       pool: { slots: 2048, slotSize: 2048 },

@@ -15,9 +15,10 @@ export default defineNf<{ failure: string; after: number }>({
   config: {
     failure: {
       type: 'string',
-      enum: ['throw', 'hang', 'heap-bomb', 'lie', 'none'],
+      enum: ['throw', 'poison', 'hang', 'heap-bomb', 'lie', 'none'],
       default: 'none',
-      description: 'how to fail; lie: claim packet lengths larger than any slot (a hostile guest)',
+      description:
+        'how to fail; poison: throw on one burst in every `after` packets; lie: claim packet lengths larger than any slot (a hostile guest)',
     },
     after: { type: 'integer', minimum: 1, default: 1000, description: 'packets before failing' },
   },
@@ -27,7 +28,14 @@ export default defineNf<{ failure: string; after: number }>({
     const hoard: number[][] = [];
     return {
       process(batch) {
+        const before = count;
         count += batch.count;
+        // poison: one burst in every `after` packets throws (a query of death), the rest pass.
+        if (config.failure === 'poison') {
+          if (Math.floor(count / config.after) !== Math.floor(before / config.after))
+            throw new Error('poison packet');
+          return;
+        }
         ctx.counters[seen] += batch.count;
         if (count < config.after) return;
         if (config.failure === 'throw') throw new Error('misbehaving: thrown on purpose');
