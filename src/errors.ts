@@ -35,6 +35,27 @@ export const ErrorCodes = {
   NFV_ERR_IMAGE_UNTRUSTED: 'An NF image is signed by a key the trust policy does not allow for its name.',
   NFV_ERR_KEY_INVALID: 'A signing or public key file is missing, unreadable or not an Ed25519 key.',
   NFV_ERR_TRUST_POLICY: 'A trust policy file is malformed, or a key in it does not match its key id.',
+  NFV_ERR_CONTROL_BAD_REQUEST:
+    'A control API request is malformed: invalid JSON, an unknown or missing field, a value out of range, or an unsupported content type.',
+  NFV_ERR_CONTROL_BUSY:
+    'The control server refuses a live stream because the most it serves at once are open.',
+  NFV_ERR_CONTROL_CONFLICT:
+    "A control API request conflicts with the host's state: the NF is quarantined or the host is stopping.",
+  NFV_ERR_CONTROL_FORBIDDEN:
+    "The control API token is valid but its role (viewer, operator, admin) is below the route's minimum.",
+  NFV_ERR_CONTROL_INTERNAL:
+    'The control server failed on a request it should have answered (a bug; its log has the stack).',
+  NFV_ERR_CONTROL_NOT_FOUND: 'No control API route has that method and path.',
+  NFV_ERR_CONTROL_ROUTE_UNGUARDED:
+    'A control API route was registered without a minimum role in the route table (a bug, refused at startup).',
+  NFV_ERR_CONTROL_TOO_LARGE: "A control API request body is larger than the server's body limit.",
+  NFV_ERR_CONTROL_UNAUTHORIZED:
+    'A control API request has no bearer token, a malformed one, or one the server does not know (or has revoked).',
+  NFV_ERR_CONTROL_UNREACHABLE:
+    'The control server of a running host could not be reached at the given address, or answered something that is not the control API.',
+  NFV_ERR_NF_NOT_FOUND: 'No NF instance of that name runs in the host.',
+  NFV_ERR_TOKEN_STORE:
+    'A control token file is malformed, or holds a token entry with an unknown role or a bad hash.',
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
 
