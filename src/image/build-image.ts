@@ -173,8 +173,14 @@ export async function buildImage(dir: string, options: BuildOptions = {}): Promi
     entry: IMAGE_ENTRY,
     summary: declaration.summary,
     outputs: [...declaration.outputs],
-    drops: { ...declaration.drops },
-    counters: jsonCopy(declaration.counters, root) as ImageManifest['counters'],
+    drops: Object.entries(declaration.drops).map(([name, description]) => ({
+      name,
+      description: String(description),
+    })),
+    counters: Object.entries(declaration.counters).map(([name, spec]) => {
+      const { unit, description } = (spec ?? {}) as { unit?: unknown; description?: unknown };
+      return { name, unit: String(unit), description: String(description) };
+    }),
     config: jsonCopy(declaration.config, root) as ImageManifest['config'],
     resources: { heapMb },
     capabilities: capabilities as Capability[],

@@ -32,8 +32,10 @@ export interface ImageManifest {
   entry: string;
   summary: string;
   outputs: string[];
-  drops: Record<string, string>;
-  counters: Record<string, CounterSpec>;
+  /** Drop reasons in declaration order (a drop verdict is an index into this list). */
+  drops: { name: string; description: string }[];
+  /** Counters in declaration order (a guest's counter slots follow it). */
+  counters: ({ name: string } & CounterSpec)[];
   config: ConfigSchema;
   resources: { heapMb: number };
   /** What the code may use beyond the SDK; a deployment must also grant each. */
@@ -138,15 +140,22 @@ export function parseManifest(raw: unknown): ImageManifest {
     !raw.outputs.every((o) => typeof o === 'string')
   )
     invalid('outputs must be a non-empty list of names', 'outputs');
-  if (!isRecord(raw.drops) || !Object.values(raw.drops).every((d) => typeof d === 'string'))
-    invalid('drops must map names to descriptions', 'drops');
   if (
-    !isRecord(raw.counters) ||
-    !Object.values(raw.counters).every(
-      (c) => isRecord(c) && typeof c.unit === 'string' && typeof c.description === 'string',
+    !Array.isArray(raw.drops) ||
+    !raw.drops.every((d) => isRecord(d) && typeof d.name === 'string' && typeof d.description === 'string')
+  )
+    invalid('drops must be a list of { name, description }', 'drops');
+  if (
+    !Array.isArray(raw.counters) ||
+    !raw.counters.every(
+      (c) =>
+        isRecord(c) &&
+        typeof c.name === 'string' &&
+        typeof c.unit === 'string' &&
+        typeof c.description === 'string',
     )
   )
-    invalid('counters must map names to { unit, description }', 'counters');
+    invalid('counters must be a list of { name, unit, description }', 'counters');
   if (!isRecord(raw.config)) invalid('config must be a schema object', 'config');
   const resources = raw.resources;
   if (

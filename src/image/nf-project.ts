@@ -146,7 +146,11 @@ export async function runNfTests(
     }
     const files = (await readdir(out)).filter((f) => f.endsWith('.mjs')).map((f) => join(out, f));
     return await new Promise((resolveRun, reject) => {
+      // A child of a test run would otherwise think it is part of the parent's run.
+      const env = { ...process.env };
+      delete env.NODE_TEST_CONTEXT;
       const child = spawn(process.execPath, ['--test', ...files], {
+        env,
         stdio: options.stdio === 'inherit' ? 'inherit' : ['ignore', 'pipe', 'pipe'],
       });
       let output = '';

@@ -32,14 +32,14 @@ import { Ipv4Repr } from '../../src/packet/ipv4.js';
 import { UdpRepr } from '../../src/packet/udp.js';
 import { NfHarness, type NfDefinition } from '../../src/sdk/index.js';
 
-/** The repository root, from dist/test/integration (or any outDir with the same layout) — found by package.json. */
+/** The compiled test sits in <outDir>/test/integration; dist/ is inside the repository. */
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const EXAMPLE = join(process.env.NFVISOR_REPO ?? (await findRepo()), 'examples', 'nf-dns-blocklist');
 
 async function findRepo(): Promise<string> {
-  // Compiled into <outDir>/test/integration: the sources are in the working directory when the
-  // test runs from the repository (npm test), else next to the outDir.
-  for (const candidate of [process.cwd(), REPO, '/work/main']) {
+  // The sources are in the working directory when the test runs from the repository (npm test),
+  // else above dist/.
+  for (const candidate of [process.cwd(), REPO]) {
     try {
       await readFile(join(candidate, 'examples', 'nf-dns-blocklist', 'index.ts'));
       return candidate;
@@ -73,7 +73,10 @@ function dnsQuery(names: readonly string[]): Uint8Array {
 function udpFrame(payload: Uint8Array, dstPort: number): Uint8Array {
   const l4Length = 8 + payload.length;
   const bytes = new Uint8Array(Math.max(60, 14 + 20 + l4Length));
-  EthernetRepr.emit({ dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01', tags: [], etherType: EtherType.Ipv4 }, bytes);
+  EthernetRepr.emit(
+    { dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01', tags: [], etherType: EtherType.Ipv4 },
+    bytes,
+  );
   Ipv4Repr.emit(
     {
       src: '192.0.2.7',
@@ -94,7 +97,15 @@ function udpFrame(payload: Uint8Array, dstPort: number): Uint8Array {
 /** Queries for blocked and allowed names, responses, other ports and random garbage to port 53. */
 function traffic(count: number): Uint8Array[] {
   const random = rng(20261125);
-  const names = ['ads.example.com', 'x.ads.example.com', 'example.com', 'tracker.net', 'a.b.tracker.net', 'ok.org', 'news.example.org'];
+  const names = [
+    'ads.example.com',
+    'x.ads.example.com',
+    'example.com',
+    'tracker.net',
+    'a.b.tracker.net',
+    'ok.org',
+    'news.example.org',
+  ];
   const frames: Uint8Array[] = [];
   for (let i = 0; i < count; i++) {
     const r = random();
@@ -106,7 +117,9 @@ function traffic(count: number): Uint8Array[] {
       response[2] = 0x81;
       frames.push(udpFrame(response, 53));
     } else {
-      const garbage = Uint8Array.from({ length: Math.floor(random() * 40) }, () => Math.floor(random() * 256));
+      const garbage = Uint8Array.from({ length: Math.floor(random() * 40) }, () =>
+        Math.floor(random() * 256),
+      );
       frames.push(udpFrame(garbage, 53));
     }
   }
@@ -168,7 +181,14 @@ describe('NF images between hosts', () => {
     const fromImage = ((await import(resolved.moduleUrl)) as { default: Nf }).default;
     assert.equal(fromImage.name, 'dns-blocklist');
     assert.deepEqual(resolved.manifest.outputs, [...fromImage.outputs]);
-    assert.deepEqual(Object.keys(resolved.manifest.counters), Object.keys(fromImage.counters));
+    assert.deepEqual(
+      resolved.manifest.counters.map((c) => c.name),
+      Object.keys(fromImage.counters),
+    );
+    assert.deepEqual(
+      resolved.manifest.drops.map((d) => d.name),
+      Object.keys(fromImage.drops),
+    );
 
     // The source NF, bundled straight from its folder (no image, no store).
     const sourceFile = join(root, 'source.mjs');
@@ -189,7 +209,11 @@ describe('NF images between hosts', () => {
     assert.deepEqual(b.verdicts, a.verdicts);
     assert.deepEqual(b.bytes, a.bytes);
     assert.deepEqual(b.counters, a.counters);
-    assert.ok(a.verdicts.includes('drop:blocked') && a.verdicts.includes('out') && a.verdicts.includes('drop:malformed'));
+    assert.ok(
+      a.verdicts.includes('drop:blocked') &&
+        a.verdicts.includes('out') &&
+        a.verdicts.includes('drop:malformed'),
+    );
   });
 
   it('a tampered archive is refused on load (digest)', async () => {
@@ -199,7 +223,7 @@ describe('NF images between hosts', () => {
     await store.tag('acme/dns-blocklist:1.0.0', digest);
     const tar = await saveImage(store, 'acme/dns-blocklist:1.0.0');
     // Flip one byte of the bundle inside the blob (the blob is the second file: after 2 headers + index).
-    const at = Buffer.from(tar).indexOf(Buffer.from('dns-blocklist: drops DNS queries'));
+    const at = Buffer.from(tar).indexOf(Buffer.from('a DNS query asks for a blocked name'));
     const tampered = Uint8Array.from(tar);
     tampered[at >= 0 ? at : tar.length - 2000] ^= 0x20;
     await assert.rejects(loadImage(new ImageStore(join(root, 'host-d', 'images')), tampered), (e: unknown) =>
