@@ -116,7 +116,7 @@ export async function runDemo(seconds: number, modeSeconds: number): Promise<voi
 }
 
 async function runFor(deployment: Deployment, seconds: number, live: boolean): Promise<HostSummary> {
-  const host = await Host.create(planFromDeployment(deployment));
+  const host = await Host.create(await planFromDeployment(deployment));
   const timer = setTimeout(() => host.stop(), seconds * 1000);
   const progress = live ? new LiveProgress() : null;
   try {

@@ -6,12 +6,22 @@
  */
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Cidr, Deployment, MatchSpec } from '../deploy/deployment.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Cidr, Deployment, ImageSource, MatchSpec } from '../deploy/deployment.js';
+import { isNfvError, NfvError } from '../errors.js';
+import { ImageStore, readTrustPolicy, resolveImage, type TrustPolicy } from '../image/index.js';
 import type { MatchPlan, PrefixMatch } from '../host/classifier.js';
 import { builtinModule, type HostPlan, type NfPlan } from '../host/host.js';
 import type { PortPlan } from '../host/ports.js';
 
-export function planFromDeployment(deployment: Deployment): HostPlan {
+/**
+ * Resolves every NF image to a module the host can load: built-in NFs ship compiled with nfvisor,
+ * a path names a compiled module, and a store reference is verified (digest, signature, trust
+ * policy, SDK version, no rollback) and unpacked. An image that fails names the deployment file,
+ * the line of its reference and the reason, before anything starts.
+ */
+export async function planFromDeployment(deployment: Deployment): Promise<HostPlan> {
   const ports: Record<string, PortPlan> = {};
   for (const [name, port] of Object.entries(deployment.ports)) {
     if (port.type === 'generator') ports[name] = { kind: 'generator', options: port.options };
@@ -31,7 +41,9 @@ export function planFromDeployment(deployment: Deployment): HostPlan {
     const module =
       nf.source.kind === 'builtin'
         ? builtinModule(nf.source.name)
-        : pathToFileURL(resolve(dirname(deployment.file), nf.source.path)).href;
+        : nf.source.kind === 'path'
+          ? pathToFileURL(resolve(dirname(deployment.file), nf.source.path)).href
+          : await resolveStoreImage(deployment, name, nf.source);
     nfs[name] = {
       module,
       config: nf.config,
@@ -76,4 +88,33 @@ function prefix(cidr: Cidr): PrefixMatch {
     bytes: Uint8Array.of(a >>> 24, (a >>> 16) & 0xff, (a >>> 8) & 0xff, a & 0xff),
     prefixLength: cidr.prefixLength,
   };
+}
+
+let trustPolicies: Map<string, TrustPolicy> | null = null;
+
+async function resolveStoreImage(
+  deployment: Deployment,
+  nf: string,
+  source: Extract<ImageSource, { kind: 'store' }>,
+): Promise<string> {
+  const images = deployment.images;
+  const store = images.store ?? ImageStore.defaultRoot();
+  const policyFile = images.trustPolicy ?? join(ImageStore.home(), 'trust-policy.json');
+  trustPolicies ??= new Map();
+  let policy = trustPolicies.get(policyFile);
+  if (policy === undefined && existsSync(policyFile)) {
+    policy = await readTrustPolicy(policyFile);
+    trustPolicies.set(policyFile, policy);
+  }
+  try {
+    const resolved = await resolveImage(source.ref, { store, policy, allowUnsigned: images.allowUnsigned });
+    return resolved.moduleUrl;
+  } catch (error) {
+    if (!isNfvError(error)) throw error;
+    throw new NfvError(
+      error.code,
+      `${deployment.file}:${source.line}:${source.column}: nfs.${nf}.image: ${source.ref}: ${error.message}`,
+      { file: deployment.file, line: source.line, field: `nfs.${nf}.image` },
+    );
+  }
 }

@@ -11,7 +11,14 @@ import type { NfDefinition } from '../sdk/define-nf.js';
 import { planFromDeployment } from './deployment-plan.js';
 
 /** The built-in images, loaded once so their config schemas check a deployment before it runs. */
-export const BUILTIN_IMAGES = ['firewall', 'nat', 'load-balancer'] as const;
+export const BUILTIN_IMAGES = [
+  'firewall',
+  'nat',
+  'load-balancer',
+  'rate-limiter',
+  'flow-monitor',
+  'router',
+] as const;
 
 export async function loadBuiltinDefinitions(): Promise<Map<string, NfDefinition>> {
   const definitions = new Map<string, NfDefinition>();
@@ -43,7 +50,7 @@ export async function runDeploymentFile(file: string, options: { progress: boole
       return definition ? validateConfig(definition.config, config).errors : [];
     },
   });
-  const host = await Host.create(planFromDeployment(deployment));
+  const host = await Host.create(await planFromDeployment(deployment));
   const onSigint = (): void => host.stop();
   process.once('SIGINT', onSigint);
   const live = options.progress ? new LiveProgress() : null;

@@ -58,7 +58,21 @@ export type Placement = 'isolated' | 'inline';
 export type FailurePolicy = 'fail-closed' | 'fail-open';
 
 /** Where an NF image comes from: a built-in NF by name, or an image file. */
-export type ImageSource = { kind: 'builtin'; name: string } | { kind: 'path'; path: string };
+export type ImageSource =
+  | { kind: 'builtin'; name: string }
+  | { kind: 'path'; path: string }
+  /** An image in the store, by `name:tag`, `name@sha256:…` or `sha256:…`; where it was written. */
+  | { kind: 'store'; ref: string; line: number; column: number };
+
+/** Where images come from and what is trusted (the `images` section of a deployment). */
+export interface ImagesSpec {
+  /** Image store folder; default `$NFVISOR_HOME/images` (or ~/.nfvisor/images). */
+  store?: string;
+  /** Trust policy file; default `$NFVISOR_HOME/trust-policy.json`. */
+  trustPolicy?: string;
+  /** Run images that carry no trusted signature. Off unless said explicitly. */
+  allowUnsigned: boolean;
+}
 
 /** One network function and how its guests run. */
 export interface NfSpec {
@@ -142,6 +156,7 @@ export interface Deployment {
   ports: Record<string, PortSpec>;
   nfs: Record<string, NfSpec>;
   chains: ChainSpec[];
+  images: ImagesSpec;
 }
 
 /** The defaults of the global settings. */

@@ -62,6 +62,11 @@ export class Issues {
     return found;
   }
 
+  /** Line and column of a field (for errors found after parsing, such as an image that fails to verify). */
+  locate(path: readonly PathSegment[]): { line: number; column: number } {
+    return this.source.locate(path, 'value');
+  }
+
   /** Every problem, in file order, or an empty list. */
   list(): DeploymentIssue[] {
     const all = [

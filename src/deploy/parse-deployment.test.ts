@@ -148,6 +148,7 @@ const EXPECTED: Deployment = {
     { name: 'chain-2', from: 'in', match: {}, through: [], to: 'bin' },
     { name: 'chain-3', from: 'gen', match: {}, through: ['nat'], to: 'out' },
   ],
+  images: { store: undefined, trustPolicy: undefined, allowUnsigned: false },
 };
 
 test('deploy: a valid file becomes the normalized deployment, defaults filled in', () => {

@@ -52,6 +52,9 @@ export interface ParseOptions {
 const NAME = /^[A-Za-z][A-Za-z0-9_-]{0,62}$/;
 const NAME_RULE = 'names must start with a letter and have only letters, digits, - and _ (at most 63)';
 const BUILTIN_IMAGE = /^builtin\/[a-z][a-z0-9-]{0,62}$/;
+/** `name:tag`, `name@sha256:<hex>` or `sha256:<hex>` (the grammar src/image checks in full). */
+const STORE_REF =
+  /^(?:sha256:[0-9a-f]{64}|[a-z0-9][a-z0-9._/-]*(?::[A-Za-z0-9_][A-Za-z0-9._-]*|@sha256:[0-9a-f]{64}))$/;
 /** The largest frame of the 'imix' mix (see src/io/traffic-generator.ts). */
 const IMIX_MAX_FRAME = 1514;
 
@@ -175,6 +178,19 @@ class Checker {
       ports: Object.fromEntries(ports),
       nfs: Object.fromEntries(nfs),
       chains: chains.map((c) => c.chain),
+      images: this.images(value.images),
+    };
+  }
+
+  /** The `images` section: store and trust-policy paths resolved against the file's folder. */
+  private images(raw: unknown): Deployment['images'] {
+    const images = isRecord(raw) ? raw : {};
+    const path = (value: unknown): string | undefined =>
+      typeof value === 'string' ? resolve(this.baseDir, value) : undefined;
+    return {
+      store: path(images.store),
+      trustPolicy: path(images.trustPolicy),
+      allowUnsigned: images.allowUnsigned === true,
     };
   }
 
@@ -290,6 +306,10 @@ class Checker {
         `must be builtin/<name> with a lowercase name of letters, digits and - (got ${show(image)})`,
       );
       return undefined;
+    }
+    // An image in the store: name:tag, name@sha256:…, or a bare sha256:… digest.
+    if (STORE_REF.test(image) && !image.startsWith('.') && !image.startsWith('/')) {
+      return { kind: 'store', ref: image, ...this.issues.locate(at) };
     }
     if (!image.includes('/') && !image.includes('.')) {
       this.issues.add(

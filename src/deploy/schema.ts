@@ -104,6 +104,15 @@ export const PortSchemas: Record<(typeof PORT_TYPES)[number], TSchema> = {
   geneve: tunnelPortSchema('geneve'),
 };
 
+export const ImagesSchema = Type.Object(
+  {
+    store: Type.Optional(Type.String({ minLength: 1 })),
+    trustPolicy: Type.Optional(Type.String({ minLength: 1 })),
+    allowUnsigned: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
 export const NfSchema = Type.Object(
   {
     image: Type.String({ minLength: 1 }),
@@ -156,6 +165,7 @@ export const DeploymentFileSchema = Type.Object(
     ports: Type.Record(Type.String(), PortHeaderSchema),
     nfs: Type.Optional(Type.Record(Type.String(), NfSchema)),
     chains: Type.Array(ChainSchema, { minItems: 1 }),
+    images: Type.Optional(ImagesSchema),
   },
   { additionalProperties: false },
 );
