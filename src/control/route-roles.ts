@@ -1,0 +1,27 @@
+/**
+ * The one table of who may call what. Every route the control server registers must appear here
+ * with its minimum role: the server refuses at startup to register a route that does not
+ * (NFV_ERR_CONTROL_ROUTE_UNGUARDED), and a test proves every registered route refuses a missing,
+ * garbage and under-privileged token. Keys are `METHOD path` exactly as registered.
+ */
+import type { Role } from './token-store.js';
+
+export const ROUTE_ROLES = {
+  'GET /v1/status': 'viewer',
+  'GET /v1/nfs': 'viewer',
+  'GET /v1/nfs/:name': 'viewer',
+  'POST /v1/nfs/:name/restart': 'operator',
+  'GET /v1/chains': 'viewer',
+  'GET /v1/ports': 'viewer',
+  'GET /v1/stream': 'viewer',
+  'GET /metrics': 'viewer',
+  'POST /v1/stop': 'admin',
+} as const satisfies Record<string, Role>;
+
+export type RouteKey = keyof typeof ROUTE_ROLES;
+
+/** The minimum role of `METHOD path`, or undefined for a route the table does not know. */
+export function minimumRole(method: string, url: string): Role | undefined {
+  const key = `${method.toUpperCase()} ${url}`;
+  return Object.hasOwn(ROUTE_ROLES, key) ? ROUTE_ROLES[key as RouteKey] : undefined;
+}
