@@ -5,7 +5,14 @@ import { builtinNf, builtinNfs } from './index.js';
 
 describe('builtin NF registry', () => {
   it('lists every built-in NF under its own name', () => {
-    assert.deepEqual(Object.keys(builtinNfs).sort(), ['firewall', 'load-balancer', 'nat']);
+    assert.deepEqual(Object.keys(builtinNfs).sort(), [
+      'firewall',
+      'flow-monitor',
+      'load-balancer',
+      'nat',
+      'rate-limiter',
+      'router',
+    ]);
     for (const [name, definition] of Object.entries(builtinNfs)) {
       assert.equal(definition.name, name);
       assert.equal(builtinNf(name), definition);
@@ -13,7 +20,7 @@ describe('builtin NF registry', () => {
   });
 
   it('returns undefined for unknown names, inherited keys included', () => {
-    assert.equal(builtinNf('router'), undefined);
+    assert.equal(builtinNf('ipfix'), undefined);
     assert.equal(builtinNf('constructor'), undefined);
     assert.equal(builtinNf('__proto__'), undefined);
   });
@@ -34,7 +41,11 @@ describe('builtin NF registry', () => {
       firewall: {},
       nat: { external: '203.0.113.1' },
       'load-balancer': { vip: '192.0.2.10', port: 80, backends: ['10.1.0.1'] },
+      'rate-limiter': { rate: 1000, burst: 10 },
+      'flow-monitor': {},
+      router: { mac: '02:00:00:00:00:01', routes: [{ prefix: '0.0.0.0/0', nextHop: 'blackhole' }] },
     };
+    assert.deepEqual(Object.keys(minimal).sort(), Object.keys(builtinNfs).sort());
     for (const [name, config] of Object.entries(minimal))
       assert.deepEqual(validateConfig(builtinNfs[name].config, config).errors, [], name);
   });

@@ -7,8 +7,11 @@
  */
 import type { NfDefinition } from '../src/sdk/index.js';
 import firewall from './firewall/index.js';
+import flowMonitor from './flow-monitor/index.js';
 import loadBalancer from './load-balancer/index.js';
 import nat from './nat/index.js';
+import rateLimiter from './rate-limiter/index.js';
+import router from './router/index.js';
 
 // Each NF has its own Config type; the registry holds them all.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -16,6 +19,9 @@ export const builtinNfs: Readonly<Record<string, NfDefinition<any>>> = Object.fr
   [firewall.name]: firewall,
   [nat.name]: nat,
   [loadBalancer.name]: loadBalancer,
+  [rateLimiter.name]: rateLimiter,
+  [flowMonitor.name]: flowMonitor,
+  [router.name]: router,
 });
 
 /** The built-in NF called `name`, or undefined. */
