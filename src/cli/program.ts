@@ -11,6 +11,7 @@ import { registerImage } from './image.js';
 import { registerKey } from './key.js';
 import { registerPcap } from './pcap.js';
 import { registerRun } from './run.js';
+import { registerStatus } from './status.js';
 
 export function buildProgram(): Command {
   const program = new Command('nfvisor')
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerKey(program);
   registerPcap(program);
   registerRun(program);
+  registerStatus(program);
   return program;
 }
 

@@ -13,3 +13,4 @@ export { TokenStore, ROLES, roleAtLeast, type Role, type TokenInfo } from './tok
 export { renderMetrics, builtinCounterSpecs, type CounterSpecs } from './metrics.js';
 export { ratesBetween, type Rates } from './rates.js';
 export type { HostStatus } from './schemas.js';
+export { ControlClient, DEFAULT_CONTROL_URL } from './control-client.js';
