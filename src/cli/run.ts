@@ -8,6 +8,7 @@ import { loadDeployment } from '../deploy/parse-deployment.js';
 import { builtinModule, Host, type HostProgress, type HostSummary } from '../host/host.js';
 import { validateConfig } from '../sdk/config-schema.js';
 import type { NfDefinition } from '../sdk/define-nf.js';
+import { startControlServer, TokenStore } from '../control/index.js';
 import { planFromDeployment } from './deployment-plan.js';
 
 /** The built-in images, loaded once so their config schemas check a deployment before it runs. */
@@ -35,14 +36,25 @@ export function registerRun(program: Command): void {
     .description('run a deployment file: ports, NF guests and chains')
     .argument('<file>', 'deployment file (YAML or JSON)')
     .option('--json', 'print the summary as JSON', false)
-    .action(async (file: string, flags: { json: boolean }) => {
-      const summary = await runDeploymentFile(file, { progress: !flags.json });
-      console.log(flags.json ? JSON.stringify(summary, null, 2) : formatSummary(summary));
-    });
+    .option('--control [listen]', 'serve the control API and /metrics (default 127.0.0.1:9180; or unix:PATH)')
+    .option('--token-file <file>', 'keep control API tokens in this file (hashed) instead of in memory')
+    .action(
+      async (file: string, flags: { json: boolean; control?: string | boolean; tokenFile?: string }) => {
+        const control =
+          flags.control === undefined || flags.control === false
+            ? undefined
+            : { listen: flags.control === true ? undefined : flags.control, tokenFile: flags.tokenFile };
+        const summary = await runDeploymentFile(file, { progress: !flags.json, control });
+        console.log(flags.json ? JSON.stringify(summary, null, 2) : formatSummary(summary));
+      },
+    );
 }
 
 /** Loads, validates and runs `file`; Ctrl-C stops reading and drains. */
-export async function runDeploymentFile(file: string, options: { progress: boolean }): Promise<HostSummary> {
+export async function runDeploymentFile(
+  file: string,
+  options: { progress: boolean; control?: { listen?: string; tokenFile?: string } },
+): Promise<HostSummary> {
   const definitions = await loadBuiltinDefinitions();
   const deployment = loadDeployment(file, {
     validateNfConfig: (image, config) => {
@@ -54,12 +66,26 @@ export async function runDeploymentFile(file: string, options: { progress: boole
   const onSigint = (): void => host.stop();
   process.once('SIGINT', onSigint);
   const live = options.progress ? new LiveProgress() : null;
+  const control = options.control ? await serveControl(host, options.control) : null;
   try {
     return await host.run((p) => live?.update(p), 1000);
   } finally {
+    await control?.close();
     process.off('SIGINT', onSigint);
     live?.done();
   }
+}
+
+/** Starts the control API for `host` with a fresh admin token, printed once on stderr. */
+async function serveControl(
+  host: Host,
+  options: { listen?: string; tokenFile?: string },
+): Promise<{ close(): Promise<void> }> {
+  const tokens = options.tokenFile ? await TokenStore.open(options.tokenFile) : TokenStore.inMemory();
+  const { token } = await tokens.issue('admin', 'nfvisor run');
+  const server = await startControlServer(host, { tokens, listen: options.listen });
+  process.stderr.write(`control API on ${server.address} — admin token (shown once): ${token}\n`);
+  return server;
 }
 
 /** One status line a second: a redrawn line on a terminal, a plain line every 5 s otherwise. */
