@@ -129,20 +129,7 @@ export function formatSummary(s: HostSummary): string {
   lines.push(
     `${s.received} packets in ${s.seconds.toFixed(2)} s (${formatRate(rate)} pps): ${s.sent} sent, ${s.dropped} dropped, ${s.lost} lost in failures; pool ${s.poolFree}/${s.poolSlots} slots free`,
   );
-  const header = ['nf', 'image', 'vnic', 'placement', 'replicas', 'packets', 'restarts', 'drops'];
-  const rows = s.nfs.map((nf) => [
-    nf.name,
-    nf.image,
-    nf.vnic,
-    nf.placement,
-    String(nf.replicas),
-    String(nf.packets),
-    String(nf.restarts),
-    Object.entries(nf.drops)
-      .map(([reason, n]) => `${reason} ${n}`)
-      .join(', ') || '-',
-  ]);
-  lines.push(...table(header, rows));
+  lines.push(...nfTable(s.nfs));
   lines.push(
     `latency port to port: p50 ${s.latencyUs.p50.toFixed(0)} µs, p99 ${s.latencyUs.p99.toFixed(0)} µs, max ${s.latencyUs.max.toFixed(0)} µs`,
   );
@@ -152,6 +139,38 @@ export function formatSummary(s: HostSummary): string {
   for (const [port, counts] of Object.entries(s.ports))
     lines.push(`port ${port}: ${counts.sent} packets written`);
   return lines.join('\n');
+}
+
+/** The per-NF table of a summary or a live status: one row per NF instance. */
+export function nfTable(
+  nfs: readonly {
+    name: string;
+    image: string;
+    vnic: string;
+    placement: string;
+    replicas: number;
+    packets: number;
+    restarts: number;
+    quarantined: boolean;
+    drops: Record<string, number>;
+  }[],
+): string[] {
+  return table(
+    ['nf', 'image', 'vnic', 'placement', 'replicas', 'packets', 'restarts', 'state', 'drops'],
+    nfs.map((nf) => [
+      nf.name,
+      nf.image,
+      nf.vnic,
+      nf.placement,
+      String(nf.replicas),
+      String(nf.packets),
+      String(nf.restarts),
+      nf.quarantined ? 'QUARANTINED' : 'up',
+      Object.entries(nf.drops)
+        .map(([reason, n]) => `${reason} ${n}`)
+        .join(', ') || '-',
+    ]),
+  );
 }
 
 /** A plain-text table with aligned columns. */

@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { ControlClient, DEFAULT_CONTROL_URL } from '../control/control-client.js';
 import type { HostStatus } from '../control/schemas.js';
-import { table } from './run.js';
+import { nfTable, table } from './run.js';
 
 export interface StatusOptions {
   control: string;
@@ -62,22 +62,7 @@ export function formatStatus(s: HostStatus): string {
       `pool ${s.poolFree}/${s.poolSlots} slots free`,
   );
   lines.push('');
-  lines.push(
-    ...table(
-      ['nf', 'image', 'vnic', 'placement', 'replicas', 'packets', 'restarts', 'state', 'drops'],
-      s.nfs.map((nf) => [
-        nf.name,
-        nf.image,
-        nf.vnic,
-        nf.placement,
-        String(nf.replicas),
-        String(nf.packets),
-        String(nf.restarts),
-        nf.quarantined ? 'QUARANTINED' : 'up',
-        reasons(nf.drops),
-      ]),
-    ),
-  );
+  lines.push(...nfTable(s.nfs));
   lines.push('');
   lines.push(
     ...table(
