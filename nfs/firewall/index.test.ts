@@ -6,6 +6,7 @@ import { pseudoHeaderSumV4, pseudoHeaderSumV6 } from '../../src/packet/checksum.
 import { DropReason } from '../../src/packet/drop-reason.js';
 import { EthernetRepr } from '../../src/packet/ethernet.js';
 import { Icmpv4Repr } from '../../src/packet/icmpv4.js';
+import { Icmpv6Repr } from '../../src/packet/icmpv6.js';
 import { EtherType, IpProtocol } from '../../src/packet/ip-protocol.js';
 import { Ipv4Repr } from '../../src/packet/ipv4.js';
 import { Ipv6Repr } from '../../src/packet/ipv6.js';
@@ -21,6 +22,9 @@ interface FrameSpec {
   protocol: 'tcp' | 'udp' | 'icmp' | number;
   srcPort?: number;
   dstPort?: number;
+  flags?: number;
+  icmpType?: number;
+  icmpCode?: number;
 }
 
 const ETH = { dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01', tags: [] };
@@ -50,12 +54,24 @@ function frame(spec: FrameSpec): Uint8Array {
   const srcPort = spec.srcPort ?? 40000;
   const dstPort = spec.dstPort ?? 80;
   if (protocol === IpProtocol.Tcp) {
-    const tcp = { srcPort, dstPort, seq: 1, ack: 0, flags: 0x02, window: 1000, urgentPointer: 0 };
+    const tcp = {
+      srcPort,
+      dstPort,
+      seq: 1,
+      ack: 0,
+      flags: spec.flags ?? 0x02,
+      window: 1000,
+      urgentPointer: 0,
+    };
     TcpRepr.emit({ ...tcp, options: new Uint8Array(0), payloadLength: 0 }, bytes, at, pseudo);
   } else if (protocol === IpProtocol.Udp)
     UdpRepr.emit({ srcPort, dstPort, payloadLength: 0 }, bytes, at, pseudo);
   else if (protocol === IpProtocol.Icmp)
-    Icmpv4Repr.emit({ type: 8, code: 0, identifier: 7, sequence: 1 }, bytes, at);
+    Icmpv4Repr.emit(
+      { type: spec.icmpType ?? 8, code: spec.icmpCode ?? 0, identifier: 7, sequence: 1 },
+      bytes,
+      at,
+    );
   return bytes;
 }
 
@@ -203,8 +219,81 @@ describe('firewall', () => {
     assert.match(nf.logs[0], /malformed/);
   });
 
+  it('matches TCP flags (list and mask/value forms)', () => {
+    const nf = new NfHarness(firewall, {
+      default: 'accept',
+      rules: [
+        rule({ action: 'drop', protocol: 'tcp', tcpFlags: 'SYN,!ACK', dstPort: '22' }),
+        rule({ action: 'drop', protocol: 'tcp', tcpFlags: 'FIN,SYN,RST,ACK/FIN,SYN' }),
+      ],
+    });
+    const tcp = (flags: number, dstPort = 22) =>
+      frame({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 'tcp', dstPort, flags });
+    assert.deepEqual(
+      verdicts(nf, [
+        tcp(0x02),
+        tcp(0x12),
+        tcp(0x10),
+        tcp(0x02 | 0x08),
+        tcp(0x03, 80),
+        tcp(0x13, 80),
+        tcp(0x02, 80),
+      ]),
+      ['drop:denied', 'out', 'out', 'drop:denied', 'drop:denied', 'out', 'out'],
+    );
+    assert.deepEqual(Array.from((nf.instance as FirewallInstance).hits), [2, 1]);
+    const program = (nf.instance as FirewallInstance).program;
+    assert.equal(program.tcpMask[0], 0x12);
+    assert.equal(program.tcpValue[0], 0x02);
+    assert.match(program.text[0], /flags SYN,!ACK/);
+  });
+
+  it('matches ICMP type and code, over IPv4 and IPv6', () => {
+    const nf = new NfHarness(firewall, {
+      rules: [
+        rule({ action: 'accept', protocol: 'icmp', icmpType: '8' }),
+        { action: 'accept', protocol: 'icmp', icmpType: 3, icmpCode: 4 },
+      ],
+    });
+    const icmp = (type: number, code: number) =>
+      frame({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 'icmp', icmpType: type, icmpCode: code });
+    assert.deepEqual(verdicts(nf, [icmp(8, 0), icmp(0, 0), icmp(3, 4), icmp(3, 3), icmp(8, 1)]), [
+      'out',
+      'drop:denied',
+      'out',
+      'drop:denied',
+      'out',
+    ]);
+    const v6 = new NfHarness(firewall, {
+      rules: [rule({ action: 'accept', protocol: 'icmp', icmpType: '128' })],
+    });
+    const echo6 = new Uint8Array(14 + 40 + 8);
+    EthernetRepr.emit({ ...ETH, etherType: EtherType.Ipv6 }, echo6);
+    Ipv6Repr.emit({ src: '2001:db8::1', dst: '2001:db8::2', nextHeader: 58, payloadLength: 8 }, echo6, 14);
+    Icmpv6Repr.emit(
+      { type: 128, code: 0, identifier: 1, sequence: 1 },
+      echo6,
+      54,
+      pseudoHeaderSumV6(echo6, 22, 38, 58, 8),
+    );
+    assert.deepEqual(verdicts(v6, [echo6]), ['out']);
+  });
+
+  it('matches the input port', () => {
+    const nf = new NfHarness(firewall, { rules: [{ action: 'accept', inPort: 2 }] });
+    const f = frame({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 'udp' });
+    assert.deepEqual(
+      nf.run([f], 0, 2).map((r) => r.output ?? r.drop),
+      ['out'],
+    );
+    assert.deepEqual(
+      nf.run([f], 0, 1).map((r) => r.output ?? r.drop),
+      ['denied'],
+    );
+  });
+
   it('rejects bad values with the field path', () => {
-    const bad: [Record<string, string>, RegExp][] = [
+    const bad: [Record<string, string | number>, RegExp][] = [
       [{ action: 'accept', src: '10.0.0.0/33' }, /rules\[1\]\.src: prefix length/],
       [{ action: 'accept', src: '10.0.0.256' }, /rules\[1\]\.src: not an IPv4 or IPv6 CIDR/],
       [{ action: 'accept', dst: '10.0.0.1/8' }, /rules\[1\]\.dst: .*bits set beyond/],
@@ -215,6 +304,12 @@ describe('firewall', () => {
       [{ action: 'accept', srcPort: '70000' }, /rules\[1\]\.srcPort: ports are 0–65535/],
       [{ action: 'accept', protocol: 'icmp', dstPort: '80' }, /rules\[1\]\.protocol: ports apply only/],
       [{ action: 'accept', protocol: '256' }, /rules\[1\]\.protocol: must be/],
+      [{ action: 'accept', tcpFlags: 'SYN' }, /rules\[1\]\.tcpFlags: TCP flags need protocol tcp/],
+      [{ action: 'accept', protocol: 'tcp', tcpFlags: 'SYN,FOO' }, /rules\[1\]\.tcpFlags: flags are/],
+      [{ action: 'accept', protocol: 'tcp', tcpFlags: 'SYN/ACK' }, /rules\[1\]\.tcpFlags: the value names/],
+      [{ action: 'accept', protocol: 'udp', icmpType: '3' }, /rules\[1\]\.icmpType: ICMP type and code need/],
+      [{ action: 'accept', protocol: 'icmp', icmpType: '300' }, /rules\[1\]\.icmpType: an ICMP type must be/],
+      [{ action: 'accept', protocol: 'icmp', icmpCode: '3' }, /rules\[1\]\.icmpCode: an ICMP code needs/],
     ];
     for (const [second, message] of bad) {
       assert.throws(() => new NfHarness(firewall, { rules: [{ action: 'drop' }, second] }), message);

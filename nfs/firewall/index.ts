@@ -21,6 +21,7 @@ import { parseIpv4, parseIpv6 } from '../../src/packet/address.js';
 import { DropReason, dropReasonName } from '../../src/packet/drop-reason.js';
 import { IpProtocol } from '../../src/packet/ip-protocol.js';
 import { Layer, layerName, PacketParser } from '../../src/packet/packet-parser.js';
+import { TcpFlag } from '../../src/packet/tcp.js';
 import { defineNf, type NfInstance } from '../../src/sdk/index.js';
 
 /** One rule as written in the configuration (defaults filled: absent fields are 'any'). */
@@ -34,6 +35,14 @@ export interface FirewallRule {
   /** A port '80', a range '1024-65535', or 'any'. */
   srcPort: string;
   dstPort: string;
+  /** TCP flags: 'SYN,!ACK' (listed flags set, '!' ones clear), 'SYN,ACK,RST/SYN' (mask/value), or 'any'. */
+  tcpFlags?: string;
+  /** ICMP (ICMPv6 over IPv6) type 0–255 or 'any'; needs protocol 'icmp'. */
+  icmpType?: string;
+  /** ICMP code 0–255 or 'any'; needs icmpType. */
+  icmpCode?: string;
+  /** Input port (host port id) the packet came from, or -1 for any. */
+  inPort?: number;
 }
 
 export interface FirewallConfig {
@@ -61,6 +70,14 @@ export interface FirewallProgram {
   readonly srcHi: Int32Array;
   readonly dstLo: Int32Array;
   readonly dstHi: Int32Array;
+  /** TCP flags: the rule matches when (flags & tcpMask[r]) === tcpValue[r] (mask 0: no flag test). */
+  readonly tcpMask: Uint8Array;
+  readonly tcpValue: Uint8Array;
+  /** ICMP type and code, -1 for any. */
+  readonly icmpType: Int16Array;
+  readonly icmpCode: Int16Array;
+  /** Input port, -1 for any. */
+  readonly inPort: Int32Array;
   /** Each rule as text, in order, for `nfvisor` to print what the firewall will do. */
   readonly text: readonly string[];
 }
@@ -146,6 +163,54 @@ function parseProtocol(text: string, path: string): [number, number] {
   throw new Error(`${path}: must be tcp, udp, icmp, any or a number 0–255 (got "${text}")`);
 }
 
+const TCP_FLAG_NAMES: Readonly<Record<string, number>> = {
+  FIN: TcpFlag.Fin,
+  SYN: TcpFlag.Syn,
+  RST: TcpFlag.Rst,
+  PSH: TcpFlag.Psh,
+  ACK: TcpFlag.Ack,
+  URG: TcpFlag.Urg,
+  ECE: TcpFlag.Ece,
+  CWR: TcpFlag.Cwr,
+};
+
+function parseFlagList(text: string, path: string, allowNot: boolean): [number, number] {
+  let mask = 0;
+  let value = 0;
+  if (text === '' || text.toUpperCase() === 'NONE') return [0, 0];
+  for (const item of text.split(',')) {
+    const not = item.startsWith('!');
+    const name = (not ? item.slice(1) : item).trim().toUpperCase();
+    const bit = TCP_FLAG_NAMES[name];
+    if (bit === undefined || (not && !allowNot))
+      throw new Error(
+        `${path}: flags are FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, as "SYN,!ACK" or "SYN,ACK,RST/SYN" (got "${text}")`,
+      );
+    mask |= bit;
+    if (!not) value |= bit;
+  }
+  return [mask, value];
+}
+
+/** [mask, value]: a packet matches when (flags & mask) === value; [0, 0] for any. */
+function parseTcpFlags(text: string, path: string): [number, number] {
+  if (text === ANY) return [0, 0];
+  const slash = text.indexOf('/');
+  if (slash < 0) return parseFlagList(text, path, true);
+  const [mask] = parseFlagList(text.slice(0, slash), path, false);
+  const [value] = parseFlagList(text.slice(slash + 1), path, false);
+  if ((value & ~mask) !== 0)
+    throw new Error(`${path}: the value names a flag outside the mask (got "${text}")`);
+  return [mask, value];
+}
+
+function parseByte(text: string, path: string, what: string): number {
+  if (text === ANY) return -1;
+  if (!PROTOCOL_NUMBER.test(text) || Number(text) > 255)
+    throw new Error(`${path}: ${what} must be a number 0–255 or any (got "${text}")`);
+  return Number(text);
+}
+
 /**
  * Validates and compiles rules. Throws an Error whose message starts with the field path
  * (`rules[3].src: …`) for the first bad value. Pure: safe to call to check a configuration.
@@ -174,6 +239,11 @@ export function compileRules(rules: readonly FirewallRule[]): FirewallProgram {
     srcHi: new Int32Array(n),
     dstLo: new Int32Array(n),
     dstHi: new Int32Array(n),
+    tcpMask: new Uint8Array(n),
+    tcpValue: new Uint8Array(n),
+    icmpType: new Int16Array(n),
+    icmpCode: new Int16Array(n),
+    inPort: new Int32Array(n),
     text: [] as string[],
   };
   rules.forEach((rule, r) => {
@@ -190,7 +260,25 @@ export function compileRules(rules: readonly FirewallRule[]): FirewallProgram {
     const hasPorts = srcPorts !== null || dstPorts !== null;
     if (hasPorts && protoV4 !== -1 && protoV4 !== IpProtocol.Tcp && protoV4 !== IpProtocol.Udp)
       throw new Error(`${at}.protocol: ports apply only to tcp and udp (got "${rule.protocol}")`);
+    const [tcpMask, tcpValue] = parseTcpFlags(rule.tcpFlags ?? ANY, `${at}.tcpFlags`);
+    if (tcpMask !== 0 && protoV4 !== IpProtocol.Tcp)
+      throw new Error(`${at}.tcpFlags: TCP flags need protocol tcp (got "${rule.protocol ?? ANY}")`);
+    const icmpType = parseByte(rule.icmpType ?? ANY, `${at}.icmpType`, 'an ICMP type');
+    const icmpCode = parseByte(rule.icmpCode ?? ANY, `${at}.icmpCode`, 'an ICMP code');
+    if ((icmpType >= 0 || icmpCode >= 0) && protoV4 !== IpProtocol.Icmp)
+      throw new Error(
+        `${at}.icmpType: ICMP type and code need protocol icmp (got "${rule.protocol ?? ANY}")`,
+      );
+    if (icmpCode >= 0 && icmpType < 0) throw new Error(`${at}.icmpCode: an ICMP code needs an icmpType`);
+    const inPort = rule.inPort ?? -1;
+    if (!Number.isInteger(inPort) || inPort < -1 || inPort > 65535)
+      throw new Error(`${at}.inPort: must be a port id 0–65535, or -1 for any (got ${inPort})`);
     p.action[r] = rule.action === 'accept' ? 1 : 0;
+    p.tcpMask[r] = tcpMask;
+    p.tcpValue[r] = tcpValue;
+    p.icmpType[r] = icmpType;
+    p.icmpCode[r] = icmpCode;
+    p.inPort[r] = inPort;
     p.family[r] = src.family !== FAMILY_ANY ? src.family : dst.family;
     p.v4Src[r] = src.family === FAMILY_V4 ? src.words[0] : 0;
     p.v4SrcMask[r] = src.family === FAMILY_V4 ? src.masks[0] : 0;
@@ -211,8 +299,12 @@ export function compileRules(rules: readonly FirewallRule[]): FirewallProgram {
     p.srcHi[r] = srcPorts?.[1] ?? 65535;
     p.dstLo[r] = dstPorts?.[0] ?? 0;
     p.dstHi[r] = dstPorts?.[1] ?? 65535;
+    let extra = '';
+    if (tcpMask !== 0) extra += ` flags ${rule.tcpFlags}`;
+    if (icmpType >= 0) extra += ` icmp-type ${icmpType}${icmpCode >= 0 ? `/${icmpCode}` : ''}`;
+    if (inPort >= 0) extra += ` in-port ${inPort}`;
     p.text.push(
-      `${r}: ${rule.action} ${rule.protocol ?? ANY} ${rule.src ?? ANY}:${rule.srcPort ?? ANY} -> ${rule.dst ?? ANY}:${rule.dstPort ?? ANY}`,
+      `${r}: ${rule.action} ${rule.protocol ?? ANY} ${rule.src ?? ANY}:${rule.srcPort ?? ANY} -> ${rule.dst ?? ANY}:${rule.dstPort ?? ANY}${extra}`,
     );
   });
   return p;
@@ -274,6 +366,31 @@ export default defineNf<FirewallConfig>({
           },
           srcPort: portField('source port'),
           dstPort: portField('destination port'),
+          tcpFlags: {
+            type: 'string',
+            default: ANY,
+            description:
+              'TCP flags (protocol tcp): "SYN,!ACK" (listed flags set, ! flags clear), "SYN,ACK,RST/SYN" (mask/value), or any',
+          },
+          icmpType: {
+            type: 'string',
+            default: ANY,
+            numbersAsText: true,
+            description: 'ICMP type 0–255 (ICMPv6 type over IPv6; protocol icmp), or any',
+          },
+          icmpCode: {
+            type: 'string',
+            default: ANY,
+            numbersAsText: true,
+            description: 'ICMP code 0–255 (with icmpType), or any',
+          },
+          inPort: {
+            type: 'integer',
+            default: -1,
+            minimum: -1,
+            maximum: 65535,
+            description: 'input port (host port id) the packet arrived on, or -1 for any',
+          },
         },
       },
     },
@@ -315,10 +432,15 @@ export default defineNf<FirewallConfig>({
       srcHi,
       dstLo,
       dstHi,
+      tcpMask,
+      tcpValue,
+      icmpType,
+      icmpCode,
+      inPort,
     } = program;
 
     /** The first rule matching the parsed packet, or -1. */
-    function match(): number {
+    function match(port: number): number {
       const v4 = parser.l3 === Layer.Ipv4;
       const protocol = parser.protocol;
       let src = 0;
@@ -340,9 +462,19 @@ export default defineNf<FirewallConfig>({
       }
       let srcPort = -1;
       let dstPort = -1;
+      let flags = -1;
+      let type = -1;
+      let code = -1;
       if (parser.l4 === Layer.Tcp) {
         srcPort = parser.tcp.srcPort();
         dstPort = parser.tcp.dstPort();
+        flags = parser.tcp.flags();
+      } else if (parser.l4 === Layer.Icmpv4) {
+        type = parser.icmpv4.type();
+        code = parser.icmpv4.code();
+      } else if (parser.l4 === Layer.Icmpv6) {
+        type = parser.icmpv6.type();
+        code = parser.icmpv6.code();
       } else if (parser.l4 === Layer.Udp) {
         srcPort = parser.udp.srcPort();
         dstPort = parser.udp.dstPort();
@@ -362,6 +494,10 @@ export default defineNf<FirewallConfig>({
           if (srcPort < 0) continue;
           if (srcPort < srcLo[r] || srcPort > srcHi[r] || dstPort < dstLo[r] || dstPort > dstHi[r]) continue;
         }
+        if (tcpMask[r] !== 0 && (flags < 0 || (flags & tcpMask[r]) !== tcpValue[r])) continue;
+        if (icmpType[r] >= 0 && (type !== icmpType[r] || (icmpCode[r] >= 0 && code !== icmpCode[r])))
+          continue;
+        if (inPort[r] >= 0 && inPort[r] !== port) continue;
         return r;
       }
       return -1;
@@ -403,7 +539,7 @@ export default defineNf<FirewallConfig>({
             nonIp++;
             continue;
           }
-          const r = match();
+          const r = match(batch.inputPort[i]);
           let accept = defaultAccept;
           if (r >= 0) {
             hits[r]++;
