@@ -30,6 +30,7 @@ ports:
     distribution: zipf
     ipv6: 0.2
     vlan: 0.1
+    tcpSessions: false       # established connections: 1000 flows, not a new connection every few packets
   bin: { type: sink }
 nfs:
   fw:
@@ -41,7 +42,7 @@ nfs:
         - { action: drop, protocol: tcp, dstPort: 25 }
   nat:
     image: builtin/nat
-    config: { external: 203.0.113.1, inside: 198.18.0.0/16 }
+    config: { external: 203.0.113.1, inside: 198.18.0.0/16, timeoutSeconds: 30 }
   lb:
     image: builtin/load-balancer
     config: { vip: 198.19.0.80, port: 80, backends: [10.1.0.1, 10.1.0.2, 10.1.0.3] }

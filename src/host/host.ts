@@ -954,13 +954,19 @@ export class Host {
         }
       }
     }
-    // Snapshots for restarts: ask guests that keep state.
+    // Timers (expiry) and snapshots for restarts: every guest gets the time; those that keep state
+    // are asked for it. Both run between bursts, on the guest's own thread.
+    const nowNanos = nowNs();
     for (const nf of this.nfs) {
-      if (!nf.definition.create) continue;
       for (const replica of nf.replicas) {
-        if (replica.up && replica.worker)
+        if (!replica.up) continue;
+        if (replica.worker) {
+          replica.worker.postMessage({ type: 'tick', now: nowNanos } satisfies HostToGuest);
           replica.worker.postMessage({ type: 'snapshot' } satisfies HostToGuest);
-        else if (replica.up && replica.instance?.snapshot) replica.snapshot = replica.instance.snapshot();
+        } else if (replica.instance) {
+          replica.instance.tick?.(nowNanos);
+          if (replica.instance.snapshot) replica.snapshot = replica.instance.snapshot();
+        }
       }
     }
   }
