@@ -1085,6 +1085,15 @@ export class Host {
   }
 
   /**
+   * The last state snapshot of each replica of NF `name` (taken twice a second from guests that
+   * implement `snapshot()`), or null for an unknown name. For exporters and the control plane.
+   */
+  snapshotsOf(name: string): unknown[] | null {
+    const nf = this.nfs.find((n) => n.name === name);
+    return nf ? nf.replicas.map((r) => r.snapshot) : null;
+  }
+
+  /**
    * Restarts an NF instance (every replica; a direct run restarts together): what is in flight in
    * it is counted lost, its state comes back from its last snapshot. Returns false for an unknown
    * name or a quarantined NF.
