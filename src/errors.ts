@@ -13,6 +13,8 @@ export const ErrorCodes = {
   NFV_ERR_DEPLOY_INVALID:
     'A deployment file is not valid YAML or JSON or breaks the deployment schema; each problem names file, line, column and field.',
   NFV_ERR_IO: 'Reading or writing a file failed (missing, no permission, disk full).',
+  NFV_ERR_IPFIX_MALFORMED:
+    'An IPFIX message is malformed: a length or set does not add up, or a data set uses a template not yet seen.',
   NFV_ERR_PACKET_TOO_LARGE: 'A packet does not fit the buffer or frame size it must be written into.',
   NFV_ERR_IMAGE_BUILD:
     'An NF image could not be built: the source does not bundle, or its default export is not a defineNf declaration.',
