@@ -83,6 +83,7 @@ const ARP = (() => {
 })();
 
 const rule = (r: Record<string, string>) => r;
+const CT_ZERO = { ct_created: 0, ct_evicted: 0, ct_expired: 0, conntrack_full: 0, ct_invalid: 0 };
 
 function verdicts(nf: NfHarness<unknown>, frames: Uint8Array[]): string[] {
   return nf.run(frames).map((r) => r.output ?? `drop:${r.drop}`);
@@ -106,7 +107,16 @@ describe('firewall', () => {
       frame({ src: '172.16.0.1', dst: '192.0.3.1', protocol: 'tcp' }), // default
     ]);
     assert.deepEqual(results, ['drop:denied', 'out', 'drop:denied', 'out', 'drop:denied']);
-    assert.deepEqual(nf.counters(), { accepted: 2, denied: 3, malformed: 0, non_ip: 0, rule_hits: 3 });
+    // The conntrack counters were added with connection tracking: the TCP SYN and the echo request open connections.
+    assert.deepEqual(nf.counters(), {
+      accepted: 2,
+      denied: 3,
+      malformed: 0,
+      non_ip: 0,
+      rule_hits: 3,
+      ...CT_ZERO,
+      ct_created: 2,
+    });
     const instance = nf.instance as FirewallInstance;
     assert.deepEqual(Array.from(instance.hits), [1, 1, 1]);
     assert.deepEqual((instance.snapshot?.() as { hits: Float64Array }).hits, Float64Array.of(1, 1, 1));
@@ -214,7 +224,14 @@ describe('firewall', () => {
       'drop:denied',
       'drop:denied',
     ]);
-    assert.deepEqual(nf.counters(), { accepted: 0, denied: 2, malformed: 2, non_ip: 1, rule_hits: 0 });
+    assert.deepEqual(nf.counters(), {
+      accepted: 0,
+      denied: 2,
+      malformed: 2,
+      non_ip: 1,
+      rule_hits: 0,
+      ...CT_ZERO,
+    });
     assert.equal(nf.logs.length, 1);
     assert.match(nf.logs[0], /malformed/);
   });

@@ -22,6 +22,20 @@ import { DropReason, dropReasonName } from '../../src/packet/drop-reason.js';
 import { IpProtocol } from '../../src/packet/ip-protocol.js';
 import { Layer, layerName, PacketParser } from '../../src/packet/packet-parser.js';
 import { TcpFlag } from '../../src/packet/tcp.js';
+import { FlowKey } from '../../src/packet/flow-key.js';
+import { Icmpv4Type } from '../../src/packet/icmpv4.js';
+import { Icmpv6Type } from '../../src/packet/icmpv6.js';
+import {
+  Conntrack,
+  CtState,
+  TCP_IGNORE,
+  TCP_INVALID,
+  TcpState,
+  Timeout,
+  TIMEOUT_SLOTS,
+  tcpEvent,
+  tcpNext,
+} from './conntrack.js';
 import { defineNf, type NfInstance } from '../../src/sdk/index.js';
 
 /** One rule as written in the configuration (defaults filled: absent fields are 'any'). */
@@ -43,11 +57,33 @@ export interface FirewallRule {
   icmpCode?: string;
   /** Input port (host port id) the packet came from, or -1 for any. */
   inPort?: number;
+  /** Connection states the packet must be in (any of them); empty for any. */
+  state?: readonly string[];
+}
+
+/** Timeouts in seconds, netfilter's defaults. */
+export interface FirewallTimeouts {
+  synSent: number;
+  synRecv: number;
+  established: number;
+  finWait: number;
+  closeWait: number;
+  lastAck: number;
+  timeWait: number;
+  close: number;
+  udpUnreplied: number;
+  udpReplied: number;
+  icmp: number;
+  generic: number;
 }
 
 export interface FirewallConfig {
   default: 'accept' | 'drop';
   rules: FirewallRule[];
+  maxConnections: number;
+  /** Multiplies every timeout (e.g. 0.001 to run netfilter's timeouts a thousand times faster). */
+  timeoutScale: number;
+  timeouts: FirewallTimeouts;
 }
 
 /** The compiled rule set: read-only to everything but `compileRules`. */
@@ -78,6 +114,8 @@ export interface FirewallProgram {
   readonly icmpCode: Int16Array;
   /** Input port, -1 for any. */
   readonly inPort: Int32Array;
+  /** Connection states (CtState bits) the rule accepts, 0 for any. */
+  readonly stateMask: Uint8Array;
   /** Each rule as text, in order, for `nfvisor` to print what the firewall will do. */
   readonly text: readonly string[];
 }
@@ -87,6 +125,10 @@ export interface FirewallInstance extends NfInstance {
   readonly program: FirewallProgram;
   /** Packets each rule decided (index = rule number). */
   readonly hits: Float64Array;
+  /** The connection table (read-only to callers). */
+  readonly conntrack: Conntrack;
+  /** A digest of the whole state (rule hits and connection table): equal after snapshot → restore. */
+  digest(): number;
 }
 
 const MAX_RULES = 10000;
@@ -162,6 +204,13 @@ function parseProtocol(text: string, path: string): [number, number] {
   if (PROTOCOL_NUMBER.test(text) && Number(text) <= 255) return [Number(text), Number(text)];
   throw new Error(`${path}: must be tcp, udp, icmp, any or a number 0–255 (got "${text}")`);
 }
+
+const STATE_BITS: Readonly<Record<string, number>> = {
+  new: CtState.New,
+  established: CtState.Established,
+  related: CtState.Related,
+  invalid: CtState.Invalid,
+};
 
 const TCP_FLAG_NAMES: Readonly<Record<string, number>> = {
   FIN: TcpFlag.Fin,
@@ -244,6 +293,7 @@ export function compileRules(rules: readonly FirewallRule[]): FirewallProgram {
     icmpType: new Int16Array(n),
     icmpCode: new Int16Array(n),
     inPort: new Int32Array(n),
+    stateMask: new Uint8Array(n),
     text: [] as string[],
   };
   rules.forEach((rule, r) => {
@@ -279,6 +329,14 @@ export function compileRules(rules: readonly FirewallRule[]): FirewallProgram {
     p.icmpType[r] = icmpType;
     p.icmpCode[r] = icmpCode;
     p.inPort[r] = inPort;
+    let stateMask = 0;
+    for (const name of rule.state ?? []) {
+      const bit = STATE_BITS[name];
+      if (bit === undefined)
+        throw new Error(`${at}.state: states are new, established, related, invalid (got "${name}")`);
+      stateMask |= bit;
+    }
+    p.stateMask[r] = stateMask;
     p.family[r] = src.family !== FAMILY_ANY ? src.family : dst.family;
     p.v4Src[r] = src.family === FAMILY_V4 ? src.words[0] : 0;
     p.v4SrcMask[r] = src.family === FAMILY_V4 ? src.masks[0] : 0;
@@ -303,6 +361,7 @@ export function compileRules(rules: readonly FirewallRule[]): FirewallProgram {
     if (tcpMask !== 0) extra += ` flags ${rule.tcpFlags}`;
     if (icmpType >= 0) extra += ` icmp-type ${icmpType}${icmpCode >= 0 ? `/${icmpCode}` : ''}`;
     if (inPort >= 0) extra += ` in-port ${inPort}`;
+    if (stateMask !== 0) extra += ` state ${(rule.state ?? []).join(',')}`;
     p.text.push(
       `${r}: ${rule.action} ${rule.protocol ?? ANY} ${rule.src ?? ANY}:${rule.srcPort ?? ANY} -> ${rule.dst ?? ANY}:${rule.dstPort ?? ANY}${extra}`,
     );
@@ -324,6 +383,38 @@ const portField = (what: string) =>
     description: `${what}: a port 443, a range "1024-65535", or any`,
   }) as const;
 
+const timeoutField = (seconds: number, what: string) =>
+  ({ type: 'number', default: seconds, minimum: 0, description: `${what}, seconds` }) as const;
+
+/** Timeouts in ns per Timeout slot. */
+function compileTimeouts(t: FirewallTimeouts, scale: number): Float64Array {
+  const out = new Float64Array(TIMEOUT_SLOTS);
+  const seconds = [
+    0,
+    t.synSent,
+    t.synRecv,
+    t.established,
+    t.finWait,
+    t.closeWait,
+    t.lastAck,
+    t.timeWait,
+    t.close,
+  ];
+  seconds.forEach((value, i) => (out[i] = value * scale * 1e9));
+  out[Timeout.UdpUnreplied] = t.udpUnreplied * scale * 1e9;
+  out[Timeout.UdpReplied] = t.udpReplied * scale * 1e9;
+  out[Timeout.Icmp] = t.icmp * scale * 1e9;
+  out[Timeout.Generic] = t.generic * scale * 1e9;
+  return out;
+}
+
+function isIcmpError(l4: number, type: number): boolean {
+  if (l4 === Layer.Icmpv4) return type === 3 || type === 4 || type === 5 || type === 11 || type === 12;
+  return type >= 1 && type <= 4;
+}
+
+const Commit = { None: 0, Create: 1, Update: 2, Reopen: 3 } as const;
+
 export default defineNf<FirewallConfig>({
   name: 'firewall',
   summary: 'Stateless first-match filter on addresses (IPv4/IPv6 CIDRs), protocol and port ranges.',
@@ -331,6 +422,7 @@ export default defineNf<FirewallConfig>({
   drops: {
     malformed: 'the packet parser refused the frame (truncated, bad length or checksum)',
     denied: 'a drop rule matched, or no rule matched and the default is drop',
+    conntrack_full: 'an accepted new connection found the tracking table full of replied connections',
   },
   counters: {
     accepted: { unit: 'packets', description: 'IP packets accepted (by a rule or the default)' },
@@ -338,6 +430,14 @@ export default defineNf<FirewallConfig>({
     malformed: { unit: 'packets', description: 'frames the parser refused' },
     non_ip: { unit: 'packets', description: 'frames without IP (ARP, other EtherTypes), passed on' },
     rule_hits: { unit: 'packets', description: 'packets decided by a rule rather than the default' },
+    ct_created: { unit: 'connections', description: 'connections entered in the tracking table' },
+    ct_evicted: { unit: 'connections', description: 'un-replied connections evicted to make room' },
+    ct_expired: { unit: 'connections', description: 'connections removed by their timeout' },
+    conntrack_full: {
+      unit: 'packets',
+      description: 'new connections dropped: table full and nothing un-replied to evict',
+    },
+    ct_invalid: { unit: 'packets', description: 'IP packets in connection state invalid' },
   },
   config: {
     default: {
@@ -391,7 +491,49 @@ export default defineNf<FirewallConfig>({
             maximum: 65535,
             description: 'input port (host port id) the packet arrived on, or -1 for any',
           },
+          state: {
+            type: 'array',
+            default: [],
+            maxItems: 4,
+            description: 'connection states, any of: new, established, related, invalid (empty: any)',
+            items: {
+              type: 'string',
+              enum: ['new', 'established', 'related', 'invalid'],
+              description: 'a connection state',
+            },
+          },
         },
+      },
+    },
+    maxConnections: {
+      type: 'integer',
+      default: 65536,
+      minimum: 1,
+      maximum: 4194304,
+      description: 'connections the tracking table holds; when full, only un-replied ones are evicted',
+    },
+    timeoutScale: {
+      type: 'number',
+      default: 1,
+      minimum: 0,
+      description: 'multiplies every connection timeout (0.01 runs them a hundred times faster)',
+    },
+    timeouts: {
+      type: 'object',
+      description: 'connection timeouts in seconds (netfilter defaults)',
+      properties: {
+        synSent: timeoutField(120, 'TCP SYN_SENT'),
+        synRecv: timeoutField(60, 'TCP SYN_RECV'),
+        established: timeoutField(432000, 'TCP ESTABLISHED (5 days)'),
+        finWait: timeoutField(120, 'TCP FIN_WAIT'),
+        closeWait: timeoutField(60, 'TCP CLOSE_WAIT'),
+        lastAck: timeoutField(30, 'TCP LAST_ACK'),
+        timeWait: timeoutField(120, 'TCP TIME_WAIT'),
+        close: timeoutField(10, 'TCP CLOSE (after a RST)'),
+        udpUnreplied: timeoutField(30, 'UDP, no reply seen'),
+        udpReplied: timeoutField(120, 'UDP, replied (a stream)'),
+        icmp: timeoutField(30, 'ICMP/ICMPv6 echo'),
+        generic: timeoutField(600, 'other protocols'),
       },
     },
   },
@@ -404,6 +546,17 @@ export default defineNf<FirewallConfig>({
     // Header checks — lengths, IPv4 header checksum, options — still apply to every packet.
     const parser = new PacketParser({ maxTunnelDepth: 0, verifyChecksums: false });
     const v6Words = new Int32Array(8); // src words 0–3, dst words 4–7 of the packet being matched
+    const timeouts = compileTimeouts(config.timeouts, config.timeoutScale);
+    const conntrack = new Conntrack(config.maxConnections, timeouts);
+    const key = new FlowKey();
+    const reverseKey = new FlowKey();
+    // The connection state of the packet being decided, and what to write back if it is accepted.
+    let ctEntry = -1;
+    let ctHash = 0;
+    let ctCommit: number = Commit.None;
+    let ctNextTcp = 0;
+    let ctTimeout = 0;
+    let ctReply = 0;
     let loggedMalformed = false;
     const out = ctx.output('out');
     const dropMalformed = ctx.dropReason('malformed');
@@ -413,6 +566,12 @@ export default defineNf<FirewallConfig>({
     const cMalformed = ctx.counter('malformed');
     const cNonIp = ctx.counter('non_ip');
     const cRuleHits = ctx.counter('rule_hits');
+    const cCreated = ctx.counter('ct_created');
+    const cEvicted = ctx.counter('ct_evicted');
+    const cExpired = ctx.counter('ct_expired');
+    const cFull = ctx.counter('conntrack_full');
+    const cInvalid = ctx.counter('ct_invalid');
+    const dropFull = ctx.dropReason('conntrack_full');
     const {
       count,
       action,
@@ -437,10 +596,139 @@ export default defineNf<FirewallConfig>({
       icmpType,
       icmpCode,
       inPort,
+      stateMask,
     } = program;
 
+    /**
+     * The connection state (a CtState bit) of the parsed packet; fills ctEntry/ctCommit/… with what
+     * to write to the table should the packet be accepted. Needs the parsed packet (l3 is IP).
+     */
+    function track(now: number): number {
+      ctEntry = -1;
+      ctCommit = Commit.None;
+      const l4 = parser.l4;
+      if (l4 === Layer.Icmpv4 || l4 === Layer.Icmpv6) {
+        const type = l4 === Layer.Icmpv4 ? parser.icmpv4.type() : parser.icmpv6.type();
+        if (isIcmpError(l4, type)) {
+          if (!quotedKey(l4)) return CtState.Invalid;
+          return conntrack.find(key, reverseKey, key.symmetricHash(), now) >= 0
+            ? CtState.Related
+            : CtState.Invalid;
+        }
+        const request =
+          l4 === Layer.Icmpv4 ? type === Icmpv4Type.EchoRequest : type === Icmpv6Type.EchoRequest;
+        const reply = l4 === Layer.Icmpv4 ? type === Icmpv4Type.EchoReply : type === Icmpv6Type.EchoReply;
+        // Other informational messages (neighbour discovery, router advertisements…) are not tracked.
+        if (!request && !reply) return CtState.New;
+      }
+      if (parser.fragment && l4 === Layer.None) return CtState.New; // a later fragment: see fragments
+      parser.flowKey(key);
+      ctHash = key.symmetricHash();
+      const e = conntrack.find(key, reverseKey, ctHash, now);
+      const protocol = parser.protocol;
+      if (e < 0) {
+        if (l4 === Layer.Tcp) {
+          // Only a SYN opens a TCP connection (netfilter with nf_conntrack_tcp_loose=0).
+          if ((parser.tcp.flags() & (TcpFlag.Syn | TcpFlag.Ack | TcpFlag.Rst | TcpFlag.Fin)) !== TcpFlag.Syn)
+            return CtState.Invalid;
+          ctNextTcp = TcpState.SynSent;
+          ctTimeout = TcpState.SynSent;
+        } else if (l4 === Layer.Icmpv4 || l4 === Layer.Icmpv6) {
+          const type = l4 === Layer.Icmpv4 ? parser.icmpv4.type() : parser.icmpv6.type();
+          if (type === Icmpv4Type.EchoReply || type === Icmpv6Type.EchoReply) return CtState.Invalid;
+          ctTimeout = Timeout.Icmp;
+        } else ctTimeout = protocol === IpProtocol.Udp ? Timeout.UdpUnreplied : Timeout.Generic;
+        ctCommit = Commit.Create;
+        return CtState.New;
+      }
+      ctEntry = e;
+      ctReply = conntrack.reply;
+      if (l4 === Layer.Tcp) {
+        const state = conntrack.tcpState[e];
+        const next = tcpNext(ctReply, tcpEvent(parser.tcp.flags()), state);
+        if (next === TCP_INVALID) return CtState.Invalid;
+        if (next === TCP_IGNORE) return conntrack.replied(e) ? CtState.Established : CtState.New;
+        if (next === TcpState.SynSent && (state === TcpState.TimeWait || state === TcpState.Close)) {
+          // A SYN on a closed connection opens a new one (netfilter re-creates the entry).
+          ctCommit = Commit.Reopen;
+          ctNextTcp = TcpState.SynSent;
+          ctTimeout = TcpState.SynSent;
+          return CtState.New;
+        }
+        ctNextTcp = next;
+        ctTimeout = next;
+      } else if (l4 === Layer.Icmpv4 || l4 === Layer.Icmpv6) {
+        ctTimeout = Timeout.Icmp;
+      } else if (protocol === IpProtocol.Udp) {
+        ctTimeout = ctReply === 1 || conntrack.replied(e) ? Timeout.UdpReplied : Timeout.UdpUnreplied;
+      } else ctTimeout = Timeout.Generic;
+      ctCommit = Commit.Update;
+      return ctReply === 1 || conntrack.replied(e) ? CtState.Established : CtState.New;
+    }
+
+    /** Writes the tracked state of an accepted packet; false when a new connection finds no room. */
+    function commit(now: number, c: Float64Array): boolean {
+      if (ctCommit === Commit.None) return true;
+      if (ctCommit === Commit.Update) {
+        if (parser.l4 === Layer.Tcp) conntrack.tcpState[ctEntry] = ctNextTcp;
+        conntrack.expires[ctEntry] = now + timeouts[ctTimeout];
+        if (ctReply === 1) conntrack.markReplied(ctEntry);
+        return true;
+      }
+      if (ctCommit === Commit.Reopen) conntrack.remove(ctEntry);
+      const e = conntrack.insert(
+        key,
+        ctHash,
+        now + timeouts[ctTimeout],
+        parser.l4 === Layer.Tcp ? ctNextTcp : 0,
+      );
+      if (conntrack.evicted !== 0) c[cEvicted]++;
+      if (e < 0) return false;
+      c[cCreated]++;
+      return true;
+    }
+
+    /** Fills `key` with the connection an ICMP error quotes (as quoted); false when it quotes too little. */
+    function quotedKey(l4: number): boolean {
+      const v4 = l4 === Layer.Icmpv4;
+      const b = v4 ? parser.icmpv4.bytes : parser.icmpv6.bytes;
+      const q = v4 ? parser.icmpv4.payloadAt() : parser.icmpv6.payloadAt();
+      const length = v4 ? parser.icmpv4.payloadLength() : parser.icmpv6.payloadLength();
+      let upper: number;
+      let protocol: number;
+      if (v4) {
+        if (length < 20 || b[q] >>> 4 !== 4) return false;
+        upper = q + (b[q] & 15) * 4;
+        protocol = b[q + 9];
+        if ((((b[q + 6] & 0x1f) << 8) | b[q + 7]) !== 0) return false; // quotes a later fragment
+      } else {
+        if (length < 40 || b[q] >>> 4 !== 6) return false;
+        upper = q + 40;
+        protocol = b[q + 6];
+      }
+      let srcPort = 0;
+      let dstPort = 0;
+      const end = q + length;
+      if (protocol === IpProtocol.Tcp || protocol === IpProtocol.Udp) {
+        if (upper + 4 > end) return false;
+        srcPort = (b[upper] << 8) | b[upper + 1];
+        dstPort = (b[upper + 2] << 8) | b[upper + 3];
+      } else if ((v4 && protocol === IpProtocol.Icmp) || (!v4 && protocol === IpProtocol.Icmpv6)) {
+        if (upper + 8 > end) return false;
+        const type = b[upper];
+        const echo = v4
+          ? type === Icmpv4Type.EchoRequest || type === Icmpv4Type.EchoReply
+          : type === Icmpv6Type.EchoRequest || type === Icmpv6Type.EchoReply;
+        if (!echo) return false;
+        srcPort = dstPort = (b[upper + 4] << 8) | b[upper + 5];
+      }
+      if (v4) key.setV4At(b, q + 12, q + 16, protocol, srcPort, dstPort);
+      else key.setV6(b, q + 8, q + 24, protocol, srcPort, dstPort);
+      return true;
+    }
+
     /** The first rule matching the parsed packet, or -1. */
-    function match(port: number): number {
+    function match(port: number, ctState: number): number {
       const v4 = parser.l3 === Layer.Ipv4;
       const protocol = parser.protocol;
       let src = 0;
@@ -498,6 +786,7 @@ export default defineNf<FirewallConfig>({
         if (icmpType[r] >= 0 && (type !== icmpType[r] || (icmpCode[r] >= 0 && code !== icmpCode[r])))
           continue;
         if (inPort[r] >= 0 && inPort[r] !== port) continue;
+        if (stateMask[r] !== 0 && (stateMask[r] & ctState) === 0) continue;
         return r;
       }
       return -1;
@@ -515,7 +804,19 @@ export default defineNf<FirewallConfig>({
     return {
       program,
       hits,
-      process(batch) {
+      conntrack,
+      digest() {
+        let h = conntrack.digest();
+        for (let r = 0; r < hits.length; r++) h = Math.imul(h ^ hits[r], 0x01000193);
+        return h >>> 0;
+      },
+      tick(now) {
+        ctx.counters[cExpired] += conntrack.sweep(now);
+      },
+      process(batch, now) {
+        const c = ctx.counters;
+        let invalid = 0;
+        let full = 0;
         let accepted = 0;
         let denied = 0;
         let malformed = 0;
@@ -539,14 +840,19 @@ export default defineNf<FirewallConfig>({
             nonIp++;
             continue;
           }
-          const r = match(batch.inputPort[i]);
+          const ctState = track(now);
+          if (ctState === CtState.Invalid) invalid++;
+          const r = match(batch.inputPort[i], ctState);
           let accept = defaultAccept;
           if (r >= 0) {
             hits[r]++;
             ruleHits++;
             accept = action[r] === 1;
           }
-          if (accept) {
+          if (accept && !commit(now, c)) {
+            batch.drop(i, dropFull);
+            full++;
+          } else if (accept) {
             batch.send(i, out);
             accepted++;
           } else {
@@ -554,19 +860,24 @@ export default defineNf<FirewallConfig>({
             denied++;
           }
         }
-        const c = ctx.counters;
         c[cAccepted] += accepted;
+        c[cInvalid] += invalid;
+        c[cFull] += full;
         c[cDenied] += denied;
         c[cMalformed] += malformed;
         c[cNonIp] += nonIp;
         c[cRuleHits] += ruleHits;
       },
       snapshot() {
-        return { hits: hits.slice() };
+        return { hits: hits.slice(), conntrack: conntrack.snapshot() };
       },
       restore(state) {
-        const saved = (state as { hits?: unknown } | null)?.hits;
-        if (saved instanceof Float64Array && saved.length === hits.length) hits.set(saved);
+        const saved = state as { hits?: unknown; conntrack?: unknown } | null;
+        if (saved?.hits instanceof Float64Array && saved.hits.length === hits.length) hits.set(saved.hits);
+        if (saved?.conntrack !== undefined && !conntrack.restore(saved.conntrack))
+          ctx.log(
+            'the saved connection table does not fit this configuration (capacity differs); starting empty',
+          );
       },
     };
   },

@@ -1,0 +1,372 @@
+/**
+ * Connection tracking for the firewall: a bounded table of connections keyed by the 5-tuple, found
+ * from either direction, with a TCP state machine modelled on netfilter's
+ * (`net/netfilter/nf_conntrack_proto_tcp.c`, `tcp_conntracks[dir][event][state]`) and per-state
+ * timeouts.
+ *
+ * Storage is typed arrays only: entry e holds its original-direction key at `keys[10e..10e+9]`, its
+ * symmetric hash, a hash-chain link, its TCP state, flags (used, replied) and expiry time (ns). A
+ * free list makes deletion O(1). Entries not yet replied are also linked, oldest first, in a FIFO:
+ * when the table is full a new connection evicts the oldest un-replied one, and when there is none
+ * it is refused (the caller counts `conntrack_full`). Expired entries are removed when a lookup
+ * meets them and by a bounded sweep in `tick()`.
+ */
+import { FLOW_KEY_WORDS, type FlowKey } from '../../src/packet/flow-key.js';
+
+/** Connection-state bits, as a rule's `state` list compiles to a mask. */
+export const CtState = { New: 1, Established: 2, Related: 4, Invalid: 8 } as const;
+
+/** TCP connection states (netfilter's names); `None` is "no entry". */
+export const TcpState = {
+  None: 0,
+  SynSent: 1,
+  SynRecv: 2,
+  Established: 3,
+  FinWait: 4,
+  CloseWait: 5,
+  LastAck: 6,
+  TimeWait: 7,
+  Close: 8,
+} as const;
+export const TCP_STATE_NAMES = [
+  'none',
+  'syn_sent',
+  'syn_recv',
+  'established',
+  'fin_wait',
+  'close_wait',
+  'last_ack',
+  'time_wait',
+  'close',
+];
+
+/** Results of the transition table besides a state: the packet is invalid, or ignored (no change). */
+export const TCP_INVALID = 9;
+export const TCP_IGNORE = 10;
+
+/** TCP events (from a segment's flags). */
+export const TcpEvent = { Syn: 0, SynAck: 1, Fin: 2, Ack: 3, Rst: 4, None: 5 } as const;
+
+const sSS = 1;
+const sSR = 2;
+const sES = 3;
+const sFW = 4;
+const sCW = 5;
+const sLA = 6;
+const sTW = 7;
+const sCL = 8;
+const sIV = TCP_INVALID;
+const sIG = TCP_IGNORE;
+
+/**
+ * [direction][event] → next state per current state (sNO … sCL). Netfilter's table without the
+ * simultaneous-open state SYN_SENT2 (a crossing SYN is invalid here) and with loose pick-up off: a
+ * connection starts with a SYN, and any other first segment is invalid.
+ */
+const TCP_TABLE: readonly (readonly (readonly number[])[])[] = [
+  // original direction
+  [
+    /* syn    */ [sSS, sSS, sIG, sIG, sIG, sIG, sIG, sSS, sSS],
+    /* synack */ [sIV, sIV, sIG, sIG, sIG, sIG, sIG, sIG, sIG],
+    /* fin    */ [sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL],
+    /* ack    */ [sIV, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL],
+    /* rst    */ [sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL],
+    /* none   */ [sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV],
+  ],
+  // reply direction
+  [
+    /* syn    */ [sIV, sIV, sIV, sIV, sIV, sIV, sIV, sSS, sIV],
+    /* synack */ [sIV, sSR, sSR, sIG, sIG, sIG, sIG, sIG, sIG],
+    /* fin    */ [sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL],
+    /* ack    */ [sIV, sIG, sSR, sES, sCW, sCW, sTW, sTW, sCL],
+    /* rst    */ [sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL],
+    /* none   */ [sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV],
+  ],
+];
+
+/** Flattened for the packet path: index (dir * 6 + event) * 9 + state. */
+const TCP_NEXT = Uint8Array.from(TCP_TABLE.flat(2));
+
+/** The next TCP state, TCP_INVALID or TCP_IGNORE. @example tcpNext(0, TcpEvent.Syn, TcpState.None) === TcpState.SynSent */
+export function tcpNext(reply: number, event: number, state: number): number {
+  return TCP_NEXT[(reply * 6 + event) * 9 + state];
+}
+
+/** The event a segment's flags make (RST, then SYN/SYN-ACK, FIN, ACK). */
+export function tcpEvent(flags: number): number {
+  if ((flags & 0x04) !== 0) return TcpEvent.Rst;
+  if ((flags & 0x02) !== 0) return (flags & 0x10) !== 0 ? TcpEvent.SynAck : TcpEvent.Syn;
+  if ((flags & 0x01) !== 0) return TcpEvent.Fin;
+  if ((flags & 0x10) !== 0) return TcpEvent.Ack;
+  return TcpEvent.None;
+}
+
+/** Timeout slots (ns) after the nine TCP states (index 0 unused). */
+export const Timeout = { UdpUnreplied: 9, UdpReplied: 10, Icmp: 11, Generic: 12 } as const;
+export const TIMEOUT_SLOTS = 13;
+
+const USED = 1;
+const REPLIED = 2;
+/** Expired entries the sweep in `tick()` looks at, at most, per call. */
+const SWEEP = 8192;
+
+export class Conntrack {
+  readonly capacity: number;
+  /** Connections in the table. */
+  count = 0;
+  /** Direction of the last entry `find` returned: 0 original, 1 reply. */
+  reply = 0;
+  private readonly buckets: number;
+  private readonly keys: Uint32Array;
+  private readonly hashOf: Int32Array;
+  private readonly next: Int32Array;
+  private readonly head: Int32Array;
+  readonly tcpState: Uint8Array;
+  readonly flags: Uint8Array;
+  readonly expires: Float64Array;
+  private readonly uPrev: Int32Array;
+  private readonly uNext: Int32Array;
+  /** [unreplied head, unreplied tail, free head, count, sweep cursor] for snapshots. */
+  private readonly meta = new Float64Array(5);
+  private uHead = -1;
+  private uTail = -1;
+  private freeHead = 0;
+  private cursor = 0;
+
+  constructor(
+    capacity: number,
+    /** ns per Timeout slot (TCP states 1–8, then UDP unreplied/replied, ICMP, generic). */
+    readonly timeouts: Float64Array,
+  ) {
+    this.capacity = capacity;
+    let buckets = 1;
+    while (buckets < capacity) buckets *= 2;
+    this.buckets = buckets;
+    this.keys = new Uint32Array(capacity * FLOW_KEY_WORDS);
+    this.hashOf = new Int32Array(capacity);
+    this.next = new Int32Array(capacity);
+    this.head = new Int32Array(buckets).fill(-1);
+    this.tcpState = new Uint8Array(capacity);
+    this.flags = new Uint8Array(capacity);
+    this.expires = new Float64Array(capacity);
+    this.uPrev = new Int32Array(capacity).fill(-1);
+    this.uNext = new Int32Array(capacity).fill(-1);
+    for (let e = 0; e < capacity; e++) this.next[e] = e + 1 < capacity ? e + 1 : -1;
+  }
+
+  /**
+   * The live entry for `key` (either direction; `reverse` is scratch space), or -1. Sets `reply`.
+   * An expired entry met here is removed and not returned.
+   */
+  find(key: FlowKey, reverse: FlowKey, hash: number, now: number): number {
+    let e = this.head[hash & (this.buckets - 1)];
+    let reversed = false;
+    while (e >= 0) {
+      if (this.hashOf[e] === hash) {
+        const at = e * FLOW_KEY_WORDS;
+        let dir = -1;
+        if (key.equalsAt(this.keys, at)) dir = 0;
+        else {
+          if (!reversed) {
+            reverse.copyFrom(key);
+            reverse.reverse();
+            reversed = true;
+          }
+          if (reverse.equalsAt(this.keys, at)) dir = 1;
+        }
+        if (dir >= 0) {
+          if (this.expires[e] <= now) {
+            this.remove(e);
+            return -1;
+          }
+          this.reply = dir;
+          return e;
+        }
+      }
+      e = this.next[e];
+    }
+    return -1;
+  }
+
+  /**
+   * Adds `key` as a new un-replied connection expiring at `expires`. When full, evicts the oldest
+   * un-replied entry (returned in `evicted`); with none to evict, returns -1.
+   */
+  insert(key: FlowKey, hash: number, expires: number, tcpState: number): number {
+    this.evicted = 0;
+    if (this.freeHead < 0) {
+      if (this.uHead < 0) return -1;
+      this.remove(this.uHead);
+      this.evicted = 1;
+    }
+    const e = this.freeHead;
+    this.freeHead = this.next[e];
+    key.writeTo(this.keys, e * FLOW_KEY_WORDS);
+    this.hashOf[e] = hash;
+    const b = hash & (this.buckets - 1);
+    this.next[e] = this.head[b];
+    this.head[b] = e;
+    this.tcpState[e] = tcpState;
+    this.flags[e] = USED;
+    this.expires[e] = expires;
+    // Append to the un-replied FIFO.
+    this.uPrev[e] = this.uTail;
+    this.uNext[e] = -1;
+    if (this.uTail >= 0) this.uNext[this.uTail] = e;
+    else this.uHead = e;
+    this.uTail = e;
+    this.count++;
+    return e;
+  }
+
+  /** Entries evicted by the last `insert` (0 or 1). */
+  evicted = 0;
+
+  /** Marks `e` replied: it leaves the un-replied FIFO and can no longer be evicted. */
+  markReplied(e: number): void {
+    if ((this.flags[e] & REPLIED) !== 0) return;
+    this.flags[e] |= REPLIED;
+    this.unlinkUnreplied(e);
+  }
+
+  replied(e: number): boolean {
+    return (this.flags[e] & REPLIED) !== 0;
+  }
+
+  /** Removes entry `e`. */
+  remove(e: number): void {
+    const b = this.hashOf[e] & (this.buckets - 1);
+    let p = this.head[b];
+    if (p === e) this.head[b] = this.next[e];
+    else {
+      while (p >= 0 && this.next[p] !== e) p = this.next[p];
+      if (p >= 0) this.next[p] = this.next[e];
+    }
+    if ((this.flags[e] & REPLIED) === 0) this.unlinkUnreplied(e);
+    this.flags[e] = 0;
+    this.tcpState[e] = 0;
+    this.expires[e] = 0;
+    this.hashOf[e] = 0;
+    this.keys.fill(0, e * FLOW_KEY_WORDS, (e + 1) * FLOW_KEY_WORDS);
+    this.next[e] = this.freeHead;
+    this.freeHead = e;
+    this.count--;
+  }
+
+  /** Removes up to SWEEP expired entries, resuming where the last sweep stopped; returns how many. */
+  sweep(now: number): number {
+    let removed = 0;
+    const n = Math.min(this.capacity, SWEEP);
+    for (let i = 0; i < n; i++) {
+      const e = this.cursor;
+      this.cursor = e + 1 === this.capacity ? 0 : e + 1;
+      if (this.flags[e] !== 0 && this.expires[e] <= now) {
+        this.remove(e);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  /** The original-direction key of entry `e`. */
+  keyOf(e: number, out: FlowKey): FlowKey {
+    out.readFrom(this.keys, e * FLOW_KEY_WORDS);
+    return out;
+  }
+
+  /** Un-replied entries (walks the FIFO: for tests and status). */
+  unrepliedCount(): number {
+    let n = 0;
+    for (let e = this.uHead; e >= 0; e = this.uNext[e]) n++;
+    return n;
+  }
+
+  /** A copy of the whole table (structured-cloneable). */
+  snapshot(): Record<string, unknown> {
+    this.saveMeta();
+    return {
+      capacity: this.capacity,
+      keys: this.keys.slice(),
+      hashOf: this.hashOf.slice(),
+      next: this.next.slice(),
+      head: this.head.slice(),
+      tcpState: this.tcpState.slice(),
+      flags: this.flags.slice(),
+      expires: this.expires.slice(),
+      uPrev: this.uPrev.slice(),
+      uNext: this.uNext.slice(),
+      meta: this.meta.slice(),
+    };
+  }
+
+  /** Restores a `snapshot()` of a table of the same capacity; returns false (changing nothing) otherwise. */
+  restore(state: unknown): boolean {
+    const s = state as Record<string, unknown> | null;
+    if (s === null || typeof s !== 'object' || s.capacity !== this.capacity) return false;
+    const pairs: [ArrayLike<number> & { set(a: ArrayLike<number>): void; length: number }, unknown][] = [
+      [this.keys, s.keys],
+      [this.hashOf, s.hashOf],
+      [this.next, s.next],
+      [this.head, s.head],
+      [this.tcpState, s.tcpState],
+      [this.flags, s.flags],
+      [this.expires, s.expires],
+      [this.uPrev, s.uPrev],
+      [this.uNext, s.uNext],
+      [this.meta, s.meta],
+    ];
+    for (const [mine, theirs] of pairs) {
+      if (!ArrayBuffer.isView(theirs) || mine.constructor !== theirs.constructor) return false;
+      if ((theirs as unknown as ArrayLike<number>).length !== mine.length) return false;
+    }
+    for (const [mine, theirs] of pairs) mine.set(theirs as ArrayLike<number>);
+    this.uHead = this.meta[0];
+    this.uTail = this.meta[1];
+    this.freeHead = this.meta[2];
+    this.count = this.meta[3];
+    this.cursor = this.meta[4];
+    return true;
+  }
+
+  /** FNV-1a over every array of the table: equal digests mean equal state. */
+  digest(): number {
+    this.saveMeta();
+    let h = 0x811c9dc5 | 0;
+    const arrays = [
+      this.keys,
+      this.hashOf,
+      this.next,
+      this.head,
+      this.tcpState,
+      this.flags,
+      this.expires,
+      this.uPrev,
+      this.uNext,
+      this.meta,
+    ];
+    for (const a of arrays) {
+      const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+      for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+    }
+    return h >>> 0;
+  }
+
+  private saveMeta(): void {
+    this.meta[0] = this.uHead;
+    this.meta[1] = this.uTail;
+    this.meta[2] = this.freeHead;
+    this.meta[3] = this.count;
+    this.meta[4] = this.cursor;
+  }
+
+  private unlinkUnreplied(e: number): void {
+    const p = this.uPrev[e];
+    const n = this.uNext[e];
+    if (p >= 0) this.uNext[p] = n;
+    else if (this.uHead === e) this.uHead = n;
+    if (n >= 0) this.uPrev[n] = p;
+    else if (this.uTail === e) this.uTail = p;
+    this.uPrev[e] = -1;
+    this.uNext[e] = -1;
+  }
+}
