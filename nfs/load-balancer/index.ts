@@ -284,7 +284,7 @@ function backendSchema() {
 export default defineNf<LoadBalancerConfig>({
   name: 'load-balancer',
   summary:
-    'L4 load balancer: VIPs to weighted backend pools by Maglev hashing, with a connection table that keeps flows on their backend.',
+    'L4 load balancer: VIPs to weighted backend pools by Maglev hashing; connections keep their backend.',
   outputs: ['out'],
   drops: {
     malformed: 'the packet parser refused the frame (truncated, bad length or header checksum)',
@@ -603,8 +603,11 @@ export default defineNf<LoadBalancerConfig>({
         };
       };
       const out = pools[s].map((m) => stats(registered(s, m.addr), m.state));
+      const removed: number[] = [];
       for (let id = 0; id < REGISTRY_SIZE; id++)
-        if (regState[id] === REMOVED && regService[id] === s) out.push(stats(id, 'removed'));
+        if (regState[id] === REMOVED && regService[id] === s) removed.push(id);
+      removed.sort((x, y) => (regAddr[x] >>> 0) - (regAddr[y] >>> 0));
+      for (const id of removed) out.push(stats(id, 'removed'));
       return out;
     }
 
@@ -844,50 +847,50 @@ export default defineNf<LoadBalancerConfig>({
           return; // a damaged snapshot: keep the configured state
         }
         const serviceMap = snap.services.map((s) => target(s.vip, s.port));
+        const c = snap.connections;
+        let changedRegistry = false;
+        const n = c?.client?.length ?? 0;
+        if (c !== undefined)
+          for (let k = 0; k < n && conns.size < conns.capacity; k++) {
+            const s = serviceMap[c.service[k]] ?? -1;
+            if (s < 0) continue;
+            const backend = c.backend[k] | 0;
+            let id = registered(s, backend);
+            if (id < 0) {
+              id = regState.indexOf(FREE);
+              if (id < 0) continue;
+              regService[id] = s;
+              regAddr[id] = backend;
+              regState[id] = REMOVED;
+              regWeight[id] = 1;
+              regRefs[id] = 0;
+              regPackets[id] = 0;
+              changedRegistry = true;
+            }
+            const ports = c.ports[k] | 0;
+            const proto = c.proto[k];
+            if (conns.findForward(c.client[k] | 0, svcVip[s], ports, proto) >= 0) continue;
+            const e = conns.insert(
+              c.client[k] | 0,
+              svcVip[s],
+              backend,
+              ports,
+              proto,
+              s,
+              id,
+              c.lastSeen[k],
+              c.timeout[k],
+            );
+            conns.closing[e] = c.closing[k];
+            regRefs[id]++;
+          }
+        if (changedRegistry) rebuildBackendIndex();
         for (const r of snap.registry ?? []) {
           const s = serviceMap[r.service] ?? -1;
           if (s < 0) continue;
           const id = registered(s, r.address);
           if (id >= 0) regPackets[id] = r.packets;
         }
-        const c = snap.connections;
-        if (!c) return;
-        let changedRegistry = false;
-        const n = c.client?.length ?? 0;
-        for (let k = 0; k < n && conns.size < conns.capacity; k++) {
-          const s = serviceMap[c.service[k]] ?? -1;
-          if (s < 0) continue;
-          const backend = c.backend[k] | 0;
-          let id = registered(s, backend);
-          if (id < 0) {
-            id = regState.indexOf(FREE);
-            if (id < 0) continue;
-            regService[id] = s;
-            regAddr[id] = backend;
-            regState[id] = REMOVED;
-            regWeight[id] = 1;
-            regRefs[id] = 0;
-            regPackets[id] = 0;
-            changedRegistry = true;
-          }
-          const ports = c.ports[k] | 0;
-          const proto = c.proto[k];
-          if (conns.findForward(c.client[k] | 0, svcVip[s], ports, proto) >= 0) continue;
-          const e = conns.insert(
-            c.client[k] | 0,
-            svcVip[s],
-            backend,
-            ports,
-            proto,
-            s,
-            id,
-            c.lastSeen[k],
-            c.timeout[k],
-          );
-          conns.closing[e] = c.closing[k];
-          regRefs[id]++;
-        }
-        if (changedRegistry) rebuildBackendIndex();
       },
 
       stateDigest() {
