@@ -10,8 +10,11 @@
  *   GET  /v1/stream             viewer    Server-Sent Events: `rates` once per interval
  *   GET  /metrics               viewer    Prometheus text exposition
  *   POST /v1/stop               admin     stop reading the inputs, drain, stop
+ *   GET  /dashboard             public    the web dashboard's static page (./dashboard/)
+ *   GET  /dashboard/:file       public    its script, uPlot and stylesheet
  *
- * (The roles live in one table, ./route-roles.ts; this list only mirrors it.)
+ * (The roles live in one table, ./route-roles.ts; this list only mirrors it. The two public
+ * routes serve fixed files with no data in them; the page sends its token on every data call.)
  *
  * Safety. It listens on loopback unless told otherwise. Every request needs a bearer token; the
  * check runs in `onRequest`, before a body is read, so an unauthenticated client gets 401 whatever
@@ -33,7 +36,8 @@ import {
 import { type ErrorCode, NfvError, isNfvError } from '../errors.js';
 import { builtinCounterSpecs, renderMetrics, type CounterSpecs } from './metrics.js';
 import { ratesBetween } from './rates.js';
-import { minimumRole, type RouteKey } from './route-roles.js';
+import { registerDashboard } from './dashboard/routes.js';
+import { isPublicRoute, minimumRole, type RouteKey } from './route-roles.js';
 import {
   ActionBody,
   ChainList,
@@ -76,6 +80,8 @@ export interface ControlServerOptions {
   logger?: boolean;
   /** Clock in ms for rates; default performance.now. */
   now?: () => number;
+  /** Serve the web dashboard at /dashboard; default true. */
+  dashboard?: boolean;
 }
 
 export interface ControlServer {
@@ -101,6 +107,8 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     minRole?: Role;
+    /** A static route of the dashboard (route-roles.ts PUBLIC_ROUTES): no token needed. */
+    public?: boolean;
   }
 }
 
@@ -131,13 +139,14 @@ function bearer(request: FastifyRequest): string | null {
 export async function buildControlApp(
   host: ControlledHost,
   options: ControlServerOptions,
-): Promise<{ app: FastifyInstance; routes: RegisteredRoute[] }> {
+): Promise<{ app: FastifyInstance; routes: RegisteredRoute[]; publicRoutes: string[] }> {
   const tokens = options.tokens;
   const maxStreams = options.maxStreams ?? 8;
   const intervalMs = options.streamIntervalMs ?? 1000;
   const now = options.now ?? (() => performance.now());
   const counterSpecs = options.counterSpecs ?? (await builtinCounterSpecs());
   const routes: RegisteredRoute[] = [];
+  const publicRoutes: string[] = [];
   /** Closers of the open streams. */
   const streams = new Set<() => void>();
 
@@ -162,6 +171,11 @@ export async function buildControlApp(
   app.addHook('onRoute', (route) => {
     for (const method of Array.isArray(route.method) ? route.method : [route.method]) {
       const url = route.url ?? route.path;
+      if (isPublicRoute(method, url)) {
+        route.config = { ...route.config, public: true };
+        publicRoutes.push(`${method} ${url}`);
+        continue;
+      }
       const role = minimumRole(method, url);
       if (role === undefined)
         throw new NfvError(
@@ -180,6 +194,7 @@ export async function buildControlApp(
   });
 
   function authorize(request: FastifyRequest): NfvError | null {
+    if (request.routeOptions.config.public === true && !request.is404) return null;
     const token = bearer(request);
     const caller = token === null ? null : tokens.verify(token);
     if (caller === null)
@@ -347,12 +362,14 @@ export async function buildControlApp(
     res.once('close', close);
   }
 
+  if (options.dashboard !== false) registerDashboard(app);
+
   app.addHook('preClose', (done) => {
     for (const close of [...streams]) close();
     done();
   });
 
-  return { app, routes };
+  return { app, routes, publicRoutes };
 }
 
 function findNf(status: HostStatus, name: string): HostStatus['nfs'][number] {

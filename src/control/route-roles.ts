@@ -20,6 +20,24 @@ export const ROUTE_ROLES = {
 
 export type RouteKey = keyof typeof ROUTE_ROLES;
 
+/**
+ * The only routes that answer without a token: the dashboard's static files (./dashboard/), which
+ * hold no data. The page asks for a token and sends it as a bearer header on every data call
+ * (`/v1/...`), so what the dashboard shows is guarded exactly as the API is. A route must be in one
+ * table or the other; it cannot be in both.
+ */
+export const PUBLIC_ROUTES = {
+  'GET /dashboard': 'the dashboard page (static HTML)',
+  'GET /dashboard/:file': "the dashboard's script, uPlot and its stylesheet (a fixed list of files)",
+} as const satisfies Record<string, string>;
+
+export type PublicRouteKey = keyof typeof PUBLIC_ROUTES;
+
+/** True when `METHOD path` is a public static route of the dashboard. */
+export function isPublicRoute(method: string, url: string): boolean {
+  return Object.hasOwn(PUBLIC_ROUTES, `${method.toUpperCase()} ${url}`);
+}
+
 /** The minimum role of `METHOD path`, or undefined for a route the table does not know. */
 export function minimumRole(method: string, url: string): Role | undefined {
   const key = `${method.toUpperCase()} ${url}`;
