@@ -83,7 +83,14 @@ const ARP = (() => {
 })();
 
 const rule = (r: Record<string, string>) => r;
-const CT_ZERO = { ct_created: 0, ct_evicted: 0, ct_expired: 0, conntrack_full: 0, ct_invalid: 0 };
+const CT_ZERO = {
+  ct_created: 0,
+  ct_evicted: 0,
+  ct_expired: 0,
+  conntrack_full: 0,
+  ct_invalid: 0,
+  rejected: 0,
+};
 
 function verdicts(nf: NfHarness<unknown>, frames: Uint8Array[]): string[] {
   return nf.run(frames).map((r) => r.output ?? `drop:${r.drop}`);

@@ -4,7 +4,7 @@
  * Rules are compiled once, in `create()`, into parallel typed arrays (one entry per rule), so the
  * packet loop compares numbers only:
  *
- *   rule r:  action[r]            1 accept, 0 drop
+ *   rule r:  action[r]            1 accept, 0 drop, 2 reject
  *            family[r]            0 any, 4 IPv4 only, 6 IPv6 only (from the CIDRs given)
  *            v4Src[r]/v4SrcMask[r], v4Dst[r]/v4DstMask[r]            int32, address pre-masked
  *            v6Src[4r..4r+3]/v6SrcMask[4r..], v6Dst[..]/v6DstMask[..] int32 words, pre-masked
@@ -37,10 +37,11 @@ import {
   tcpNext,
 } from './conntrack.js';
 import { defineNf, type NfInstance } from '../../src/sdk/index.js';
+import { Rejecter } from './reject.js';
 
 /** One rule as written in the configuration (defaults filled: absent fields are 'any'). */
 export interface FirewallRule {
-  action: 'accept' | 'drop';
+  action: 'accept' | 'drop' | 'reject';
   /** CIDR (`10.0.0.0/8`, `2001:db8::/32`), a bare address (a /32 or /128), or 'any'. */
   src: string;
   dst: string;
@@ -323,7 +324,7 @@ export function compileRules(rules: readonly FirewallRule[]): FirewallProgram {
     const inPort = rule.inPort ?? -1;
     if (!Number.isInteger(inPort) || inPort < -1 || inPort > 65535)
       throw new Error(`${at}.inPort: must be a port id 0–65535, or -1 for any (got ${inPort})`);
-    p.action[r] = rule.action === 'accept' ? 1 : 0;
+    p.action[r] = rule.action === 'accept' ? 1 : rule.action === 'reject' ? 2 : 0;
     p.tcpMask[r] = tcpMask;
     p.tcpValue[r] = tcpValue;
     p.icmpType[r] = icmpType;
@@ -421,7 +422,8 @@ export default defineNf<FirewallConfig>({
   outputs: ['out'],
   drops: {
     malformed: 'the packet parser refused the frame (truncated, bad length or checksum)',
-    denied: 'a drop rule matched, or no rule matched and the default is drop',
+    denied:
+      'a drop rule matched, no rule matched and the default is drop, or a reject rule matched a packet no answer may be sent to (a RST, an ICMP error, a later fragment, multicast)',
     conntrack_full: 'an accepted new connection found the tracking table full of replied connections',
   },
   counters: {
@@ -438,6 +440,11 @@ export default defineNf<FirewallConfig>({
       description: 'new connections dropped: table full and nothing un-replied to evict',
     },
     ct_invalid: { unit: 'packets', description: 'IP packets in connection state invalid' },
+    rejected: {
+      unit: 'packets',
+      description:
+        'packets a reject rule turned into a TCP RST or ICMP unreachable sent back (others are denied)',
+    },
   },
   config: {
     default: {
@@ -455,7 +462,12 @@ export default defineNf<FirewallConfig>({
         type: 'object',
         description: 'one rule; every field but action defaults to any',
         properties: {
-          action: { type: 'string', enum: ['accept', 'drop'], description: 'verdict when the rule matches' },
+          action: {
+            type: 'string',
+            enum: ['accept', 'drop', 'reject'],
+            description:
+              'verdict when the rule matches; reject answers the sender (TCP RST, else ICMP port unreachable) out of out',
+          },
           src: cidrField('source'),
           dst: cidrField('destination'),
           protocol: {
@@ -571,6 +583,8 @@ export default defineNf<FirewallConfig>({
     const cExpired = ctx.counter('ct_expired');
     const cFull = ctx.counter('conntrack_full');
     const cInvalid = ctx.counter('ct_invalid');
+    const cRejected = ctx.counter('rejected');
+    const rejecter = new Rejecter();
     const dropFull = ctx.dropReason('conntrack_full');
     const {
       count,
@@ -817,6 +831,7 @@ export default defineNf<FirewallConfig>({
         const c = ctx.counters;
         let invalid = 0;
         let full = 0;
+        let rejected = 0;
         let accepted = 0;
         let denied = 0;
         let malformed = 0;
@@ -848,6 +863,14 @@ export default defineNf<FirewallConfig>({
             hits[r]++;
             ruleHits++;
             accept = action[r] === 1;
+            if (action[r] === 2) {
+              const length = rejecter.build(parser, batch.at[i], batch.capacity);
+              if (length >= 0 && batch.setLength(i, length)) {
+                batch.send(i, out);
+                rejected++;
+                continue;
+              }
+            }
           }
           if (accept && !commit(now, c)) {
             batch.drop(i, dropFull);
@@ -863,6 +886,7 @@ export default defineNf<FirewallConfig>({
         c[cAccepted] += accepted;
         c[cInvalid] += invalid;
         c[cFull] += full;
+        c[cRejected] += rejected;
         c[cDenied] += denied;
         c[cMalformed] += malformed;
         c[cNonIp] += nonIp;

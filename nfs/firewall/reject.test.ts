@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { formatIpv4, formatIpv6 } from '../../src/packet/address.js';
+import { pseudoHeaderSumV6 } from '../../src/packet/checksum.js';
+import { DropReason } from '../../src/packet/drop-reason.js';
+import { EthernetRepr } from '../../src/packet/ethernet.js';
+import { EtherType, IpProtocol } from '../../src/packet/ip-protocol.js';
+import { Ipv6Repr } from '../../src/packet/ipv6.js';
+import { Layer, PacketParser } from '../../src/packet/packet-parser.js';
+import { TcpRepr } from '../../src/packet/tcp.js';
+import { UdpRepr } from '../../src/packet/udp.js';
+import { NfHarness } from '../../src/sdk/index.js';
+import { ACK, RST, SYN, tcp, udp } from './test-frames.js';
+import firewall from './index.js';
+
+const REJECT_ALL = { default: 'accept', rules: [{ action: 'reject' }] };
+
+function parsed(bytes: Uint8Array): PacketParser {
+  const parser = new PacketParser(); // verifies every checksum
+  assert.equal(parser.attach(bytes, 0, bytes.length), DropReason.None);
+  return parser;
+}
+
+function v6(protocol: 'tcp' | 'udp', flags = SYN): Uint8Array {
+  const l4 = protocol === 'tcp' ? 20 : 8;
+  const bytes = new Uint8Array(14 + 40 + l4);
+  EthernetRepr.emit(
+    { dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01', tags: [], etherType: EtherType.Ipv6 },
+    bytes,
+  );
+  const nh = protocol === 'tcp' ? IpProtocol.Tcp : IpProtocol.Udp;
+  Ipv6Repr.emit({ src: '2001:db8::1', dst: '2001:db8::2', nextHeader: nh, payloadLength: l4 }, bytes, 14);
+  const pseudo = pseudoHeaderSumV6(bytes, 22, 38, nh, l4);
+  if (protocol === 'tcp')
+    TcpRepr.emit(
+      {
+        srcPort: 40000,
+        dstPort: 22,
+        seq: 77,
+        ack: 0,
+        flags,
+        window: 1,
+        urgentPointer: 0,
+        options: new Uint8Array(0),
+        payloadLength: 0,
+      },
+      bytes,
+      54,
+      pseudo,
+    );
+  else UdpRepr.emit({ srcPort: 5000, dstPort: 53, payloadLength: 0 }, bytes, 54, pseudo);
+  return bytes;
+}
+
+describe('firewall reject', () => {
+  it('answers a TCP SYN with RST,ACK (SEQ 0, ACK = SEG.SEQ + 1), addresses, ports and MACs swapped', () => {
+    const nf = new NfHarness(firewall, REJECT_ALL);
+    const [result] = nf.run([tcp('10.0.0.1', '192.0.2.10', 40000, 22, SYN, 1000)]);
+    assert.equal(result.output, 'out');
+    assert.equal(result.bytes.length, 54);
+    const p = parsed(result.bytes);
+    assert.equal(formatIpv4(p.ipv4.src()), '192.0.2.10');
+    assert.equal(formatIpv4(p.ipv4.dst()), '10.0.0.1');
+    assert.equal(p.ipv4.ttl(), 64);
+    assert.deepEqual([p.tcp.srcPort(), p.tcp.dstPort()], [22, 40000]);
+    assert.deepEqual([p.tcp.flags(), p.tcp.seq(), p.tcp.ack(), p.tcp.window()], [RST | ACK, 0, 1001, 0]);
+    assert.deepEqual(Array.from(result.bytes.subarray(0, 12)), [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
+    assert.equal(nf.counters().rejected, 1);
+    assert.equal(nf.counters().accepted, 0);
+  });
+
+  it('answers a segment with ACK by RST with SEQ = SEG.ACK; never answers a RST', () => {
+    const nf = new NfHarness(firewall, REJECT_ALL);
+    const [withAck, reset] = nf.run([
+      tcp('10.0.0.1', '192.0.2.10', 40000, 22, ACK, 5000, 0xfffffff0, 100),
+      tcp('10.0.0.1', '192.0.2.10', 40000, 22, RST, 5000),
+    ]);
+    const p = parsed(withAck.bytes);
+    assert.deepEqual(
+      [p.tcp.flags(), p.tcp.seq(), p.tcp.ack(), p.tcp.payloadLength()],
+      [RST, 0xfffffff0, 0, 0],
+    );
+    assert.equal(reset.drop, 'denied');
+    assert.deepEqual([nf.counters().rejected, nf.counters().denied], [1, 1]);
+  });
+
+  it('answers UDP with ICMP port unreachable quoting the original datagram', () => {
+    const nf = new NfHarness(firewall, REJECT_ALL);
+    const original = udp('10.0.0.1', '192.0.2.10', 5000, 53);
+    const [result] = nf.run([original]);
+    const p = parsed(result.bytes);
+    assert.equal(p.l4, Layer.Icmpv4);
+    assert.deepEqual([p.icmpv4.type(), p.icmpv4.code()], [3, 3]);
+    assert.equal(formatIpv4(p.ipv4.src()), '192.0.2.10');
+    assert.equal(formatIpv4(p.ipv4.dst()), '10.0.0.1');
+    assert.deepEqual(result.bytes.subarray(14 + 28), original.subarray(14));
+    assert.equal(result.bytes.length, 14 + 28 + 28);
+  });
+
+  it('quotes at most 576 bytes of IPv4 and never answers an ICMP error', () => {
+    const nf = new NfHarness(firewall, REJECT_ALL);
+    const [big] = nf.run([udpWithPayload(1400)]);
+    const p = parsed(big.bytes);
+    assert.equal(p.ipv4.totalLength(), 576);
+    const [again] = nf.run([big.bytes]); // the ICMP error itself: no error about an error
+    assert.equal(again.drop, 'denied');
+  });
+
+  it('IPv6: TCP RST and ICMPv6 port unreachable (type 1 code 4), checksums valid', () => {
+    const nf = new NfHarness(firewall, REJECT_ALL);
+    const [rst, unreach] = nf.run([v6('tcp'), v6('udp')]);
+    const t = parsed(rst.bytes);
+    assert.equal(formatIpv6(t.ipv6.bytes.subarray(t.ipv6.srcAt(), t.ipv6.srcAt() + 16)), '2001:db8::2');
+    assert.deepEqual([t.tcp.flags(), t.tcp.seq(), t.tcp.ack()], [RST | ACK, 0, 78]);
+    const u = parsed(unreach.bytes);
+    assert.equal(u.l4, Layer.Icmpv6);
+    assert.deepEqual([u.icmpv6.type(), u.icmpv6.code()], [1, 4]);
+    assert.equal(unreach.bytes.length, 14 + 48 + 48);
+    assert.equal(nf.counters().rejected, 2);
+  });
+});
+
+function udpWithPayload(n: number): Uint8Array {
+  const base = udp('10.0.0.1', '192.0.2.10', 5000, 53);
+  const bytes = new Uint8Array(base.length + n);
+  bytes.set(base);
+  // Rewrite lengths and checksums for the bigger datagram.
+  const view = new DataView(bytes.buffer);
+  view.setUint16(16, 28 + n);
+  view.setUint16(24, 0);
+  let sum = 0;
+  for (let i = 14; i < 34; i += 2) sum += view.getUint16(i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  view.setUint16(24, ~sum & 0xffff);
+  view.setUint16(38, 8 + n);
+  view.setUint16(40, 0); // UDP checksum 0: none (IPv4)
+  return bytes;
+}
