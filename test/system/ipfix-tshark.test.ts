@@ -187,25 +187,23 @@ function writeDatagramPcap(path: string, datagrams: Buffer[]): void {
 /** Exports whatever `source` yields over `passes`, and checks the UDP and file copies with tshark. */
 async function exportAndCheck(
   name: string,
-  passes: (exporter: IpfixExporter) => Promise<IpfixSourceRecord[]>,
-  makeSource: (
-    setExporter: (e: IpfixExporter) => void,
-  ) => ConstructorParameters<typeof IpfixExporter>[0]['source'],
+  source: () => readonly unknown[] | null,
+  passes: (exporter: IpfixExporter) => Promise<void>,
+  sent: () => IpfixSourceRecord[],
 ): Promise<{ flows: number }> {
   const coll = await collector();
   const file = join(dir, `${name}.ipfix`);
-  let exporterRef: IpfixExporter | null = null;
   const exporter = new IpfixExporter({
-    source: makeSource((e) => (exporterRef = e)),
+    source,
     udp: { address: '127.0.0.1', port: coll.port },
     file,
     observationDomainId: 42,
     templateRefreshMessages: 3,
   });
-  exporterRef = exporter;
   exporter.start(60_000); // passes are driven by the test
-  const records = await passes(exporter);
+  await passes(exporter);
   await exporter.stop();
+  const records = sent();
   const stats = exporter.stats();
   assert.equal(stats.errors, 0, `exporter errors: ${stats.lastError}`);
   assert.equal(stats.missed, 0);
@@ -231,7 +229,6 @@ async function exportAndCheck(
       sequence += decoded.perFrame[i];
     });
   }
-  void exporterRef;
   return { flows: records.length };
 }
 
@@ -248,7 +245,7 @@ describe('IPFIX export read by tshark', () => {
   it('decodes synthetic records of every kind, over several messages and two passes, field by field', async () => {
     const ring: IpfixSourceRecord[] = [];
     let total = 0;
-    const t0 = 1_700_000_000_123_456_789;
+    const t0 = 1_700_000_000_123 * 1e6 + 456_789;
     const add = (r: Omit<IpfixSourceRecord, 'sequence'>): void => {
       total++;
       ring.push({ ...r, sequence: total });
@@ -276,15 +273,15 @@ describe('IPFIX export read by tshark', () => {
     };
     const { flows } = await exportAndCheck(
       'synthetic',
+      () => [{ version: 1, flows: [], exported: ring, exportedTotal: total }],
       async (exporter) => {
         for (let i = 0; i < 70; i++) make(i);
         assert.ok(exporter.exportNow() > 0);
         assert.equal(exporter.exportNow(), 0, 'nothing is sent twice');
-        for (let i = 70; i < 100; i++) make(i);
+        for (let i = 70; i < 100; i++) make(i); // sent by the last pass, in stop()
         await Promise.resolve();
-        return ring.slice();
       },
-      () => () => [{ version: 1, flows: [], exported: ring, exportedTotal: total }],
+      () => ring,
     );
     assert.equal(flows, 100);
   });
@@ -328,25 +325,33 @@ describe('IPFIX export read by tshark', () => {
     };
     const host = await Host.create(plan);
     const running = host.run();
-    let last: IpfixSourceRecord[] = [];
-    const source = (): unknown[] | null => host.snapshotsOf('mon');
-    const { flows } = await exportAndCheck(
-      'host',
-      async (exporter) => {
-        const total = (): number => {
-          const s = host.snapshotsOf('mon')?.[0] as { exportedTotal?: number } | undefined;
-          return s?.exportedTotal ?? 0;
-        };
-        await waitFor(() => total() >= 40, 15_000, 'the 40 generated flows to end (idle timeout)');
-        exporter.exportNow();
-        const snap = host.snapshotsOf('mon')?.[0] as { exported: IpfixSourceRecord[] };
-        last = snap.exported;
-        return last;
-      },
-      () => source,
-    );
-    await host.stop();
-    await running;
+    // Every record the exporter was shown, once each, in the order it saw them.
+    const seen = new Map<number, IpfixSourceRecord>();
+    const source = (): unknown[] | null => {
+      const snapshots = host.snapshotsOf('mon');
+      const s = snapshots?.[0] as { exported?: IpfixSourceRecord[] } | undefined;
+      for (const r of s?.exported ?? []) if (!seen.has(r.sequence ?? 0)) seen.set(r.sequence ?? 0, r);
+      return snapshots;
+    };
+    const total = (): number => {
+      const s = host.snapshotsOf('mon')?.[0] as { exportedTotal?: number } | undefined;
+      return s?.exportedTotal ?? 0;
+    };
+    let flows: number;
+    try {
+      ({ flows } = await exportAndCheck(
+        'host',
+        source,
+        async (exporter) => {
+          await waitFor(() => total() >= 40, 15_000, 'the 40 generated flows to end (idle timeout)');
+          assert.ok(exporter.exportNow() >= 40);
+        },
+        () => [...seen.values()],
+      ));
+    } finally {
+      host.stop();
+      await running;
+    }
     assert.ok(flows >= 40, `${flows} flows exported`);
   });
 });
