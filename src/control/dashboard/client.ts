@@ -54,7 +54,7 @@ function el<K extends keyof HTMLElementTagNameMap>(
 }
 
 function svg(tag: string, attributes: Record<string, string | number> = {}, text = ''): SVGElement {
-  const element = document.createElementNS<SVGElement>(SVG, tag);
+  const element = document.createElementNS(SVG, tag as keyof SVGElementTagNameMap);
   for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, String(value));
   if (text !== '') element.textContent = text;
   return element;
@@ -138,6 +138,7 @@ const graph = {
   outputs: new Map<string, SVGElement[]>(),
 };
 
+/** Input ports by name when the status lists them (it lists outputs; inputs show as "input"). */
 function inputPorts(status: HostStatus): string[] {
   const outputs = new Set(status.chains.map((c) => c.output));
   return Object.keys(status.ports).filter((p) => !outputs.has(p));
@@ -158,11 +159,17 @@ function drawGraph(status: HostStatus): void {
   const inputs = inputPorts(status);
   const columns = Math.max(...status.chains.map((c) => c.through.length + 2), 2);
   const width = columns * W + (columns - 1) * GAP + 20;
-  const height = Math.max(status.chains.length, 1) * ROW + 10;
-  const picture = svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'chains' });
+  const height = Math.max(status.chains.length, 1) * ROW - ROW + H + 20;
+  const picture = svg('svg', {
+    viewBox: `0 0 ${width} ${height}`,
+    width,
+    height,
+    role: 'img',
+    'aria-label': 'chains',
+  });
   status.chains.forEach((chain, row) => {
     const y = 10 + row * ROW;
-    const names = [inputs.join(' | ') || 'in', ...chain.through, chain.output];
+    const names = [inputs.join(' | ') || 'input', ...chain.through, chain.output];
     const group = svg('g', { 'data-chain': chain.name });
     names.forEach((name, i) => {
       const x = 10 + i * (W + GAP);
@@ -235,17 +242,15 @@ function updateGraph(rates: Rates | null, status: HostStatus | null): void {
     }
     for (const node of graph.nfNodes.get(nf.name) ?? []) node.classList.toggle('down', nf.quarantined);
   }
-  const received = Object.entries(status.ports).filter(([p]) => inputPorts(status).includes(p));
+  // Host drops (no chain, NF down…) are charged to the input: they never reached an NF.
   const hostDropped = sum(status.hostDrops);
+  const rx = rates?.received ?? 0;
   for (const text of graph.inputs)
-    setValue(
-      text,
-      hostDropped,
-      `rx ${short(received.reduce((a, [, c]) => a + c.received, 0))} · host drops ${short(hostDropped)}`,
-    );
-  for (const [port, texts] of graph.outputs)
-    for (const text of texts)
-      setValue(text, status.ports[port]?.sent ?? 0, `tx ${short(status.ports[port]?.sent ?? 0)}`);
+    setValue(text, hostDropped, `rx ${short(rx)}/s · host drops ${short(hostDropped)}`);
+  for (const [port, texts] of graph.outputs) {
+    const sent = status.ports[port]?.sent ?? 0;
+    for (const text of texts) setValue(text, sent, `tx ${short(sent)} total`);
+  }
 }
 
 // ---- NF cards ----

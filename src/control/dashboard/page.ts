@@ -21,7 +21,7 @@ header .stat b { font-weight: 600; }
 main { padding: 1em 1.2em; display: grid; gap: 1em; }
 section { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 0.8em 1em; }
 section h2 { font-size: 1em; margin: 0 0 0.5em; }
-#graph svg { width: 100%; height: auto; display: block; }
+#graph svg { max-width: 100%; height: auto; display: block; }
 #graph .node rect { fill: #eef4ff; stroke: var(--accent); stroke-width: 1.5; }
 #graph .node.port rect { fill: #f2f4f7; stroke: #475467; }
 #graph .node.down rect { fill: #fef3f2; stroke: var(--bad); }
