@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { isNfvError } from '../errors.js';
+import { decodeIpfix } from './ipfix.js';
+import { IpfixExporter, type IpfixSourceRecord } from './ipfix-exporter.js';
+
+function record(sequence: number, reversePackets = 0): IpfixSourceRecord {
+  return {
+    ipVersion: 4,
+    protocol: 17,
+    src: '10.0.0.1',
+    dst: '10.0.0.2',
+    srcPort: 1000 + sequence,
+    dstPort: 53,
+    packets: 2,
+    bytes: 120,
+    tcpFlags: 0,
+    reversePackets,
+    reverseBytes: reversePackets * 100,
+    reverseTcpFlags: 0,
+    firstSeen: 1e18,
+    lastSeen: 1e18 + 5e8,
+    endReason: 'idle',
+    sequence,
+  };
+}
+
+describe('IpfixExporter', () => {
+  it('exports each record once, both directions, and counts records lost from the ring and restarts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nfvisor-ipfix-exp-'));
+    try {
+      const file = join(dir, 'flows.ipfix');
+      let snapshot: unknown = { exported: [record(1, 3), record(2)], exportedTotal: 2 };
+      const exporter = new IpfixExporter({ source: () => [snapshot, null, 'junk'], file, now: () => 5000 });
+      exporter.start(60_000);
+      assert.equal(exporter.exportNow(), 3);
+      assert.equal(exporter.exportNow(), 0);
+      snapshot = { exported: [record(5), record(6)], exportedTotal: 6 }; // 3 and 4 fell out of the ring
+      assert.equal(exporter.exportNow(), 2);
+      assert.equal(exporter.stats().missed, 2);
+      snapshot = { exported: [record(1)], exportedTotal: 1 }; // restarted without state
+      assert.equal(exporter.exportNow(), 1);
+      await exporter.stop();
+      const s = exporter.stats();
+      assert.deepEqual(
+        { records: s.records, flows: s.flows, messages: s.messages, errors: s.errors },
+        { records: 6, flows: 5, messages: 3, errors: 0 },
+      );
+      const messages = decodeIpfix(readFileSync(file));
+      assert.deepEqual(
+        messages.map((m) => [m.header.sequence, m.header.exportTime, m.flows.length]),
+        [
+          [0, 5, 3],
+          [3, 5, 2],
+          [5, 5, 1],
+        ],
+      );
+      const [fwd, rev] = messages[0].flows;
+      assert.deepEqual(
+        [fwd.src, fwd.srcPort, fwd.packets, fwd.startMs, fwd.endMs],
+        ['10.0.0.1', 1001, 2, 1e12, 1e12 + 500],
+      );
+      assert.deepEqual([rev.src, rev.dstPort, rev.packets, rev.octets], ['10.0.0.2', 1001, 3, 300]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('never throws from a pass: a failing source or an unwritable target is counted', async () => {
+    const exporter = new IpfixExporter({
+      source: () => {
+        throw new Error('boom');
+      },
+      udp: { address: '127.0.0.1', port: 9 },
+    });
+    exporter.start(60_000);
+    assert.equal(exporter.exportNow(), 0);
+    assert.equal(exporter.stats().errors, 1);
+    assert.equal(exporter.stats().lastError, 'boom');
+    await exporter.stop();
+  });
+
+  it('refuses a configuration without targets, a bad port, or an uncreatable file', () => {
+    const bad = (code: 'NFV_ERR_BAD_ARGUMENT' | 'NFV_ERR_IO') => (e: unknown) => isNfvError(e, code);
+    assert.throws(() => new IpfixExporter({ source: () => [] }), bad('NFV_ERR_BAD_ARGUMENT'));
+    assert.throws(
+      () => new IpfixExporter({ source: () => [], udp: { address: '127.0.0.1', port: 0 } }),
+      bad('NFV_ERR_BAD_ARGUMENT'),
+    );
+    const e = new IpfixExporter({ source: () => [], file: '/nonexistent-dir/x/flows.ipfix' });
+    assert.throws(() => e.start(), bad('NFV_ERR_IO'));
+  });
+});
