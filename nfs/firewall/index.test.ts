@@ -90,6 +90,8 @@ const CT_ZERO = {
   conntrack_full: 0,
   ct_invalid: 0,
   rejected: 0,
+  fragments_followed: 0,
+  fragment_unknown: 0,
 };
 
 function verdicts(nf: NfHarness<unknown>, frames: Uint8Array[]): string[] {

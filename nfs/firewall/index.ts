@@ -37,6 +37,7 @@ import {
   tcpNext,
 } from './conntrack.js';
 import { defineNf, type NfInstance } from '../../src/sdk/index.js';
+import { FragmentTable } from './fragments.js';
 import { Rejecter } from './reject.js';
 
 /** One rule as written in the configuration (defaults filled: absent fields are 'any'). */
@@ -85,6 +86,10 @@ export interface FirewallConfig {
   /** Multiplies every timeout (e.g. 0.001 to run netfilter's timeouts a thousand times faster). */
   timeoutScale: number;
   timeouts: FirewallTimeouts;
+  /** First fragments remembered (accepted datagrams whose later fragments may follow). */
+  maxFragmentedDatagrams: number;
+  /** Seconds a first fragment's verdict holds for its later fragments (scaled by timeoutScale). */
+  fragmentTimeout: number;
 }
 
 /** The compiled rule set: read-only to everything but `compileRules`. */
@@ -117,6 +122,8 @@ export interface FirewallProgram {
   readonly inPort: Int32Array;
   /** Connection states (CtState bits) the rule accepts, 0 for any. */
   readonly stateMask: Uint8Array;
+  /** True when some rule looks past the IP header (ports, TCP flags, ICMP type, state). */
+  readonly usesL4: boolean;
   /** Each rule as text, in order, for `nfvisor` to print what the firewall will do. */
   readonly text: readonly string[];
 }
@@ -295,6 +302,7 @@ export function compileRules(rules: readonly FirewallRule[]): FirewallProgram {
     icmpCode: new Int16Array(n),
     inPort: new Int32Array(n),
     stateMask: new Uint8Array(n),
+    usesL4: false,
     text: [] as string[],
   };
   rules.forEach((rule, r) => {
@@ -338,6 +346,7 @@ export function compileRules(rules: readonly FirewallRule[]): FirewallProgram {
       stateMask |= bit;
     }
     p.stateMask[r] = stateMask;
+    if (hasPorts || tcpMask !== 0 || icmpType >= 0 || stateMask !== 0) p.usesL4 = true;
     p.family[r] = src.family !== FAMILY_ANY ? src.family : dst.family;
     p.v4Src[r] = src.family === FAMILY_V4 ? src.words[0] : 0;
     p.v4SrcMask[r] = src.family === FAMILY_V4 ? src.masks[0] : 0;
@@ -425,6 +434,8 @@ export default defineNf<FirewallConfig>({
     denied:
       'a drop rule matched, no rule matched and the default is drop, or a reject rule matched a packet no answer may be sent to (a RST, an ICMP error, a later fragment, multicast)',
     conntrack_full: 'an accepted new connection found the tracking table full of replied connections',
+    fragment_unknown:
+      'a later fragment whose first fragment was not accepted (or not seen) while rules look at ports, flags, ICMP types or state',
   },
   counters: {
     accepted: { unit: 'packets', description: 'IP packets accepted (by a rule or the default)' },
@@ -440,6 +451,14 @@ export default defineNf<FirewallConfig>({
       description: 'new connections dropped: table full and nothing un-replied to evict',
     },
     ct_invalid: { unit: 'packets', description: 'IP packets in connection state invalid' },
+    fragments_followed: {
+      unit: 'packets',
+      description: 'later fragments accepted because their first fragment was',
+    },
+    fragment_unknown: {
+      unit: 'packets',
+      description: 'later fragments dropped: their first fragment was not accepted or not seen',
+    },
     rejected: {
       unit: 'packets',
       description:
@@ -517,6 +536,20 @@ export default defineNf<FirewallConfig>({
         },
       },
     },
+    maxFragmentedDatagrams: {
+      type: 'integer',
+      default: 1024,
+      minimum: 1,
+      maximum: 1048576,
+      description:
+        'accepted first fragments remembered so their later fragments follow them (rounded up to a power of 2)',
+    },
+    fragmentTimeout: {
+      type: 'number',
+      default: 30,
+      minimum: 0,
+      description: "seconds a first fragment's verdict holds for its later fragments (netfilter ipfrag_time)",
+    },
     maxConnections: {
       type: 'integer',
       default: 65536,
@@ -585,6 +618,28 @@ export default defineNf<FirewallConfig>({
     const cInvalid = ctx.counter('ct_invalid');
     const cRejected = ctx.counter('rejected');
     const rejecter = new Rejecter();
+    const fragments = new FragmentTable(
+      config.maxFragmentedDatagrams,
+      config.fragmentTimeout * config.timeoutScale * 1e9,
+    );
+    const fragKey = new FlowKey();
+    const cFollowed = ctx.counter('fragments_followed');
+    const cFragUnknown = ctx.counter('fragment_unknown');
+    const dropFragUnknown = ctx.dropReason('fragment_unknown');
+    const usesL4 = program.usesL4;
+
+    /** Fills fragKey with the datagram of the parsed fragment; returns its fragment offset. */
+    function datagramKey(): number {
+      if (parser.l3 === Layer.Ipv4) {
+        const ip = parser.ipv4;
+        fragKey.setV4At(ip.bytes, ip.at + 12, ip.at + 16, parser.protocol, 0, ip.identification());
+        return ip.fragmentOffset();
+      }
+      const ip = parser.ipv6;
+      const id = ip.fragmentIdentification();
+      fragKey.setV6(ip.bytes, ip.srcAt(), ip.dstAt(), parser.protocol, id >>> 16, id & 0xffff);
+      return ip.fragmentOffset();
+    }
     const dropFull = ctx.dropReason('conntrack_full');
     const {
       count,
@@ -832,6 +887,8 @@ export default defineNf<FirewallConfig>({
         let invalid = 0;
         let full = 0;
         let rejected = 0;
+        let followed = 0;
+        let fragUnknown = 0;
         let accepted = 0;
         let denied = 0;
         let malformed = 0;
@@ -854,6 +911,22 @@ export default defineNf<FirewallConfig>({
             batch.send(i, out);
             nonIp++;
             continue;
+          }
+          let firstFragment = false;
+          if (parser.fragment) {
+            if (datagramKey() !== 0) {
+              if (fragments.accepted(fragKey, now)) {
+                batch.send(i, out);
+                accepted++;
+                followed++;
+                continue;
+              }
+              if (usesL4) {
+                batch.drop(i, dropFragUnknown);
+                fragUnknown++;
+                continue;
+              }
+            } else firstFragment = true;
           }
           const ctState = track(now);
           if (ctState === CtState.Invalid) invalid++;
@@ -878,6 +951,7 @@ export default defineNf<FirewallConfig>({
           } else if (accept) {
             batch.send(i, out);
             accepted++;
+            if (firstFragment) fragments.remember(fragKey, now);
           } else {
             batch.drop(i, dropDenied);
             denied++;
@@ -887,16 +961,19 @@ export default defineNf<FirewallConfig>({
         c[cInvalid] += invalid;
         c[cFull] += full;
         c[cRejected] += rejected;
+        c[cFollowed] += followed;
+        c[cFragUnknown] += fragUnknown;
         c[cDenied] += denied;
         c[cMalformed] += malformed;
         c[cNonIp] += nonIp;
         c[cRuleHits] += ruleHits;
       },
       snapshot() {
-        return { hits: hits.slice(), conntrack: conntrack.snapshot() };
+        return { hits: hits.slice(), conntrack: conntrack.snapshot(), fragments: fragments.snapshot() };
       },
       restore(state) {
-        const saved = state as { hits?: unknown; conntrack?: unknown } | null;
+        const saved = state as { hits?: unknown; conntrack?: unknown; fragments?: unknown } | null;
+        fragments.restore(saved?.fragments);
         if (saved?.hits instanceof Float64Array && saved.hits.length === hits.length) hits.set(saved.hits);
         if (saved?.conntrack !== undefined && !conntrack.restore(saved.conntrack))
           ctx.log(
