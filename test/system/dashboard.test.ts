@@ -147,7 +147,7 @@ describe('web dashboard in headless chromium', () => {
           20_000,
         );
         // A few more seconds of chart after the restart, for the picture.
-        await page.waitForTimeout(3000);
+        await page.waitForTimeout(5000);
         const screenshot = join(dir, 'dashboard.png');
         await page.screenshot({ path: screenshot, fullPage: true });
         assert.ok(existsSync(screenshot));

@@ -145,9 +145,9 @@ function inputPorts(status: HostStatus): string[] {
 }
 
 function drawGraph(status: HostStatus): void {
-  const W = 160;
+  const W = 220;
   const H = 58;
-  const GAP = 110;
+  const GAP = 120;
   const ROW = 92;
   const root = byId('chains');
   root.replaceChildren();
