@@ -37,6 +37,7 @@ import {
   tcpNext,
 } from './conntrack.js';
 import { defineNf, type NfInstance } from '../../src/sdk/index.js';
+import { buildIndex } from './classify.js';
 import { FragmentTable } from './fragments.js';
 import { Rejecter } from './reject.js';
 
@@ -796,7 +797,21 @@ export default defineNf<FirewallConfig>({
       return true;
     }
 
-    /** The first rule matching the parsed packet, or -1. */
+    // The packet being classified, as numbers (set by match, read by test).
+    let pV4 = false;
+    let pProtocol = 0;
+    let pSrc = 0;
+    let pDst = 0;
+    let pSrcPort = -1;
+    let pDstPort = -1;
+    let pFlags = -1;
+    let pType = -1;
+    let pCode = -1;
+    let pPort = 0;
+    let pCtState = 0;
+    const index = buildIndex(program);
+
+    /** The first rule matching the parsed packet, or -1 (through the rule index, see classify.ts). */
     function match(port: number, ctState: number): number {
       const v4 = parser.l3 === Layer.Ipv4;
       const protocol = parser.protocol;
@@ -836,29 +851,64 @@ export default defineNf<FirewallConfig>({
         srcPort = parser.udp.srcPort();
         dstPort = parser.udp.dstPort();
       }
-      for (let r = 0; r < count; r++) {
-        const f = family[r];
-        if (v4) {
-          if (f === FAMILY_V6) continue;
-          if ((src & v4SrcMask[r]) !== v4Src[r] || (dst & v4DstMask[r]) !== v4Dst[r]) continue;
-          if (protoV4[r] >= 0 && protoV4[r] !== protocol) continue;
-        } else {
-          if (f === FAMILY_V4) continue;
-          if (f === FAMILY_V6 && !v6Match(r)) continue;
-          if (protoV6[r] >= 0 && protoV6[r] !== protocol) continue;
-        }
-        if (ports[r] === 1) {
-          if (srcPort < 0) continue;
-          if (srcPort < srcLo[r] || srcPort > srcHi[r] || dstPort < dstLo[r] || dstPort > dstHi[r]) continue;
-        }
-        if (tcpMask[r] !== 0 && (flags < 0 || (flags & tcpMask[r]) !== tcpValue[r])) continue;
-        if (icmpType[r] >= 0 && (type !== icmpType[r] || (icmpCode[r] >= 0 && code !== icmpCode[r])))
-          continue;
-        if (inPort[r] >= 0 && inPort[r] !== port) continue;
-        if (stateMask[r] !== 0 && (stateMask[r] & ctState) === 0) continue;
-        return r;
+      pV4 = v4;
+      pProtocol = protocol;
+      pSrc = src;
+      pDst = dst;
+      pSrcPort = srcPort;
+      pDstPort = dstPort;
+      pFlags = flags;
+      pType = type;
+      pCode = code;
+      pPort = port;
+      pCtState = ctState;
+      let best = scan(0, count);
+      if (srcPort >= 0) {
+        const table = parser.l4 === Layer.Tcp ? index.tcpPort : index.udpPort;
+        best = scan(table[dstPort], best);
       }
-      return -1;
+      if (v4) {
+        best = scan(index.dst16[dst >>> 16], best);
+        best = scan(index.src16[src >>> 16], best);
+      }
+      return best < count ? best : -1;
+    }
+
+    /** The first rule of list `l` below `best` that matches, else `best`. */
+    function scan(l: number, best: number): number {
+      const end = index.start[l + 1];
+      const list = index.rules;
+      for (let j = index.start[l]; j < end; j++) {
+        const r = list[j];
+        if (r >= best) return best;
+        if (test(r)) return r;
+      }
+      return best;
+    }
+
+    /** Whether rule r matches the packet described by the p* variables. */
+    function test(r: number): boolean {
+      const f = family[r];
+      if (pV4) {
+        if (f === FAMILY_V6) return false;
+        if ((pSrc & v4SrcMask[r]) !== v4Src[r] || (pDst & v4DstMask[r]) !== v4Dst[r]) return false;
+        if (protoV4[r] >= 0 && protoV4[r] !== pProtocol) return false;
+      } else {
+        if (f === FAMILY_V4) return false;
+        if (f === FAMILY_V6 && !v6Match(r)) return false;
+        if (protoV6[r] >= 0 && protoV6[r] !== pProtocol) return false;
+      }
+      if (ports[r] === 1) {
+        if (pSrcPort < 0) return false;
+        if (pSrcPort < srcLo[r] || pSrcPort > srcHi[r] || pDstPort < dstLo[r] || pDstPort > dstHi[r])
+          return false;
+      }
+      if (tcpMask[r] !== 0 && (pFlags < 0 || (pFlags & tcpMask[r]) !== tcpValue[r])) return false;
+      if (icmpType[r] >= 0 && (pType !== icmpType[r] || (icmpCode[r] >= 0 && pCode !== icmpCode[r])))
+        return false;
+      if (inPort[r] >= 0 && inPort[r] !== pPort) return false;
+      if (stateMask[r] !== 0 && (stateMask[r] & pCtState) === 0) return false;
+      return true;
     }
 
     function v6Match(r: number): boolean {
