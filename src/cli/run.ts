@@ -9,6 +9,7 @@ import { builtinModule, Host, type HostProgress, type HostSummary } from '../hos
 import { validateConfig } from '../sdk/config-schema.js';
 import type { NfDefinition } from '../sdk/define-nf.js';
 import { startControlServer, TokenStore } from '../control/index.js';
+import { IpfixExporter } from '../io/ipfix-exporter.js';
 import { planFromDeployment } from './deployment-plan.js';
 
 /** The built-in images, loaded once so their config schemas check a deployment before it runs. */
@@ -67,9 +68,15 @@ export async function runDeploymentFile(
   process.once('SIGINT', onSigint);
   const live = options.progress ? new LiveProgress() : null;
   const control = options.control ? await serveControl(host, options.control) : null;
+  const exporters = deployment.exporters.map(
+    (e) => new IpfixExporter({ source: () => host.snapshotsOf(e.nf), udp: e.udp, file: e.file }),
+  );
   try {
+    deployment.exporters.forEach((e, i) => exporters[i].start(e.intervalMs));
     return await host.run((p) => live?.update(p), 1000);
   } finally {
+    // A last pass exports what ended up to the end of the run, then the targets are closed.
+    for (const exporter of exporters) await exporter.stop();
     await control?.close();
     process.off('SIGINT', onSigint);
     live?.done();

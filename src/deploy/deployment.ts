@@ -157,6 +157,18 @@ export interface Deployment {
   nfs: Record<string, NfSpec>;
   chains: ChainSpec[];
   images: ImagesSpec;
+  exporters: ExporterSpec[];
+}
+
+/** Exports a flow-monitor NF's ended flows as IPFIX (RFC 7011) to a UDP collector and/or a file. */
+export interface ExporterSpec {
+  type: 'ipfix';
+  /** The flow-monitor NF instance whose records are exported. */
+  nf: string;
+  udp?: { address: string; port: number };
+  /** Absolute path of an IPFIX file (RFC 5655). */
+  file?: string;
+  intervalMs: number;
 }
 
 /** The defaults of the global settings. */

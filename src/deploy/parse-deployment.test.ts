@@ -149,6 +149,7 @@ const EXPECTED: Deployment = {
     { name: 'chain-3', from: 'gen', match: {}, through: ['nat'], to: 'out' },
   ],
   images: { store: undefined, trustPolicy: undefined, allowUnsigned: false },
+  exporters: [],
 };
 
 test('deploy: a valid file becomes the normalized deployment, defaults filled in', () => {

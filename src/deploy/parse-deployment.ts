@@ -26,6 +26,7 @@ import {
   type PortSpec,
   type PortType,
   type TunnelPortSpec,
+  type ExporterSpec,
 } from './deployment.js';
 import { Issues, parseFieldPath, show } from './issues.js';
 import { PORTED_PROTOCOLS, parseCidr, parsePortRange, parseProtocol, type Parsed } from './match-fields.js';
@@ -179,7 +180,33 @@ class Checker {
       nfs: Object.fromEntries(nfs),
       chains: chains.map((c) => c.chain),
       images: this.images(value.images),
+      exporters: this.exporters(value.exporters, nfs),
     };
+  }
+
+  /** The `exporters` section: each names an NF that exists; a file path is resolved. */
+  private exporters(raw: unknown, nfs: ReadonlyMap<string, NfSpec>): Deployment['exporters'] {
+    if (!Array.isArray(raw)) return [];
+    const out: Deployment['exporters'] = [];
+    raw.forEach((entry: unknown, index) => {
+      if (!isRecord(entry) || typeof entry.nf !== 'string') return;
+      if (!nfs.has(entry.nf)) {
+        this.issues.add(['exporters', index, 'nf'], `unknown NF ${show(entry.nf)}${known(nfs.keys())}`);
+        return;
+      }
+      if (entry.udp === undefined && entry.file === undefined) {
+        this.issues.add(['exporters', index], 'needs a udp collector, a file, or both', 'key');
+        return;
+      }
+      out.push({
+        type: 'ipfix',
+        nf: entry.nf,
+        udp: entry.udp as ExporterSpec['udp'],
+        file: typeof entry.file === 'string' ? resolve(this.baseDir, entry.file) : undefined,
+        intervalMs: typeof entry.intervalMs === 'number' ? entry.intervalMs : 1000,
+      });
+    });
+    return out;
   }
 
   /** The `images` section: store and trust-policy paths resolved against the file's folder. */

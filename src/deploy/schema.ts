@@ -113,6 +113,23 @@ export const ImagesSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** An IPFIX exporter of a flow-monitor NF's records (src/io/ipfix-exporter.ts). */
+export const ExporterSchema = Type.Object(
+  {
+    type: Type.Literal('ipfix'),
+    nf: Type.String({ minLength: 1 }),
+    udp: Type.Optional(
+      Type.Object(
+        { address: Type.String({ minLength: 1 }), port: int(1, 65535) },
+        { additionalProperties: false },
+      ),
+    ),
+    file: Type.Optional(Type.String({ minLength: 1 })),
+    intervalMs: Type.Optional(int(100, 3_600_000)),
+  },
+  { additionalProperties: false },
+);
+
 export const NfSchema = Type.Object(
   {
     image: Type.String({ minLength: 1 }),
@@ -166,6 +183,7 @@ export const DeploymentFileSchema = Type.Object(
     nfs: Type.Optional(Type.Record(Type.String(), NfSchema)),
     chains: Type.Array(ChainSchema, { minItems: 1 }),
     images: Type.Optional(ImagesSchema),
+    exporters: Type.Optional(Type.Array(ExporterSchema, { maxItems: 16 })),
   },
   { additionalProperties: false },
 );

@@ -160,6 +160,8 @@ interface Replica {
   failures: number;
   restartAt: number;
   snapshot: unknown;
+  /** Snapshots received from this replica's guest. */
+  snapshots: number;
   counters: Float64Array;
   control: Int32Array;
   lastHeartbeat: number;
@@ -407,6 +409,7 @@ export class Host {
     } finally {
       if (progressTimer) clearInterval(progressTimer);
       clearInterval(watchdog);
+      await this.finalSnapshots(1000);
       await this.shutdown();
     }
     return this.summary();
@@ -421,6 +424,7 @@ export class Host {
       failures: 0,
       restartAt: 0,
       snapshot: undefined,
+      snapshots: 0,
       counters: new Float64Array(
         new SharedArrayBuffer(8 * Math.max(1, Object.keys(nf.definition.counters).length)),
       ),
@@ -542,8 +546,10 @@ export class Host {
           resolve();
         } else if (message.type === 'verdict')
           this.emulatedVerdict(replica, message.verdict.id, message.verdict.verdict, message.verdict.bytes);
-        else if (message.type === 'snapshot') replica.snapshot = message.state;
-        else if (message.type === 'log') this.log(nf.name, message.message);
+        else if (message.type === 'snapshot') {
+          replica.snapshot = message.state;
+          replica.snapshots++;
+        } else if (message.type === 'log') this.log(nf.name, message.message);
         else if (message.type === 'failed') this.log(nf.name, `failed to start: ${message.error.message}`);
         this.wake?.();
       });
@@ -1013,6 +1019,30 @@ export class Host {
       }
     }
     return null;
+  }
+
+  /**
+   * Asks every running guest for its state once more, so `snapshotsOf()` describes the end of the
+   * run (an exporter's last pass reads it); waits at most `timeoutMs` for the answers.
+   */
+  private async finalSnapshots(timeoutMs: number): Promise<void> {
+    const waiting: { replica: Replica; seen: number }[] = [];
+    for (const nf of this.nfs) {
+      for (const replica of nf.replicas) {
+        if (!replica.up) continue;
+        if (replica.worker) {
+          waiting.push({ replica, seen: replica.snapshots });
+          replica.worker.postMessage({ type: 'snapshot' } satisfies HostToGuest);
+        } else if (replica.instance?.snapshot) replica.snapshot = replica.instance.snapshot();
+      }
+    }
+    const deadline = performance.now() + timeoutMs;
+    while (
+      waiting.some((w) => w.replica.up && w.replica.snapshots === w.seen) &&
+      performance.now() < deadline
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
   }
 
   private async shutdown(): Promise<void> {

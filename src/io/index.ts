@@ -7,3 +7,5 @@ export * from './seeded-random.js';
 export * from './traffic-generator.js';
 export * from './tunnel-port.js';
 export * from './vxlan-port.js';
+export * from './ipfix.js';
+export * from './ipfix-exporter.js';

@@ -55,7 +55,7 @@ export interface IpfixSourceRecord {
   /** Nanoseconds since the epoch. */
   firstSeen: number;
   lastSeen: number;
-  endReason?: 'idle' | 'active';
+  endReason?: 'idle' | 'active' | 'forced';
   sequence?: number;
 }
 
@@ -63,6 +63,8 @@ export interface IpfixSourceRecord {
 export interface IpfixSourceSnapshot {
   exported: IpfixSourceRecord[];
   exportedTotal: number;
+  /** Flows still active; exported once, as a forced end, by the last pass of `stop()`. */
+  flows?: IpfixSourceRecord[];
 }
 
 export interface IpfixExporterOptions {
@@ -100,6 +102,7 @@ export interface IpfixExporterStats {
 
 const IDLE = FlowEndReason.idleTimeout;
 const ACTIVE = FlowEndReason.activeTimeout;
+const FORCED = FlowEndReason.forcedEnd;
 
 export class IpfixExporter {
   private readonly options: IpfixExporterOptions;
@@ -207,7 +210,7 @@ export class IpfixExporter {
    * One pass: sends every record not sent before, in messages. Returns the data records sent.
    * Never throws.
    */
-  exportNow(): number {
+  exportNow(forceActive = false): number {
     try {
       this.open();
     } catch (e) {
@@ -273,6 +276,22 @@ export class IpfixExporter {
         if (snapshot.exportedTotal > expected - 1)
           this.counts.missed += snapshot.exportedTotal - (expected - 1);
         this.lastSequence[replica] = Math.max(expected - 1, snapshot.exportedTotal);
+        // The end of the run ends the flows still active: RFC 7011's "forced end" (reason 4).
+        if (forceActive && Array.isArray(snapshot.flows)) {
+          for (const record of snapshot.flows) {
+            if (!isRecord(record)) {
+              this.counts.invalid++;
+              continue;
+            }
+            this.fill({ ...record, endReason: 'forced' }, false);
+            add(this.scratch);
+            if (record.reversePackets > 0) {
+              this.fill({ ...record, endReason: 'forced' }, true);
+              add(this.scratch);
+            }
+            this.counts.flows++;
+          }
+        }
       }
       flush();
     } catch (e) {
@@ -296,7 +315,7 @@ export class IpfixExporter {
     f.tcpFlags = reverse ? record.reverseTcpFlags : record.tcpFlags;
     f.startMs = Math.floor(record.firstSeen / 1e6);
     f.endMs = Math.floor(record.lastSeen / 1e6);
-    f.endReason = record.endReason === 'active' ? ACTIVE : IDLE;
+    f.endReason = record.endReason === 'active' ? ACTIVE : record.endReason === 'forced' ? FORCED : IDLE;
   }
 
   private emit(message: Uint8Array): void {
@@ -336,11 +355,14 @@ export class IpfixExporter {
     this.counts.lastError = e instanceof Error ? e.message : String(e);
   }
 
-  /** Stops the timer, runs a last pass, waits for its datagrams to leave, closes the targets. */
+  /**
+   * Stops the timer, runs a last pass — which also exports the flows still active as a forced end,
+   * since the run is over — waits for its datagrams to leave, and closes the targets.
+   */
   async stop(): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
-    if (this.socket !== null || this.fd !== null) this.exportNow();
+    if (this.socket !== null || this.fd !== null) this.exportNow(true);
     if (this.pendingSends > 0) {
       await new Promise<void>((resolve) => {
         this.drained = resolve;
