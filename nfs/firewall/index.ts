@@ -1,21 +1,24 @@
 /**
- * firewall: a stateless first-match packet filter over IPv4 and IPv6.
+ * firewall: a stateful first-match packet filter over IPv4 and IPv6, with the semantics of
+ * iptables/nftables.
  *
- * Rules are compiled once, in `create()`, into parallel typed arrays (one entry per rule), so the
- * packet loop compares numbers only:
+ * Rules are compiled once, in `create()`, into parallel typed arrays (one entry per rule): CIDRs,
+ * protocol, port ranges, TCP flag mask/value, ICMP type/code, input port and a connection-state mask
+ * (`FirewallProgram`). A rule index (classify.ts) files each rule under its destination port, its
+ * IPv4 destination or source /16, or a generic list, so a packet looks at a few short lists instead
+ * of every rule, with the same first match as a linear scan.
  *
- *   rule r:  action[r]            1 accept, 0 drop, 2 reject
- *            family[r]            0 any, 4 IPv4 only, 6 IPv6 only (from the CIDRs given)
- *            v4Src[r]/v4SrcMask[r], v4Dst[r]/v4DstMask[r]            int32, address pre-masked
- *            v6Src[4r..4r+3]/v6SrcMask[4r..], v6Dst[..]/v6DstMask[..] int32 words, pre-masked
- *            protoV4[r], protoV6[r]   -1 any; 'icmp' is 1 over IPv4 and 58 over IPv6
- *            ports[r]             1 when the rule names a port (then only TCP/UDP with ports match)
- *            srcLo/srcHi/dstLo/dstHi[r]  inclusive port ranges (0–65535 when absent)
+ * Connection tracking (conntrack.ts) gives every IP packet a state — new, established, related (an
+ * ICMP error quoting a tracked connection), invalid — with netfilter's TCP state machine (no loose
+ * pick-up: only a SYN opens a TCP connection) and per-state timeouts; an accepted packet creates or
+ * updates its connection. A full table evicts the oldest un-replied connection, and with none
+ * drops the new one as `conntrack_full`. Time comes from process(batch, now) and tick(now) (ns).
  *
- * The first matching rule decides; with none, `default` does. Frames the parser refuses are dropped
- * as `malformed`; frames without IP (ARP, unknown EtherTypes) are passed on and counted. A non-first
- * IP fragment has no ports, so a rule with ports never matches it (stateless filters cannot do
- * better without reassembly). Tunnels are not entered: the outer header is what is filtered.
+ * `reject` (reject.ts) rewrites the packet in place into a TCP RST or an ICMP/ICMPv6 port
+ * unreachable and sends it out of `out`, back towards the sender. A later IP fragment follows the
+ * verdict of its accepted first fragment (fragments.ts); unknown later fragments are dropped when
+ * any rule looks past the IP header. Frames the parser refuses are dropped as `malformed`; frames
+ * without IP are passed on and counted. Tunnels are not entered.
  */
 import { parseIpv4, parseIpv6 } from '../../src/packet/address.js';
 import { DropReason, dropReasonName } from '../../src/packet/drop-reason.js';
@@ -428,7 +431,8 @@ const Commit = { None: 0, Create: 1, Update: 2, Reopen: 3 } as const;
 
 export default defineNf<FirewallConfig>({
   name: 'firewall',
-  summary: 'Stateless first-match filter on addresses (IPv4/IPv6 CIDRs), protocol and port ranges.',
+  summary:
+    'Stateful first-match filter: addresses, protocol, ports, TCP flags, ICMP types, input port and connection state; accept, drop or reject.',
   outputs: ['out'],
   drops: {
     malformed: 'the packet parser refused the frame (truncated, bad length or checksum)',
