@@ -105,9 +105,24 @@ describe('web dashboard in headless chromium', () => {
         const pageErrors: string[] = [];
         page.on('pageerror', (e) => pageErrors.push(e.message));
 
+        // No token: the page asks for one, and says so when it is refused.
+        await page.goto(`${server.address}/dashboard`);
+        await page.locator('#login').waitFor({ state: 'visible' });
+        await page.fill('#token', 'not-a-real-token-at-all');
+        await page.click('#login-form button');
+        await until(
+          'the page says the token is refused',
+          async () => /not valid/.test((await page.locator('#login-error').textContent()) ?? ''),
+          10_000,
+        );
+
         // A viewer token sees everything but cannot restart.
         await page.goto(`${server.address}/dashboard#token=${viewer}`);
-        assert.equal(new URL(page.url()).hash, '', 'the token leaves the address bar');
+        await until(
+          'the token leaves the address bar',
+          () => Promise.resolve(new URL(page.url()).hash === ''),
+          5000,
+        );
         await page.locator('[data-nf="fw"] [data-field="pps"]').waitFor();
         await until('the firewall shows packets/s', async () => (await shown(page, 'pps')) > 0, 20_000);
         const first = await shown(page, 'pps');

@@ -632,6 +632,13 @@ byId<HTMLFormElement>('login-form').addEventListener('submit', (event) => {
   void start();
 });
 
+// A link with a new #token= on an open page (no reload) switches to that token.
+window.addEventListener('hashchange', () => {
+  if (!new URLSearchParams(location.hash.slice(1)).has('token')) return;
+  token = readToken();
+  if (token !== null) void start();
+});
+
 token = readToken();
 if (token === null) askForToken();
 else void start();
