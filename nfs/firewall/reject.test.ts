@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { formatIpv4, formatIpv6 } from '../../src/packet/address.js';
 import { pseudoHeaderSumV6 } from '../../src/packet/checksum.js';
 import { DropReason } from '../../src/packet/drop-reason.js';
@@ -53,6 +54,50 @@ function v6(protocol: 'tcp' | 'udp', flags = SYN): Uint8Array {
 }
 
 describe('firewall reject', () => {
+  it('never throws on random or truncated frames with reject, state and fragment rules', () => {
+    const nf = new NfHarness(firewall, {
+      default: 'drop',
+      maxConnections: 16,
+      rules: [
+        { action: 'accept', state: ['established', 'related'] },
+        { action: 'drop', state: ['invalid'] },
+        { action: 'reject', protocol: 'tcp', dstPort: '22' },
+        { action: 'reject' },
+      ],
+    });
+    const seeds = [
+      tcp('10.0.0.1', '192.0.2.10', 40000, 22, SYN),
+      udp('10.0.0.1', '192.0.2.10', 5000, 53),
+      v6('udp'),
+    ];
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 200 }),
+        fc.nat(120),
+        fc.nat(2),
+        fc.nat(255),
+        (random, cut, which, flip) => {
+          const truncated = seeds[which].subarray(0, Math.min(cut, seeds[which].length));
+          const flipped = seeds[which].slice();
+          flipped[cut % flipped.length] ^= flip;
+          for (const result of nf.run([random, truncated, flipped], cut * 1e9)) {
+            assert.ok(result.output === 'out' || result.drop !== undefined);
+            if (result.output === 'out' && result.bytes.length > 14 && result.bytes !== random) {
+              // Whatever went out parses (answers with valid checksums, or untouched non-IP frames).
+              const reason = new PacketParser({ verifyChecksums: false }).attach(
+                result.bytes,
+                0,
+                result.bytes.length,
+              );
+              assert.equal(reason, DropReason.None);
+            }
+          }
+        },
+      ),
+      { seed: 3, numRuns: 400 },
+    );
+  });
+
   it('answers a TCP SYN with RST,ACK (SEQ 0, ACK = SEG.SEQ + 1), addresses, ports and MACs swapped', () => {
     const nf = new NfHarness(firewall, REJECT_ALL);
     const [result] = nf.run([tcp('10.0.0.1', '192.0.2.10', 40000, 22, SYN, 1000)]);
