@@ -431,7 +431,7 @@ const Commit = { None: 0, Create: 1, Update: 2, Reopen: 3 } as const;
 
 export default defineNf<FirewallConfig>({
   name: 'firewall',
-  summary: 'Stateless first-match filter on addresses (IPv4/IPv6 CIDRs), protocol and port ranges.',
+  summary: 'Stateful first-match filter: addresses, protocol, ports, TCP flags, ICMP type, input port and connection state; accept, drop or reject.',
   outputs: ['out'],
   drops: {
     malformed: 'the packet parser refused the frame (truncated, bad length or checksum)',

@@ -11,6 +11,14 @@ import { parseExposition } from './fake-host.js';
 import { metricFragment } from './metrics.js';
 import type { HostStatus } from './schemas.js';
 import { TokenStore } from './token-store.js';
+import type { NfDefinition } from '../sdk/define-nf.js';
+
+/** The firewall's declared counter units, as its module (the built-in image) declares them. */
+const FIREWALL_UNITS: Record<string, string> = Object.fromEntries(
+  Object.entries(
+    ((await import(builtinModule('firewall'))) as { default: NfDefinition }).default.counters,
+  ).map(([name, spec]) => [name, spec.unit]),
+);
 
 process.env.NFVISOR_QUIET = '1';
 
@@ -121,7 +129,9 @@ describe('control API on a real host', () => {
       for (const [name, value] of Object.entries(fw.counters)) {
         const family = `nfvisor_nf_${metricFragment(name)}_total`;
         assert.equal(samples.get(`${family}{image="firewall",nf="fw"}`), value, family);
-        assert.match(help.get(family) ?? '', /\(packets\)$/, `${family} has its unit in HELP`);
+        const unit = FIREWALL_UNITS[name];
+        assert.ok(unit, `${name} is a declared firewall counter`);
+        assert.ok((help.get(family) ?? '').endsWith(`(${unit})`), `${family} has its unit (${unit}) in HELP`);
       }
       await app.close();
     },
