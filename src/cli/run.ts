@@ -92,6 +92,8 @@ async function serveControl(
   const { token } = await tokens.issue('admin', 'nfvisor run');
   const server = await startControlServer(host, { tokens, listen: options.listen });
   process.stderr.write(`control API on ${server.address} — admin token (shown once): ${token}\n`);
+  if (server.address.startsWith('http'))
+    process.stderr.write(`dashboard: ${server.address}/dashboard#token=${token}\n`);
   return server;
 }
 
