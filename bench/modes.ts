@@ -216,10 +216,11 @@ function writeResults(
     '',
     'Chain firewall → NAT → load balancer, frames replayed from memory into the pool, sink output.',
     '',
-    '| frames | mode | Mpps | CPU s per 10⁶ packets |',
-    '|---|---|---:|---:|',
+    '| frames | mode | Mpps | CPU s per 10⁶ packets | latency p50 (µs) | latency p99 (µs) |',
+    '|---|---|---:|---:|---:|---:|',
     ...results.map(
-      (r) => `| ${r.frames} | ${r.label} | ${r.mpps.toFixed(3)} | ${r.cpuSecondsPerMillion.toFixed(2)} |`,
+      (r) =>
+        `| ${r.frames} | ${r.label} | ${r.mpps.toFixed(3)} | ${r.cpuSecondsPerMillion.toFixed(2)} | ${r.p50.toFixed(0)} | ${r.p99.toFixed(0)} |`,
     ),
     '',
     `direct / emulated: ${ratio64.toFixed(1)}× at 64 B, ${ratioImix.toFixed(1)}× at IMIX.`,
