@@ -21,9 +21,9 @@
  * without IP are passed on and counted. Tunnels are not entered.
  */
 import { parseIpv4, parseIpv6 } from '../../src/packet/address.js';
-import { DropReason, dropReasonName } from '../../src/packet/drop-reason.js';
+import { DropReason } from '../../src/packet/drop-reason.js';
 import { IpProtocol } from '../../src/packet/ip-protocol.js';
-import { Layer, layerName, PacketParser } from '../../src/packet/packet-parser.js';
+import { Layer, PacketParser } from '../../src/packet/packet-parser.js';
 import { TcpFlag } from '../../src/packet/tcp.js';
 import { FlowKey } from '../../src/packet/flow-key.js';
 import { Icmpv4Type } from '../../src/packet/icmpv4.js';
@@ -431,7 +431,8 @@ const Commit = { None: 0, Create: 1, Update: 2, Reopen: 3 } as const;
 
 export default defineNf<FirewallConfig>({
   name: 'firewall',
-  summary: 'Stateful first-match filter: addresses, protocol, ports, TCP flags, ICMP type, input port and connection state; accept, drop or reject.',
+  summary:
+    'Stateful first-match filter: addresses, protocol, ports, TCP flags, ICMP type, input port and connection state; accept, drop or reject.',
   outputs: ['out'],
   drops: {
     malformed: 'the packet parser refused the frame (truncated, bad length or checksum)',
@@ -606,7 +607,6 @@ export default defineNf<FirewallConfig>({
     let ctNextTcp = 0;
     let ctTimeout = 0;
     let ctReply = 0;
-    let loggedMalformed = false;
     const out = ctx.output('out');
     const dropMalformed = ctx.dropReason('malformed');
     const dropDenied = ctx.dropReason('denied');
@@ -952,12 +952,7 @@ export default defineNf<FirewallConfig>({
           if (reason !== DropReason.None) {
             batch.drop(i, dropMalformed);
             malformed++;
-            if (!loggedMalformed) {
-              loggedMalformed = true;
-              ctx.log(
-                `dropped a malformed frame (${layerName(parser.failedLayer)}: ${dropReasonName(reason)}); later ones are only counted`,
-              );
-            }
+            ctx.malformed(parser.failedLayer, reason);
             continue;
           }
           if (parser.l3 !== Layer.Ipv4 && parser.l3 !== Layer.Ipv6) {

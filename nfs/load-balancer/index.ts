@@ -32,11 +32,11 @@
  */
 import { formatIpv4, parseIpv4 } from '../../src/packet/address.js';
 import { rewriteIpv4Address, type L4ChecksumSite } from '../../src/packet/checksum.js';
-import { DropReason, dropReasonName } from '../../src/packet/drop-reason.js';
+import { DropReason } from '../../src/packet/drop-reason.js';
 import { FlowKey } from '../../src/packet/flow-key.js';
 import { IpProtocol } from '../../src/packet/ip-protocol.js';
 import { Ipv4Field } from '../../src/packet/ipv4.js';
-import { Layer, layerName, PacketParser } from '../../src/packet/packet-parser.js';
+import { Layer, PacketParser } from '../../src/packet/packet-parser.js';
 import { TcpField, TcpFlag } from '../../src/packet/tcp.js';
 import { UdpField } from '../../src/packet/udp.js';
 import { defineNf, type NfInstance } from '../../src/sdk/index.js';
@@ -544,7 +544,6 @@ export default defineNf<LoadBalancerConfig>({
     const cNew = ctx.counter('connections_new');
     const cExpired = ctx.counter('connections_expired');
     const cUntracked = ctx.counter('untracked');
-    let loggedMalformed = false;
     let expiredSinceBatch = 0;
     const onExpire = (e: number): void => {
       regRefs[conns.backendId[e]]--;
@@ -668,12 +667,7 @@ export default defineNf<LoadBalancerConfig>({
           const reason = parser.attach(bytes, batch.at[i], batch.length[i]);
           if (reason !== DropReason.None) {
             batch.drop(i, dMalformed);
-            if (!loggedMalformed) {
-              loggedMalformed = true;
-              ctx.log(
-                `dropped a malformed frame (${layerName(parser.failedLayer)}: ${dropReasonName(reason)}); later ones are only counted`,
-              );
-            }
+            ctx.malformed(parser.failedLayer, reason);
             continue;
           }
           const protocol = parser.protocol;

@@ -26,13 +26,13 @@
  */
 import { formatIpv4, parseIpv4 } from '../../src/packet/address.js';
 import { rewriteIpv4Address, rewriteL4Word, type L4ChecksumSite } from '../../src/packet/checksum.js';
-import { DropReason, dropReasonName } from '../../src/packet/drop-reason.js';
+import { DropReason } from '../../src/packet/drop-reason.js';
 import { FLOW_KEY_WORDS, FlowKey, FlowKeyWord } from '../../src/packet/flow-key.js';
 import { FlowTable } from '../../src/packet/flow-table.js';
 import { Icmpv4Field, Icmpv4Type } from '../../src/packet/icmpv4.js';
 import { IpProtocol } from '../../src/packet/ip-protocol.js';
 import { Ipv4Field } from '../../src/packet/ipv4.js';
-import { Layer, layerName, PacketParser } from '../../src/packet/packet-parser.js';
+import { Layer, PacketParser } from '../../src/packet/packet-parser.js';
 import { TcpField } from '../../src/packet/tcp.js';
 import { UdpField } from '../../src/packet/udp.js';
 import { defineNf, type NfInstance } from '../../src/sdk/index.js';
@@ -204,7 +204,6 @@ export default defineNf<NatConfig>({
     const cNew = ctx.counter('new_mappings');
     const cExpired = ctx.counter('expired');
     const cPassed = ctx.counter('passed_through');
-    let loggedMalformed = false;
     let loggedExhausted = false;
 
     /** A free port for protocol `p`, preferring `wanted`; -1 when the range is full. */
@@ -301,12 +300,7 @@ export default defineNf<NatConfig>({
           const reason = parser.attach(bytes, batch.at[i], batch.length[i]);
           if (reason !== DropReason.None) {
             batch.drop(i, dMalformed);
-            if (!loggedMalformed) {
-              loggedMalformed = true;
-              ctx.log(
-                `dropped a malformed frame (${layerName(parser.failedLayer)}: ${dropReasonName(reason)}); later ones are only counted`,
-              );
-            }
+            ctx.malformed(parser.failedLayer, reason);
             continue;
           }
           if (parser.l3 !== Layer.Ipv4) {

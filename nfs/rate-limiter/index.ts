@@ -26,11 +26,11 @@
  * bounded by the keys active within one refill time. A new key that finds the table full is
  * dropped (`table_full`): under a flood of new sources the limiter fails closed.
  */
-import { DropReason, dropReasonName } from '../../src/packet/drop-reason.js';
+import { DropReason } from '../../src/packet/drop-reason.js';
 import { FLOW_KEY_WORDS, FlowKey, FlowKeyWord } from '../../src/packet/flow-key.js';
 import { FlowTable } from '../../src/packet/flow-table.js';
 import { Ipv4Field } from '../../src/packet/ipv4.js';
-import { Layer, layerName, PacketParser } from '../../src/packet/packet-parser.js';
+import { Layer, PacketParser } from '../../src/packet/packet-parser.js';
 import { defineNf, type NfInstance } from '../../src/sdk/index.js';
 
 export interface RateLimiterConfig {
@@ -191,7 +191,6 @@ export default defineNf<RateLimiterConfig>({
     const cUnpoliced = ctx.counter('unpoliced');
     const cKeys = ctx.counter('keys');
     const cTableFull = ctx.counter('table_full');
-    let loggedMalformed = false;
     let loggedFull = false;
 
     /** Refills bucket `s` up to `now` (time never runs backwards here: an earlier `now` adds nothing). */
@@ -300,12 +299,7 @@ export default defineNf<RateLimiterConfig>({
           const reason = parser.attach(bytes, batch.at[i], batch.length[i]);
           if (reason !== DropReason.None) {
             batch.drop(i, dMalformed);
-            if (!loggedMalformed) {
-              loggedMalformed = true;
-              ctx.log(
-                `dropped a malformed frame (${layerName(parser.failedLayer)}: ${dropReasonName(reason)}); later ones are only counted`,
-              );
-            }
+            ctx.malformed(parser.failedLayer, reason);
             continue;
           }
           let slot = 0;

@@ -41,13 +41,14 @@ import {
   parseMac,
 } from '../../src/packet/address.js';
 import { pseudoHeaderSumV6 } from '../../src/packet/checksum.js';
-import { DropReason, dropReasonName } from '../../src/packet/drop-reason.js';
+import { DropReason } from '../../src/packet/drop-reason.js';
 import { EthernetField, EthernetView } from '../../src/packet/ethernet.js';
 import { ICMPV4_HEADER_LENGTH, Icmpv4Type, Icmpv4View } from '../../src/packet/icmpv4.js';
 import { ICMPV6_HEADER_LENGTH, Icmpv6View } from '../../src/packet/icmpv6.js';
 import { EtherType, IpProtocol } from '../../src/packet/ip-protocol.js';
 import { IPV4_MIN_HEADER_LENGTH, Ipv4Field, Ipv4View } from '../../src/packet/ipv4.js';
 import { IPV6_HEADER_LENGTH, Ipv6Field, Ipv6View } from '../../src/packet/ipv6.js';
+import { Layer } from '../../src/packet/packet-parser.js';
 import { defineNf, type NfInstance } from '../../src/sdk/index.js';
 
 export interface RouterConfig {
@@ -417,7 +418,6 @@ export default defineNf<RouterConfig>({
     const cNoRoute = ctx.counter('no_route');
     const cExpired = ctx.counter('ttl_expired');
     const cIcmp = ctx.counter('icmp_sent');
-    let loggedMalformed = false;
     let icmpWindow = -1;
     let icmpInWindow = 0;
 
@@ -574,10 +574,7 @@ export default defineNf<RouterConfig>({
           }
           if (reason !== DropReason.None) {
             batch.drop(i, dMalformed);
-            if (!loggedMalformed) {
-              loggedMalformed = true;
-              ctx.log(`dropped a malformed frame (${dropReasonName(reason)}); later ones are only counted`);
-            }
+            ctx.malformed(ipAt === 0 ? Layer.Ethernet : v6 ? Layer.Ipv6 : Layer.Ipv4, reason);
             continue;
           }
           let neighbor: number;

@@ -18,6 +18,8 @@
  *   },
  * });
  */
+import { dropReasonName } from '../packet/drop-reason.js';
+import { layerName } from '../packet/packet-parser.js';
 import type { ConfigSchema } from './config-schema.js';
 import type { PacketBatch } from './packet-batch.js';
 
@@ -43,6 +45,11 @@ export interface NfContext {
   output(name: string): number;
   /** Logs a line; repeated lines are rate-limited by the host. */
   log(message: string): void;
+  /**
+   * Reports a frame the parser refused: the first one of this instance is logged with its layer
+   * and reason, later ones cost nothing (the NF counts them). Call it on the drop path.
+   */
+  malformed(layer: number, reason: number): void;
 }
 
 /** What `create()` returns: the packet handler and the optional lifecycle hooks. */
@@ -112,11 +119,19 @@ export function createNfContext(
       );
     return index;
   };
+  let reportedMalformed = false;
   return {
     instance,
     replica,
     replicas,
     counters,
+    malformed: (layer, reason) => {
+      if (reportedMalformed) return;
+      reportedMalformed = true;
+      log(
+        `dropped a malformed frame (${layerName(layer)}: ${dropReasonName(reason)}); later ones are only counted`,
+      );
+    },
     counter: (name) => lookup('counter', counterNames, name),
     dropReason: (name) => lookup('drop reason', dropNames, name),
     output: (name) => lookup('output', definition.outputs, name),
