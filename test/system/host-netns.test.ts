@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { builtinModule, Host, type HostPlan, type HostSummary, type NfPlan } from '../../src/host/host.js';
-import { requireRoot, requireTools, Testbed } from './netns.js';
+import { addVxlanPeers, requireRoot, requireTools, Testbed } from './netns.js';
 
 process.env.NFVISOR_QUIET = '1';
 const VNI = 42;
@@ -39,30 +39,13 @@ describe('ping through an nfvisor chain between namespaces over VXLAN', () => {
   before(async () => {
     requireRoot('host-netns.test');
     await requireTools(['ip', 'ping']);
-    a = await bed.addNamespace('a');
-    const b = await bed.addNamespace('b');
-    const la = await bed.addVethPair('a0', 'a1', a);
-    const lb = await bed.addVethPair('b0', 'b1', b);
-    await bed.addAddress(la.host, `${U}.1/30`);
-    await bed.addAddress(la.peer, `${U}.2/30`, a);
-    await bed.addAddress(lb.host, `${V}.1/30`);
-    await bed.addAddress(lb.peer, `${V}.2/30`, b);
-    const vxA = await bed.addVxlan(a, {
-      suffix: 'vx',
+    ({ a } = await addVxlanPeers(bed, {
       vni: VNI,
-      remote: `${U}.1`,
-      local: `${U}.2`,
-      dev: la.peer,
-    });
-    const vxB = await bed.addVxlan(b, {
-      suffix: 'vx',
-      vni: VNI,
-      remote: `${V}.1`,
-      local: `${V}.2`,
-      dev: lb.peer,
-    });
-    await bed.addAddress(vxA, '10.99.1.1/24', a);
-    await bed.addAddress(vxB, '10.99.1.2/24', b);
+      underlayA: U,
+      underlayB: V,
+      overlayA: '10.99.1.1/24',
+      overlayB: '10.99.1.2/24',
+    }));
   });
 
   after(async () => {

@@ -349,3 +349,51 @@ async function stopProcess(child: ChildProcess, signal: NodeJS.Signals = 'SIGTER
   await closed;
   clearTimeout(timer);
 }
+
+/** Two namespaces whose kernel vxlan devices tunnel to the root namespace over veth underlays. */
+export interface VxlanPeers {
+  /** Namespace names. */
+  a: string;
+  b: string;
+  /** Root-namespace ends of the underlay veths (where nfvisor's endpoints bind and tshark listens). */
+  hostA: string;
+  hostB: string;
+}
+
+/**
+ * Namespaces a and b, each with a veth underlay to the root namespace (`U.1` ↔ `U.2`, `V.1` ↔
+ * `V.2`, two /30s given as their first three octets) and a kernel vxlan device with `vni` whose
+ * remote is the root end; the overlay addresses go on the vxlan devices.
+ *
+ *   ns a  vx (overlayA) ─ a1 (U.2) ══ a0 (U.1)  root  b0 (V.1) ══ b1 (V.2) ─ vx (overlayB)  ns b
+ */
+export async function addVxlanPeers(
+  bed: Testbed,
+  o: { vni: number; underlayA: string; underlayB: string; overlayA: string; overlayB: string },
+): Promise<VxlanPeers> {
+  const a = await bed.addNamespace('a');
+  const b = await bed.addNamespace('b');
+  const la = await bed.addVethPair('a0', 'a1', a);
+  const lb = await bed.addVethPair('b0', 'b1', b);
+  await bed.addAddress(la.host, `${o.underlayA}.1/30`);
+  await bed.addAddress(la.peer, `${o.underlayA}.2/30`, a);
+  await bed.addAddress(lb.host, `${o.underlayB}.1/30`);
+  await bed.addAddress(lb.peer, `${o.underlayB}.2/30`, b);
+  const vxA = await bed.addVxlan(a, {
+    suffix: 'vx',
+    vni: o.vni,
+    remote: `${o.underlayA}.1`,
+    local: `${o.underlayA}.2`,
+    dev: la.peer,
+  });
+  const vxB = await bed.addVxlan(b, {
+    suffix: 'vx',
+    vni: o.vni,
+    remote: `${o.underlayB}.1`,
+    local: `${o.underlayB}.2`,
+    dev: lb.peer,
+  });
+  await bed.addAddress(vxA, o.overlayA, a);
+  await bed.addAddress(vxB, o.overlayB, b);
+  return { a, b, hostA: la.host, hostB: lb.host };
+}

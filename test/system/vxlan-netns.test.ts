@@ -16,7 +16,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { VxlanPort } from '../../src/io/vxlan-port.js';
-import { requireRoot, requireTools, run, Testbed } from './netns.js';
+import { addVxlanPeers, requireRoot, requireTools, run, Testbed } from './netns.js';
 
 const VNI = 42;
 const PINGS = 5;
@@ -29,7 +29,6 @@ const V = `198.18.${octet + 1}`;
 describe('VXLAN: kernel vxlan peers in namespaces through nfvisor VxlanPorts', () => {
   const bed = new Testbed();
   let a = '';
-  let b = '';
   let hostA = '';
   let portA: VxlanPort | null = null;
   let portB: VxlanPort | null = null;
@@ -38,31 +37,13 @@ describe('VXLAN: kernel vxlan peers in namespaces through nfvisor VxlanPorts', (
   before(async () => {
     requireRoot('vxlan-netns.test');
     await requireTools(['ip', 'ping', 'tshark']);
-    a = await bed.addNamespace('a');
-    b = await bed.addNamespace('b');
-    const la = await bed.addVethPair('a0', 'a1', a);
-    const lb = await bed.addVethPair('b0', 'b1', b);
-    hostA = la.host;
-    await bed.addAddress(la.host, `${U}.1/30`);
-    await bed.addAddress(la.peer, `${U}.2/30`, a);
-    await bed.addAddress(lb.host, `${V}.1/30`);
-    await bed.addAddress(lb.peer, `${V}.2/30`, b);
-    const vxA = await bed.addVxlan(a, {
-      suffix: 'vx',
+    ({ a, hostA } = await addVxlanPeers(bed, {
       vni: VNI,
-      remote: `${U}.1`,
-      local: `${U}.2`,
-      dev: la.peer,
-    });
-    const vxB = await bed.addVxlan(b, {
-      suffix: 'vx',
-      vni: VNI,
-      remote: `${V}.1`,
-      local: `${V}.2`,
-      dev: lb.peer,
-    });
-    await bed.addAddress(vxA, '10.99.0.1/24', a);
-    await bed.addAddress(vxB, '10.99.0.2/24', b);
+      underlayA: U,
+      underlayB: V,
+      overlayA: '10.99.0.1/24',
+      overlayB: '10.99.0.2/24',
+    }));
 
     portA = new VxlanPort({
       name: 'vxlan-a',
