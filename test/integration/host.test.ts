@@ -241,6 +241,44 @@ describe('host', () => {
     });
   }
 
+  it('holds a stalled guest back without growing: the pool bounds what waits, nothing is lost, it resumes', async () => {
+    const plan: HostPlan = {
+      pool: { slots: 1024, slotSize: 2048 },
+      ringSize: 256,
+      batch: 32,
+      watchdogMs: 5000, // longer than the stall: the guest is slow, not hung
+      ports: {
+        a: { kind: 'generator', options: { seed: 1, packets: 200_000, frameSize: 64 } },
+        sinkA: { kind: 'sink' },
+      },
+      nfs: { slow: nf(MISBEHAVING, { failure: 'stall', after: 5000 }, 'direct', 'isolated') },
+      chains: [{ name: 'a', from: 'a', to: 'sinkA', through: ['slow'] }],
+    };
+    const host = await Host.create(plan);
+    const inFlight: number[] = [];
+    const heap: number[] = [];
+    const summary = await host.run((p) => {
+      inFlight.push(p.received - p.sent - p.dropped - p.lost);
+      heap.push(process.memoryUsage().heapUsed);
+    }, 100);
+    assertConserved(summary);
+    assert.equal(summary.sent, 200_000, 'every packet went through once the guest resumed');
+    assert.equal(summary.nfs[0].restarts, 0, 'a slow guest is not a hung one');
+    assert.ok(
+      Math.max(...inFlight) <= 1024,
+      `what waits is bounded by the pool (${Math.max(...inFlight)} in flight at most)`,
+    );
+    assert.ok(
+      inFlight.filter((n) => n >= 200).length >= 5,
+      `the stall was visible: the guest's ring filled and the host stopped reading (${Math.max(...inFlight)} at most)`,
+    );
+    const growth = Math.max(...heap) - heap[0];
+    assert.ok(
+      growth < 64 << 20,
+      `host heap stayed flat during the stall (+${(growth / 2 ** 20).toFixed(1)} MiB)`,
+    );
+  });
+
   it('quarantines a guest that hands back impossible descriptors, and keeps the rest running', async () => {
     const plan: HostPlan = {
       pool: { slots: 2048, slotSize: 2048 },

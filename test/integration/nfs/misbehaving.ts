@@ -15,7 +15,7 @@ export default defineNf<{ failure: string; after: number }>({
   config: {
     failure: {
       type: 'string',
-      enum: ['throw', 'poison', 'hang', 'heap-bomb', 'lie', 'none'],
+      enum: ['throw', 'poison', 'hang', 'stall', 'heap-bomb', 'lie', 'none'],
       default: 'none',
       description:
         'how to fail; poison: throw on one burst in every `after` packets; lie: claim packet lengths larger than any slot (a hostile guest)',
@@ -25,6 +25,7 @@ export default defineNf<{ failure: string; after: number }>({
   create(config, ctx) {
     const seen = ctx.counter('seen');
     let count = 0;
+    let stalled = false;
     const hoard: number[][] = [];
     return {
       process(batch) {
@@ -40,6 +41,11 @@ export default defineNf<{ failure: string; after: number }>({
         if (count < config.after) return;
         if (config.failure === 'throw') throw new Error('misbehaving: thrown on purpose');
         if (config.failure === 'hang') for (;;);
+        // stall: stop consuming for 1.5 s once (a paused guest), then carry on normally.
+        if (config.failure === 'stall' && !stalled) {
+          stalled = true;
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
+        }
         if (config.failure === 'heap-bomb') for (;;) hoard.push(new Array<number>(1 << 20).fill(count));
         if (config.failure === 'lie') for (let i = 0; i < batch.count; i++) batch.length[i] = 1_000_000;
       },
