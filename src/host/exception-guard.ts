@@ -40,7 +40,9 @@ export class ExceptionGuard {
         this.inWindow = 0;
       }
       if (++this.inWindow > this.maxPerSecond) {
-        throw new Error(`crash loop: ${this.inWindow} exceptions within a second (last: ${error.message})`, { cause: thrown });
+        throw new Error(`crash loop: ${this.inWindow} exceptions within a second (last: ${error.message})`, {
+          cause: thrown,
+        });
       }
       return error;
     }

@@ -16,6 +16,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { BufferPool } from '../mem/buffer-pool.js';
+import { copyBytes } from '../io/capture-buffer.js';
 import { DESCRIPTOR_WORDS, DescriptorRing, portFlags } from '../mem/descriptor-ring.js';
 import { createNfContext, type NfDefinition, type NfInstance } from '../sdk/define-nf.js';
 import { MAX_BATCH, PacketBatch } from '../sdk/packet-batch.js';
@@ -112,7 +113,7 @@ function ringLoop(instance: NfInstance): void {
         batch.length[i] = length;
         if (copy) {
           batch.at[i] = i * pool.slotSize;
-          batch.bytes.set(pool.bytes.subarray(slotAt, slotAt + length), batch.at[i]);
+          copyBytes(pool.bytes, slotAt, batch.bytes, batch.at[i], length);
         } else batch.at[i] = slotAt;
       }
       const thrown = guard.process(instance, batch, nowNs());
@@ -129,7 +130,7 @@ function ringLoop(instance: NfInstance): void {
         const length = batch.length[i];
         if (copy && verdict >= 0) {
           const slotAt = pool.slotOffset(incoming[d]);
-          pool.bytes.set(batch.bytes.subarray(batch.at[i], batch.at[i] + length), slotAt);
+          copyBytes(batch.bytes, batch.at[i], pool.bytes, slotAt, length);
         }
         const target = verdict >= 0 ? sent : dropped;
         const t = (verdict >= 0 ? sentCount++ : droppedCount++) * DESCRIPTOR_WORDS;

@@ -4,6 +4,7 @@
  * packet I/O the host does itself.
  */
 import { createCaptureWriter, openCapture, type CaptureReader, type CaptureWriter } from '../io/capture.js';
+import { copyBytes } from '../io/capture-buffer.js';
 import { GenevePort } from '../io/geneve-port.js';
 import type { TunnelPort, TunnelPortOptions } from '../io/tunnel-port.js';
 import { MAX_GENERATED_FRAME, TrafficGenerator, type GeneratorOptions } from '../io/traffic-generator.js';
@@ -97,7 +98,7 @@ class CaptureInput implements InputPort {
         this.oversize++;
         continue;
       }
-      bytes.set(r.bytes.subarray(r.at, r.at + r.capturedLength), at);
+      copyBytes(r.bytes, r.at, bytes, at, r.capturedLength);
       this.linkType = r.linkType;
       this.seconds = r.timestampSeconds;
       this.nanos = r.timestampNanos;
@@ -134,7 +135,7 @@ class GeneratorInput implements InputPort {
         this.oversize++;
         continue;
       }
-      bytes.set(this.frame.subarray(0, length), at);
+      copyBytes(this.frame, 0, bytes, at, length);
       return length;
     }
   }
@@ -168,11 +169,8 @@ class MemoryInput implements InputPort {
         this.oversize++;
         continue;
       }
-      // The copy a NIC's DMA makes into the pool: a byte loop for small frames (no view object),
-      // set() for large ones, where the native copy wins.
-      const from = i * this.stride;
-      if (length <= 256) for (let k = 0; k < length; k++) bytes[at + k] = this.frames[from + k];
-      else bytes.set(this.frames.subarray(from, from + length), at);
+      // The copy a NIC's DMA makes into the pool (no view object for small frames).
+      copyBytes(this.frames, i * this.stride, bytes, at, length);
       this.nanos = i;
       return length;
     }

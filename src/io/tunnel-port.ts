@@ -28,6 +28,7 @@
  * table indexed by the inner symmetric flow hash), the way an appliance behind a gateway load
  * balancer must reply.
  */
+import { copyBytes } from './capture-buffer.js';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { NfvError } from '../errors.js';
@@ -338,8 +339,7 @@ export abstract class TunnelPort {
         continue;
       }
       const from = slot * this.slotSize;
-      if (length <= 256) for (let k = 0; k < length; k++) bytes[at + k] = this.frames[from + k];
-      else bytes.set(this.frames.subarray(from, from + length), at);
+      copyBytes(this.frames, from, bytes, at, length);
       this.seconds = this.arrivalSeconds[slot];
       this.nanos = this.arrivalNanos[slot];
       return length;
