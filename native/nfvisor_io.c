@@ -1,0 +1,541 @@
+/*
+ * nfvisor's native I/O addon: TAP/TUN devices and batched UDP (recvmmsg/sendmmsg), for the live
+ * ports in src/io/. Loaded through src/io/native-addon.ts, which falls back to node:dgram (and
+ * refuses TAP ports) when this file was not built.
+ *
+ * No JS object is made per packet: every batch call takes a byte array (the caller's ring or the
+ * host's pool) plus Uint32Array offsets and lengths, and returns a count. Errors come back as
+ * -errno from the batch calls (the packet path never throws) and as thrown Errors with `code`
+ * (EPERM, ENOENT, EBUSY, EADDRINUSE, ...) and `syscall` from the open calls.
+ *
+ * Wake-ups: poll_start() arms a uv_poll on the fd in the main event loop and calls the given
+ * function once the fd is readable, then stops watching (one-shot) so a port whose consumer is
+ * slow does not spin the loop; the port re-arms it when a read finds the fd empty.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <node_api.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define MAX_BATCH 256
+/* Address records exchanged with JS: [0] family (4|6), [2..3] port (big endian), [4..19] address. */
+#define ADDR_RECORD 20
+
+#define CHECK(call)                                                                                    \
+  do {                                                                                                 \
+    if ((call) != napi_ok) {                                                                           \
+      napi_throw_error(env, "NFV_ERR_ADDON", #call " failed");                                        \
+      return NULL;                                                                                     \
+    }                                                                                                  \
+  } while (0)
+
+static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *what) {
+  char message[256];
+  snprintf(message, sizeof message, "%s %s: %s", syscall, what, strerror(err));
+  napi_value msg, error, code, sys;
+  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
+  napi_create_error(env, NULL, msg, &error);
+  const char *name = err == EPERM        ? "EPERM"
+                     : err == EACCES     ? "EACCES"
+                     : err == ENOENT     ? "ENOENT"
+                     : err == ENODEV     ? "ENODEV"
+                     : err == EBUSY      ? "EBUSY"
+                     : err == EINVAL     ? "EINVAL"
+                     : err == EADDRINUSE ? "EADDRINUSE"
+                     : err == EADDRNOTAVAIL ? "EADDRNOTAVAIL"
+                     : err == EAFNOSUPPORT  ? "EAFNOSUPPORT"
+                     : err == EMFILE     ? "EMFILE"
+                                         : "EIO";
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys);
+  napi_set_named_property(env, error, "code", code);
+  napi_set_named_property(env, error, "syscall", sys);
+  napi_value errnum;
+  napi_create_int32(env, -err, &errnum);
+  napi_set_named_property(env, error, "errno", errnum);
+  napi_throw(env, error);
+  return NULL;
+}
+
+static int32_t get_i32(napi_env env, napi_value v) {
+  int32_t out = 0;
+  napi_get_value_int32(env, v, &out);
+  return out;
+}
+
+/* A typed array's data and its length in elements of `element` bytes; NULL when not a typed array. */
+static void *typed(napi_env env, napi_value v, size_t element, size_t *count) {
+  napi_typedarray_type type;
+  size_t length;
+  void *data = NULL;
+  napi_value buffer;
+  size_t offset;
+  bool is;
+  *count = 0;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return NULL;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, &buffer, &offset) != napi_ok) return NULL;
+  size_t size = (type == napi_uint8_array || type == napi_int8_array) ? 1
+                : (type == napi_uint16_array || type == napi_int16_array) ? 2
+                : (type == napi_float64_array) ? 8
+                                                : 4;
+  *count = length * size / element;
+  return data;
+}
+
+static napi_value int_value(napi_env env, int64_t n) {
+  napi_value out;
+  napi_create_int64(env, n, &out);
+  return out;
+}
+
+/* openTun(name, tap: boolean) -> [fd, name]: a non-blocking TAP (Ethernet) or TUN (IP) device. */
+static napi_value open_tun(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char name[IFNAMSIZ] = {0};
+  size_t len;
+  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len));
+  bool tap = true;
+  napi_get_value_bool(env, argv[1], &tap);
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return throw_errno(env, errno, "open", "/dev/net/tun");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = (tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI;
+  memcpy(ifr.ifr_name, name, len < IFNAMSIZ ? len : IFNAMSIZ - 1);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, err, "ioctl(TUNSETIFF)", name);
+  }
+  napi_value out, fdv, namev;
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_create_int32(env, fd, &fdv));
+  CHECK(napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &namev));
+  napi_set_element(env, out, 0, fdv);
+  napi_set_element(env, out, 1, namev);
+  return out;
+}
+
+/*
+ * readFrames(fd, bytes, offsets, lengths, count, room) -> frames read, or -errno.
+ * Reads up to `count` frames, frame i into bytes[offsets[i] .. + room); lengths[i] = its length.
+ * Stops at the first EAGAIN. A frame that fills the whole room may have been cut: lengths[i] is
+ * then room + 1 so the caller counts it oversize.
+ */
+static napi_value read_frames(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int fd = get_i32(env, argv[0]);
+  size_t size, noff, nlen;
+  uint8_t *bytes = typed(env, argv[1], 1, &size);
+  uint32_t *offsets = typed(env, argv[2], 4, &noff);
+  uint32_t *lengths = typed(env, argv[3], 4, &nlen);
+  int32_t count = get_i32(env, argv[4]);
+  int32_t room = get_i32(env, argv[5]);
+  if (!bytes || !offsets || !lengths || count < 0 || room <= 0 || (size_t)count > noff || (size_t)count > nlen)
+    return int_value(env, -EINVAL);
+  int32_t n = 0;
+  for (; n < count; n++) {
+    if ((size_t)offsets[n] + (size_t)room > size) return int_value(env, n > 0 ? n : -EINVAL);
+    ssize_t r = read(fd, bytes + offsets[n], (size_t)room);
+    if (r < 0) {
+      if (errno == EINTR) {
+        n--;
+        continue;
+      }
+      if (errno == EAGAIN || n > 0) break;
+      return int_value(env, -errno);
+    }
+    lengths[n] = r >= room ? (uint32_t)room + 1 : (uint32_t)r;
+  }
+  return int_value(env, n);
+}
+
+/* writeFrames(fd, bytes, offsets, lengths, count) -> frames written, or -errno when the first fails. */
+static napi_value write_frames(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int fd = get_i32(env, argv[0]);
+  size_t size, noff, nlen;
+  uint8_t *bytes = typed(env, argv[1], 1, &size);
+  uint32_t *offsets = typed(env, argv[2], 4, &noff);
+  uint32_t *lengths = typed(env, argv[3], 4, &nlen);
+  int32_t count = get_i32(env, argv[4]);
+  if (!bytes || !offsets || !lengths || count < 0 || (size_t)count > noff || (size_t)count > nlen)
+    return int_value(env, -EINVAL);
+  int32_t n = 0;
+  for (; n < count; n++) {
+    if ((size_t)offsets[n] + (size_t)lengths[n] > size) return int_value(env, n > 0 ? n : -EINVAL);
+    ssize_t r = write(fd, bytes + offsets[n], lengths[n]);
+    if (r < 0) {
+      if (errno == EINTR) {
+        n--;
+        continue;
+      }
+      return int_value(env, n > 0 ? n : -errno);
+    }
+  }
+  return int_value(env, n);
+}
+
+static int sockaddr_from(napi_env env, napi_value address, int port, bool ipv6, struct sockaddr_storage *ss,
+                         socklen_t *sl) {
+  char text[64] = {0};
+  size_t len;
+  napi_get_value_string_utf8(env, address, text, sizeof text, &len);
+  memset(ss, 0, sizeof *ss);
+  if (ipv6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, text, &a->sin6_addr) != 1) return -1;
+    *sl = sizeof *a;
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, text, &a->sin_addr) != 1) return -1;
+    *sl = sizeof *a;
+  }
+  return 0;
+}
+
+/* udpOpen(ipv6, address, port, receiveBuffer) -> [fd, boundPort]: a non-blocking bound UDP socket. */
+static napi_value udp_open(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  bool ipv6 = false;
+  napi_get_value_bool(env, argv[0], &ipv6);
+  int port = get_i32(env, argv[2]);
+  int rcvbuf = get_i32(env, argv[3]);
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  if (sockaddr_from(env, argv[1], port, ipv6, &ss, &sl) < 0) return throw_errno(env, EINVAL, "bind", "address");
+  int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, errno, "socket", "udp");
+  if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, err, "bind", "udp");
+  }
+  struct sockaddr_storage bound;
+  socklen_t bl = sizeof bound;
+  getsockname(fd, (struct sockaddr *)&bound, &bl);
+  int bound_port = ntohs(ipv6 ? ((struct sockaddr_in6 *)&bound)->sin6_port : ((struct sockaddr_in *)&bound)->sin_port);
+  napi_value out, fdv, portv;
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_create_int32(env, fd, &fdv));
+  CHECK(napi_create_int32(env, bound_port, &portv));
+  napi_set_element(env, out, 0, fdv);
+  napi_set_element(env, out, 1, portv);
+  return out;
+}
+
+/* udpConnect(fd, ipv6, address, port): fixes the destination so sendBatch needs no addresses. */
+static napi_value udp_connect(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int fd = get_i32(env, argv[0]);
+  bool ipv6 = false;
+  napi_get_value_bool(env, argv[1], &ipv6);
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  if (sockaddr_from(env, argv[2], get_i32(env, argv[3]), ipv6, &ss, &sl) < 0)
+    return throw_errno(env, EINVAL, "connect", "address");
+  if (connect(fd, (struct sockaddr *)&ss, sl) < 0) return throw_errno(env, errno, "connect", "udp");
+  return NULL;
+}
+
+static void record_from(uint8_t *rec, const struct sockaddr_storage *ss) {
+  memset(rec, 0, ADDR_RECORD);
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+    rec[0] = 6;
+    memcpy(rec + 2, &a->sin6_port, 2);
+    memcpy(rec + 4, &a->sin6_addr, 16);
+  } else {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+    rec[0] = 4;
+    memcpy(rec + 2, &a->sin_port, 2);
+    memcpy(rec + 4, &a->sin_addr, 4);
+  }
+}
+
+static socklen_t sockaddr_from_record(const uint8_t *rec, struct sockaddr_storage *ss) {
+  memset(ss, 0, sizeof *ss);
+  if (rec[0] == 6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+    a->sin6_family = AF_INET6;
+    memcpy(&a->sin6_port, rec + 2, 2);
+    memcpy(&a->sin6_addr, rec + 4, 16);
+    return sizeof *a;
+  }
+  struct sockaddr_in *a = (struct sockaddr_in *)ss;
+  a->sin_family = AF_INET;
+  memcpy(&a->sin_port, rec + 2, 2);
+  memcpy(&a->sin_addr, rec + 4, 4);
+  return sizeof *a;
+}
+
+/*
+ * recvBatch(fd, bytes, offsets, lengths, count, room, senders) -> datagrams, or -errno.
+ * One recvmmsg(MSG_DONTWAIT) for up to `count` datagrams; datagram i lands at bytes[offsets[i]..],
+ * its length in lengths[i] (room + 1 when it was cut), its sender in senders[i * 20 ..].
+ */
+static napi_value recv_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int fd = get_i32(env, argv[0]);
+  size_t size, noff, nlen, nrec;
+  uint8_t *bytes = typed(env, argv[1], 1, &size);
+  uint32_t *offsets = typed(env, argv[2], 4, &noff);
+  uint32_t *lengths = typed(env, argv[3], 4, &nlen);
+  int32_t count = get_i32(env, argv[4]);
+  int32_t room = get_i32(env, argv[5]);
+  uint8_t *senders = typed(env, argv[6], ADDR_RECORD, &nrec);
+  if (count > MAX_BATCH) count = MAX_BATCH;
+  if (!bytes || !offsets || !lengths || !senders || count <= 0 || room <= 0 || (size_t)count > noff ||
+      (size_t)count > nlen || (size_t)count > nrec)
+    return int_value(env, -EINVAL);
+  struct mmsghdr msgs[MAX_BATCH];
+  struct iovec iovs[MAX_BATCH];
+  struct sockaddr_storage from[MAX_BATCH];
+  for (int32_t i = 0; i < count; i++) {
+    if ((size_t)offsets[i] + (size_t)room > size) {
+      count = i;
+      break;
+    }
+    iovs[i].iov_base = bytes + offsets[i];
+    iovs[i].iov_len = (size_t)room;
+    memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
+    msgs[i].msg_hdr.msg_iov = &iovs[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_name = &from[i];
+    msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+  }
+  if (count == 0) return int_value(env, -EINVAL);
+  int n = recvmmsg(fd, msgs, (unsigned)count, MSG_DONTWAIT, NULL);
+  if (n < 0) return int_value(env, errno == EAGAIN || errno == EINTR ? 0 : -errno);
+  for (int i = 0; i < n; i++) {
+    lengths[i] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? (uint32_t)room + 1 : msgs[i].msg_len;
+    record_from(senders + (size_t)i * ADDR_RECORD, &from[i]);
+  }
+  return int_value(env, n);
+}
+
+/*
+ * sendBatch(fd, bytes, offsets, lengths, count, destinations|null) -> datagrams sent, or -errno.
+ * One sendmmsg (repeated while it makes progress) for `count` datagrams; with `destinations`,
+ * datagram i goes to the address record destinations[i * 20 ..], otherwise to the connected peer.
+ */
+static napi_value send_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int fd = get_i32(env, argv[0]);
+  size_t size, noff, nlen, nrec = 0;
+  uint8_t *bytes = typed(env, argv[1], 1, &size);
+  uint32_t *offsets = typed(env, argv[2], 4, &noff);
+  uint32_t *lengths = typed(env, argv[3], 4, &nlen);
+  int32_t count = get_i32(env, argv[4]);
+  uint8_t *dests = typed(env, argv[5], ADDR_RECORD, &nrec);
+  if (count > MAX_BATCH) count = MAX_BATCH;
+  if (!bytes || !offsets || !lengths || count < 0 || (size_t)count > noff || (size_t)count > nlen ||
+      (dests && (size_t)count > nrec))
+    return int_value(env, -EINVAL);
+  struct mmsghdr msgs[MAX_BATCH];
+  struct iovec iovs[MAX_BATCH];
+  struct sockaddr_storage to[MAX_BATCH];
+  for (int32_t i = 0; i < count; i++) {
+    if ((size_t)offsets[i] + (size_t)lengths[i] > size) return int_value(env, -EINVAL);
+    iovs[i].iov_base = bytes + offsets[i];
+    iovs[i].iov_len = lengths[i];
+    memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
+    msgs[i].msg_hdr.msg_iov = &iovs[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    if (dests) {
+      msgs[i].msg_hdr.msg_name = &to[i];
+      msgs[i].msg_hdr.msg_namelen = sockaddr_from_record(dests + (size_t)i * ADDR_RECORD, &to[i]);
+    }
+  }
+  int sent = 0;
+  while (sent < count) {
+    int n = sendmmsg(fd, msgs + sent, (unsigned)(count - sent), MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (sent > 0) break;
+      return int_value(env, -errno);
+    }
+    if (n == 0) break;
+    sent += n;
+  }
+  return int_value(env, sent);
+}
+
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int fd = get_i32(env, argv[0]);
+  if (fd > 2) close(fd);
+  return NULL;
+}
+
+/* A one-shot readability watch on an fd, re-armed by the port. */
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context context;
+  int active;
+  int closed;    /* watchStop() or the finalizer released the poll handle */
+  int uv_closed; /* libuv is done with it */
+  int finalized; /* the JS handle was collected */
+} Watch;
+
+/* The Watch is freed once both libuv and the JS handle are done with it. */
+static void watch_closed(uv_handle_t *handle) {
+  Watch *w = handle->data;
+  w->uv_closed = 1;
+  if (w->finalized) free(w);
+}
+
+static void on_readable(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  Watch *w = handle->data;
+  uv_poll_stop(&w->poll);
+  w->active = 0;
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value callback, global, arg, result;
+  if (napi_get_reference_value(env, w->callback, &callback) == napi_ok && callback != NULL) {
+    napi_get_global(env, &global);
+    napi_create_int32(env, status, &arg);
+    if (napi_make_callback(env, w->context, global, callback, 1, &arg, &result) != napi_ok) {
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      if (pending) {
+        napi_value error;
+        napi_get_and_clear_last_exception(env, &error);
+        napi_fatal_exception(env, error);
+      }
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void watch_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  Watch *w = data;
+  /* The JS handle is gone: release the poll handle if watchStop() was never called. */
+  if (!w->closed) {
+    w->closed = 1;
+    napi_delete_reference(env, w->callback);
+    napi_async_destroy(env, w->context);
+    uv_close((uv_handle_t *)&w->poll, watch_closed);
+  }
+  w->finalized = 1;
+  if (w->uv_closed) free(w);
+}
+
+/* watchCreate(fd, callback) -> handle: nothing is watched until watchArm(handle). */
+static napi_value watch_create(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int fd = get_i32(env, argv[0]);
+  struct uv_loop_s *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  Watch *w = calloc(1, sizeof *w);
+  if (!w) return throw_errno(env, ENOMEM, "calloc", "watch");
+  w->env = env;
+  int rc = uv_poll_init(loop, &w->poll, fd);
+  if (rc != 0) {
+    free(w);
+    return throw_errno(env, -rc, "uv_poll_init", "fd");
+  }
+  w->poll.data = w;
+  napi_create_reference(env, argv[1], 1, &w->callback);
+  napi_value name;
+  napi_create_string_utf8(env, "nfvisor:watch", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &w->context);
+  napi_value handle;
+  CHECK(napi_create_external(env, w, watch_finalize, NULL, &handle));
+  return handle;
+}
+
+static Watch *watch_of(napi_env env, napi_value v) {
+  void *data = NULL;
+  if (napi_get_value_external(env, v, &data) != napi_ok) return NULL;
+  return data;
+}
+
+/* watchArm(handle): call back once when the fd is readable. Idempotent. */
+static napi_value watch_arm(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Watch *w = watch_of(env, argv[0]);
+  if (w && !w->closed && !w->active) {
+    w->active = 1;
+    uv_poll_start(&w->poll, UV_READABLE, on_readable);
+  }
+  return NULL;
+}
+
+/* watchStop(handle): stops and releases the watch; call before closing the fd. */
+static napi_value watch_stop(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Watch *w = watch_of(env, argv[0]);
+  if (w && !w->closed) {
+    w->closed = 1;
+    w->active = 0;
+    uv_poll_stop(&w->poll);
+    napi_delete_reference(env, w->callback);
+    napi_async_destroy(env, w->context);
+    uv_close((uv_handle_t *)&w->poll, watch_closed);
+  }
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"openTun", NULL, open_tun, NULL, NULL, NULL, napi_default, NULL},
+      {"readFrames", NULL, read_frames, NULL, NULL, NULL, napi_default, NULL},
+      {"writeFrames", NULL, write_frames, NULL, NULL, NULL, napi_default, NULL},
+      {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},
+      {"udpConnect", NULL, udp_connect, NULL, NULL, NULL, napi_default, NULL},
+      {"recvBatch", NULL, recv_batch, NULL, NULL, NULL, napi_default, NULL},
+      {"sendBatch", NULL, send_batch, NULL, NULL, NULL, napi_default, NULL},
+      {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"watchCreate", NULL, watch_create, NULL, NULL, NULL, napi_default, NULL},
+      {"watchArm", NULL, watch_arm, NULL, NULL, NULL, napi_default, NULL},
+      {"watchStop", NULL, watch_stop, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
