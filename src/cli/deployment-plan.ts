@@ -58,6 +58,15 @@ export async function planFromDeployment(deployment: Deployment): Promise<HostPl
     pool: deployment.pool,
     ringSize: deployment.ringSize,
     batch: deployment.batch,
+    ...(deployment.memory
+      ? {
+          memory: {
+            limitBytes: deployment.memory.limitMb * 2 ** 20,
+            rejectNewAt: deployment.memory.rejectNewAt,
+            shedAt: deployment.memory.shedAt,
+          },
+        }
+      : {}),
     ports,
     nfs,
     chains: deployment.chains.map((chain) => ({

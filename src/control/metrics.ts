@@ -125,6 +125,16 @@ export async function renderMetrics(
   latency('p50', 'median');
   latency('p99', '99th percentile');
   latency('max', 'maximum');
+  if (status.overload) {
+    const overload = status.overload;
+    gauge('nfvisor_memory_pressure_ratio', 'Process memory in use as a fraction of the limit (ratio).').set(
+      overload.pressure,
+    );
+    gauge(
+      'nfvisor_overload_level',
+      'Memory overload level: 0 normal, 1 rejecting new flows, 2 shedding.',
+    ).set(['normal', 'reject_new', 'shed'].indexOf(overload.level));
+  }
   gauge('nfvisor_running', '1 while the host moves packets, 0 once it stops.').set(status.running ? 1 : 0);
   gauge('nfvisor_uptime_seconds', 'Seconds since the host started (seconds).').set(status.seconds);
   return { contentType: registry.contentType, text: await registry.metrics() };

@@ -72,6 +72,18 @@ export const HostStatus = Type.Object(
     poolSlots: Count,
     poolFree: Count,
     latencyUs: Type.Object({ p50: Count, p99: Count, max: Count }, closed),
+    /** The memory monitor (host/overload.ts), when the deployment sets a limit. */
+    overload: Type.Optional(
+      Type.Object(
+        {
+          level: Type.Union([Type.Literal('normal'), Type.Literal('reject_new'), Type.Literal('shed')]),
+          pressure: Type.Number({ minimum: 0 }),
+          limitBytes: Count,
+          escalations: Count,
+        },
+        closed,
+      ),
+    ),
   },
   closed,
 );

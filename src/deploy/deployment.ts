@@ -12,6 +12,16 @@ export interface PoolSpec {
   slotSize: number;
 }
 
+/**
+ * The host's memory budget (resident set, MiB): from `rejectNewAt` of it new TCP connections and
+ * guest starts are refused, from `shedAt` every arriving packet is dropped (see host/overload.ts).
+ */
+export interface MemorySpec {
+  limitMb: number;
+  rejectNewAt: number;
+  shedAt: number;
+}
+
 /** How a pcap port is used by the chains: read as a chain's `from`, written as a `to`, or not at all. */
 export type PortRole = 'read' | 'write' | 'unused';
 
@@ -153,6 +163,8 @@ export interface Deployment {
   ringSize: number;
   /** Packets per burst (1…256). */
   batch: number;
+  /** No memory monitor when absent. */
+  memory?: MemorySpec;
   ports: Record<string, PortSpec>;
   nfs: Record<string, NfSpec>;
   chains: ChainSpec[];

@@ -551,3 +551,22 @@ test('deploy: loadDeployment reads the file and names it; a missing file is NFV_
       isNfvError(e, 'NFV_ERR_IO') && e instanceof Error && e.message.includes(join(dir, 'missing.yaml')),
   );
 });
+
+test('deploy: the memory section gets its defaults, and thresholds out of range or order are located', () => {
+  const minimal = `ports:\n  in: { type: generator }\n  out: { type: sink }\nchains:\n  - { from: in, to: out }\n`;
+  assert.equal(parseDeployment(minimal, 'deploy.yaml', BASE).memory, undefined, 'no monitor unless asked');
+  assert.deepEqual(parseDeployment(`memory: { limitMb: 2048 }\n${minimal}`, 'deploy.yaml', BASE).memory, {
+    limitMb: 2048,
+    rejectNewAt: 0.95,
+    shedAt: 0.98,
+  });
+  assert.deepEqual(problems(`memory: { limitMb: 8, rejectNewAt: 0, shedAt: 1.5, spare: 1 }\n${minimal}`), [
+    '1:20 memory.limitMb',
+    '1:36 memory.rejectNewAt',
+    '1:47 memory.shedAt',
+    '1:52 memory.spare',
+  ]);
+  assert.deepEqual(problems(`memory: { limitMb: 64, rejectNewAt: 0.9, shedAt: 0.8 }\n${minimal}`), [
+    '1:37 memory.rejectNewAt',
+  ]);
+});

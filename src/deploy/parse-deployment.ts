@@ -22,6 +22,7 @@ import {
   type Deployment,
   type ImageSource,
   type MatchSpec,
+  type MemorySpec,
   type NfSpec,
   type PortSpec,
   type PortType,
@@ -150,6 +151,8 @@ class Checker {
     const batch = this.pick(['batch'], value.batch, DEPLOYMENT_DEFAULTS.batch);
     if (batch > ringSize) issues.add(['batch'], `must not exceed ringSize (${ringSize}) (got ${batch})`);
 
+    const memory = this.memory(value.memory);
+
     const ports = new Map<string, PortSpec>();
     for (const [name, raw] of entries(value.ports)) {
       const spec = this.port(name, raw, pool.slotSize);
@@ -176,12 +179,23 @@ class Checker {
       pool,
       ringSize,
       batch,
+      ...(memory ? { memory } : {}),
       ports: Object.fromEntries(ports),
       nfs: Object.fromEntries(nfs),
       chains: chains.map((c) => c.chain),
       images: this.images(value.images),
       exporters: this.exporters(value.exporters, nfs),
     };
+  }
+
+  /** The `memory` section (its types were checked by the schema): thresholds in order. */
+  private memory(raw: unknown): MemorySpec | undefined {
+    if (!isRecord(raw) || typeof raw.limitMb !== 'number') return undefined;
+    const rejectNewAt = typeof raw.rejectNewAt === 'number' ? raw.rejectNewAt : 0.95;
+    const shedAt = typeof raw.shedAt === 'number' ? raw.shedAt : 0.98;
+    if (rejectNewAt > shedAt)
+      this.issues.add(['memory', 'rejectNewAt'], `must not exceed shedAt (${shedAt}) (got ${rejectNewAt})`);
+    return { limitMb: raw.limitMb, rejectNewAt, shedAt };
   }
 
   /** The `exporters` section: each names an NF that exists; a file path is resolved. */

@@ -29,6 +29,16 @@ export const PoolSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** The process memory budget and the overload thresholds (fractions of it). */
+export const MemorySchema = Type.Object(
+  {
+    limitMb: int(16, 1 << 24),
+    rejectNewAt: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+    shedAt: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+  },
+  { additionalProperties: false },
+);
+
 export const PortHeaderSchema = Type.Object({ type: oneOf(PORT_TYPES) }, { additionalProperties: true });
 
 export const PcapPortSchema = Type.Object(
@@ -179,6 +189,7 @@ export const DeploymentFileSchema = Type.Object(
     pool: Type.Optional(PoolSchema),
     ringSize: Type.Optional(int(2, 65536)),
     batch: Type.Optional(int(1, 256)),
+    memory: Type.Optional(MemorySchema),
     ports: Type.Record(Type.String(), PortHeaderSchema),
     nfs: Type.Optional(Type.Record(Type.String(), NfSchema)),
     chains: Type.Array(ChainSchema, { minItems: 1 }),

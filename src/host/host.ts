@@ -27,13 +27,15 @@ import { BufferPool } from '../mem/buffer-pool.js';
 import { DESCRIPTOR_WORDS, DescriptorRing, portFlags } from '../mem/descriptor-ring.js';
 import { DropReason } from '../packet/drop-reason.js';
 import { FlowKey } from '../packet/flow-key.js';
-import { PacketParser } from '../packet/packet-parser.js';
+import { Layer, PacketParser } from '../packet/packet-parser.js';
+import { TcpFlag } from '../packet/tcp.js';
 import { validateConfig } from '../sdk/config-schema.js';
 import { createNfContext, type NfDefinition, type NfInstance } from '../sdk/define-nf.js';
 import { MAX_BATCH, PacketBatch } from '../sdk/packet-batch.js';
 import { Classifier, type MatchPlan } from './classifier.js';
 import { EXCEPTION_DROP, EXCEPTION_REASON, ExceptionGuard } from './exception-guard.js';
 import { nowNs } from './clock.js';
+import { OverloadLevel, OverloadManager, type OverloadPlan, type OverloadStatus } from './overload.js';
 import {
   CONTROL_WORDS,
   Control,
@@ -89,6 +91,8 @@ export interface HostPlan {
   watchdogMs?: number;
   /** First restart delay; doubles per consecutive failure, up to 2 s. */
   restartBackoffMs?: number;
+  /** The process memory budget and what to do near it (see overload.ts); no monitor without it. */
+  memory?: OverloadPlan;
 }
 
 /** Drop reasons of the host itself (NFs declare their own). */
@@ -97,6 +101,8 @@ export const HostDrop = {
   NfDown: 'nf_down',
   Oversize: 'oversize',
   Invalid: 'invalid_descriptor',
+  OverloadNewFlow: 'overload_new_flow',
+  OverloadShed: 'overload_shed',
 } as const;
 
 export interface NfSummary {
@@ -126,6 +132,8 @@ export interface HostSummary {
   poolFree: number;
   /** Time from read at the input port to write at the output port, in µs (burst granularity). */
   latencyUs: { p50: number; p99: number; max: number };
+  /** The memory monitor's state, when the deployment sets a memory limit. */
+  overload?: OverloadStatus;
 }
 
 export interface HostProgress {
@@ -140,6 +148,8 @@ export interface HostProgress {
 const NO_RUN = -1;
 /** Bursts read from each input port per turn of the host loop. */
 const RX_BURSTS_PER_TURN = 8;
+/** How often the memory monitor reads the process's memory (a cheap /proc read). */
+const MEMORY_CHECK_MS = 100;
 
 /** Where the built-in NF images are: compiled modules shipped with nfvisor (dist/src/host → dist/nfs). */
 const BUILTIN_ROOT = new URL('../../nfs/', import.meta.url);
@@ -233,6 +243,7 @@ export class Host {
   private readonly runs: Run[] = [];
   private readonly classifier: Classifier;
   private readonly hostDrops = new Map<string, number>();
+  private readonly overload: OverloadManager | null;
   /** Per slot: the run holding it (NO_RUN when the host holds it), its chain, stage and timestamps. */
   private readonly slotRun: Int32Array;
   private readonly slotChain: Int16Array;
@@ -269,6 +280,11 @@ export class Host {
     this.slotNanos = new Uint32Array(plan.pool.slots);
     this.slotRxMs = new Float64Array(plan.pool.slots);
     this.inlineBatch = new PacketBatch(this.pool.bytes, this.pool.slotSize);
+    this.overload = plan.memory
+      ? new OverloadManager(plan.memory, (from, to, pressure) =>
+          this.log('host', `memory ${(pressure * 100).toFixed(1)} % of the limit: ${from} → ${to}`),
+        )
+      : null;
 
     const portIds = new Map<string, number>();
     Object.keys(plan.ports).forEach((name, i) => portIds.set(name, i));
@@ -394,6 +410,9 @@ export class Host {
     }
     const progressTimer = onProgress ? setInterval(() => onProgress(this.progress()), progressEveryMs) : null;
     const watchdog = setInterval(() => this.checkGuests(), Math.max(50, (this.plan.watchdogMs ?? 2000) / 4));
+    const overload = this.overload;
+    overload?.update();
+    const memoryMonitor = overload ? setInterval(() => overload.update(), MEMORY_CHECK_MS) : null;
     try {
       for (;;) {
         let moved = 0;
@@ -409,6 +428,7 @@ export class Host {
     } finally {
       if (progressTimer) clearInterval(progressTimer);
       clearInterval(watchdog);
+      if (memoryMonitor) clearInterval(memoryMonitor);
       await this.finalSnapshots(1000);
       await this.shutdown();
     }
@@ -606,10 +626,21 @@ export class Host {
 
   /** Classifies one received packet and stages it for its chain (delivered per burst by `flushStaged`). */
   private steer(slot: number, at: number, length: number, input: InputPort): void {
-    // The host parses only when a chain matches on packet fields or an NF has replicas to steer
-    // between; otherwise the input port alone picks the chain and the NFs do the parsing.
+    const overload = this.overload === null ? OverloadLevel.Normal : this.overload.level;
+    if (overload === OverloadLevel.Shed) {
+      this.hostDrop(HostDrop.OverloadShed, slot);
+      return;
+    }
+    // The host parses only when a chain matches on packet fields, an NF has replicas to steer
+    // between, or memory pressure calls for spotting new connections; otherwise the input port alone
+    // picks the chain and the NFs do the parsing.
     const parsed =
-      this.needsParse && this.parser.attach(this.pool.bytes, at, length, input.linkType) === DropReason.None;
+      (this.needsParse || overload !== OverloadLevel.Normal) &&
+      this.parser.attach(this.pool.bytes, at, length, input.linkType) === DropReason.None;
+    if (overload === OverloadLevel.RejectNew && parsed && this.opensConnection()) {
+      this.hostDrop(HostDrop.OverloadNewFlow, slot);
+      return;
+    }
     const chain = this.classifier.classify(this.parser, input.id, parsed);
     if (chain < 0) {
       this.hostDrop(HostDrop.NoChain, slot);
@@ -624,6 +655,12 @@ export class Host {
     d[o + 2] = portFlags(input.id, 0);
     d[o + 3] = hash;
     this.slotChain[slot] = chain;
+  }
+
+  /** The packet the parser holds opens a TCP connection (SYN without ACK). */
+  private opensConnection(): boolean {
+    if (this.parser.l4 !== Layer.Tcp) return false;
+    return (this.parser.tcp.flags() & (TcpFlag.Syn | TcpFlag.Ack)) === TcpFlag.Syn;
   }
 
   /** Hands each chain the burst staged for it. */
@@ -934,6 +971,8 @@ export class Host {
       const stages = chain.stages.slice(run.first, run.last + 1);
       const down = stages.some((nf) => nf.replicas.some((r) => !r.up));
       if (!down || this.stopping || stages.some((nf) => nf.quarantined)) continue;
+      // Near the memory limit no guest starts: a new isolate is the largest allocation we make.
+      if (this.overload !== null && this.overload.level !== OverloadLevel.Normal) continue;
       const due = Math.max(...stages.flatMap((nf) => nf.replicas.map((r) => r.restartAt)));
       if (performance.now() < due) continue;
       await this.startRun(run);
@@ -1178,6 +1217,7 @@ export class Host {
       poolSlots: this.pool.slotCount,
       poolFree: this.pool.freeCount(),
       latencyUs: { p50: this.latency.quantile(0.5), p99: this.latency.quantile(0.99), max: this.latency.max },
+      ...(this.overload ? { overload: this.overload.status() } : {}),
     };
   }
 }
