@@ -32,7 +32,9 @@ function nodeGypScript() {
 }
 
 function warn(message) {
-  process.stderr.write(`nfvisor: native addon not built (${message}); TAP ports are unavailable and tunnel ports use node:dgram\n`);
+  process.stderr.write(
+    `nfvisor: native addon not built (${message}); TAP ports are unavailable and tunnel ports use node:dgram\n`,
+  );
 }
 
 if (process.platform !== 'linux') {

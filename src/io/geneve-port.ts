@@ -52,8 +52,8 @@ export class GenevePort extends TunnelPort {
     return GENEVE_MAX_HEADER_LENGTH;
   }
 
-  protected decapsulate(payload: Uint8Array, length: number): number {
-    if (this.view.attach(payload, 0, length) !== DropReason.None) return Decap.Malformed;
+  protected decapsulate(payload: Uint8Array, at: number, length: number): number {
+    if (this.view.attach(payload, at, length) !== DropReason.None) return Decap.Malformed;
     if (this.view.vni() !== this.vni) return Decap.WrongVni;
     if (this.view.oam() || this.view.protocolType() !== EtherType.TransparentEthernet) return Decap.Ignored;
     return this.view.payloadAt();

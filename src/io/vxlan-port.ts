@@ -31,8 +31,8 @@ export class VxlanPort extends TunnelPort {
     return VXLAN_HEADER_LENGTH;
   }
 
-  protected decapsulate(payload: Uint8Array, length: number): number {
-    if (this.view.attach(payload, 0, length) !== DropReason.None) return Decap.Malformed;
+  protected decapsulate(payload: Uint8Array, at: number, length: number): number {
+    if (this.view.attach(payload, at, length) !== DropReason.None) return Decap.Malformed;
     if (this.view.vni() !== this.vni) return Decap.WrongVni;
     return this.view.payloadAt();
   }
