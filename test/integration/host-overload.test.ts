@@ -64,7 +64,6 @@ function plan(readBytes: () => number, input: HostPlan['ports'][string]): HostPl
       },
     },
     chains: [{ name: 'main', from: 'in', to: 'out', through: ['fw'] }],
-    watchdogMs: 400,
     restartBackoffMs: 20,
   };
 }
