@@ -1,79 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { formatIpv4, ipv4 } from '../../src/packet/address.js';
-import { pseudoHeaderSumV4, pseudoHeaderSumV6 } from '../../src/packet/checksum.js';
+import { formatIpv4 } from '../../src/packet/address.js';
 import { DropReason } from '../../src/packet/drop-reason.js';
 import { EthernetRepr } from '../../src/packet/ethernet.js';
-import { Icmpv4Repr } from '../../src/packet/icmpv4.js';
 import { EtherType, IpProtocol } from '../../src/packet/ip-protocol.js';
 import { Ipv4Repr } from '../../src/packet/ipv4.js';
-import { Ipv6Repr } from '../../src/packet/ipv6.js';
 import { Layer, PacketParser } from '../../src/packet/packet-parser.js';
-import { TcpRepr } from '../../src/packet/tcp.js';
-import { UdpRepr } from '../../src/packet/udp.js';
 import { NfHarness } from '../../src/sdk/index.js';
 import nat, { type NatInstance } from './index.js';
+import { frame } from './test-frames.js';
 
-interface FrameSpec {
-  src: string;
-  dst: string;
-  protocol: 'tcp' | 'udp' | 'icmp' | number;
-  srcPort?: number;
-  dstPort?: number;
-  /** UDP without checksum (0). */
-  noChecksum?: boolean;
-  icmpType?: number;
-  /** Bytes of payload (0x61, 0x62, …). */
-  payload?: number;
-}
-
-const ETH = { dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01', tags: [] };
 const SEC = 1e9;
-
-/** Ethernet / IPv4 or IPv6 / TCP, UDP or ICMP echo with a payload, checksums filled. */
-function frame(spec: FrameSpec): Uint8Array {
-  const v6 = spec.src.includes(':');
-  const protocol =
-    spec.protocol === 'tcp'
-      ? IpProtocol.Tcp
-      : spec.protocol === 'udp'
-        ? IpProtocol.Udp
-        : spec.protocol === 'icmp'
-          ? IpProtocol.Icmp
-          : spec.protocol;
-  const payload = Uint8Array.from({ length: spec.payload ?? 5 }, (_, i) => 0x61 + i);
-  const l4Length = (protocol === IpProtocol.Tcp ? 20 : 8) + payload.length;
-  const ipLength = v6 ? 40 : 20;
-  const bytes = new Uint8Array(14 + ipLength + l4Length);
-  EthernetRepr.emit({ ...ETH, etherType: v6 ? EtherType.Ipv6 : EtherType.Ipv4 }, bytes);
-  if (v6)
-    Ipv6Repr.emit({ src: spec.src, dst: spec.dst, nextHeader: protocol, payloadLength: l4Length }, bytes, 14);
-  else Ipv4Repr.emit({ src: spec.src, dst: spec.dst, protocol, payloadLength: l4Length }, bytes, 14);
-  const at = 14 + ipLength;
-  const pseudo = v6
-    ? pseudoHeaderSumV6(bytes, 14 + 8, 14 + 24, protocol, l4Length)
-    : pseudoHeaderSumV4(ipv4(spec.src), ipv4(spec.dst), protocol, l4Length);
-  const srcPort = spec.srcPort ?? 40000;
-  const dstPort = spec.dstPort ?? 80;
-  if (protocol === IpProtocol.Tcp) {
-    bytes.set(payload, at + 20);
-    const tcp = { srcPort, dstPort, seq: 1, ack: 0, flags: 0x18, window: 1000, urgentPointer: 0 };
-    TcpRepr.emit({ ...tcp, options: new Uint8Array(0), payloadLength: payload.length }, bytes, at, pseudo);
-  } else if (protocol === IpProtocol.Udp) {
-    bytes.set(payload, at + 8);
-    UdpRepr.emit(
-      { srcPort, dstPort, payloadLength: payload.length },
-      bytes,
-      at,
-      spec.noChecksum ? null : pseudo,
-    );
-  } else if (protocol === IpProtocol.Icmp) {
-    const type = spec.icmpType ?? 8;
-    Icmpv4Repr.emit({ type, code: 0, identifier: srcPort, sequence: 1, payload }, bytes, at);
-  } else bytes.set(payload, at);
-  return bytes;
-}
+const ETH = { dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01', tags: [] };
 
 /** Parses with checksums verified (so a wrong patch fails here) and reads the 5-tuple. */
 function tuple(bytes: Uint8Array): string {
@@ -115,6 +54,8 @@ describe('nat', () => {
       new_mappings: 1,
       expired: 0,
       passed_through: 0,
+      hairpinned: 0,
+      icmp_errors: 0,
     });
     assert.equal((nf.instance as NatInstance).activeFlows(), 1);
   });
@@ -145,17 +86,17 @@ describe('nat', () => {
     );
   });
 
-  it('refuses inbound packets without a flow, or from another remote endpoint', () => {
+  it('refuses inbound packets without a mapping, or from another remote address (address-dependent filtering)', () => {
     const nf = new NfHarness(nat, { external: EXT });
     nf.run([frame({ src: '10.0.0.5', dst: SERVER, protocol: 'tcp', srcPort: 40000, dstPort: 443 })]);
     assert.deepEqual(
       outcome(nf, [
-        frame({ src: SERVER, dst: EXT, protocol: 'tcp', srcPort: 443, dstPort: 40001 }), // no flow
+        frame({ src: SERVER, dst: EXT, protocol: 'tcp', srcPort: 443, dstPort: 40001 }), // no mapping
         frame({ src: '198.51.100.8', dst: EXT, protocol: 'tcp', srcPort: 443, dstPort: 40000 }), // other host
-        frame({ src: SERVER, dst: EXT, protocol: 'tcp', srcPort: 444, dstPort: 40000 }), // other port
         frame({ src: SERVER, dst: EXT, protocol: 'udp', srcPort: 443, dstPort: 40000 }), // other protocol
+        frame({ src: SERVER, dst: EXT, protocol: 'tcp', srcPort: 444, dstPort: 40000 }), // other port: allowed
       ]),
-      ['drop:no_mapping', 'drop:no_mapping', 'drop:no_mapping', 'drop:no_mapping'],
+      ['drop:no_mapping', 'drop:filtered', 'drop:no_mapping', `tcp ${SERVER}:444 > 10.0.0.5:40000`],
     );
   });
 
