@@ -164,7 +164,10 @@ static napi_value read_frames(napi_env env, napi_callback_info info) {
   return int_value(env, n);
 }
 
-/* writeFrames(fd, bytes, offsets, lengths, count) -> frames written, or -errno when the first fails. */
+/*
+ * writeFrames(fd, bytes, offsets, lengths, count) -> frames written, or -errno when none was.
+ * A frame the kernel refuses (EIO while the link is down, EINVAL) is skipped, not retried.
+ */
 static napi_value write_frames(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -177,19 +180,20 @@ static napi_value write_frames(napi_env env, napi_callback_info info) {
   int32_t count = get_i32(env, argv[4]);
   if (!bytes || !offsets || !lengths || count < 0 || (size_t)count > noff || (size_t)count > nlen)
     return int_value(env, -EINVAL);
-  int32_t n = 0;
-  for (; n < count; n++) {
-    if ((size_t)offsets[n] + (size_t)lengths[n] > size) return int_value(env, n > 0 ? n : -EINVAL);
-    ssize_t r = write(fd, bytes + offsets[n], lengths[n]);
-    if (r < 0) {
-      if (errno == EINTR) {
-        n--;
-        continue;
-      }
-      return int_value(env, n > 0 ? n : -errno);
+  int32_t written = 0;
+  int last = 0;
+  for (int32_t i = 0; i < count; i++) {
+    if ((size_t)offsets[i] + (size_t)lengths[i] > size) {
+      last = EINVAL;
+      continue;
     }
+    ssize_t r;
+    do r = write(fd, bytes + offsets[i], lengths[i]);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) last = errno;
+    else written++;
   }
-  return int_value(env, n);
+  return int_value(env, written > 0 || count == 0 ? written : -last);
 }
 
 static int sockaddr_from(napi_env env, napi_value address, int port, bool ipv6, struct sockaddr_storage *ss,

@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, it } from 'node:test';
+import {
+  addonUnavailableReason,
+  explainErrno,
+  loadNativeAddon,
+  resetNativeAddonForTests,
+} from './native-addon.js';
+import { readAddressRecord, UdpBatchSocket, writeAddressRecord } from './udp-batch.js';
+
+describe('native addon loader', () => {
+  const saved = { no: process.env.NFVISOR_NO_ADDON, path: process.env.NFVISOR_ADDON };
+  afterEach(() => {
+    if (saved.no === undefined) delete process.env.NFVISOR_NO_ADDON;
+    else process.env.NFVISOR_NO_ADDON = saved.no;
+    if (saved.path === undefined) delete process.env.NFVISOR_ADDON;
+    else process.env.NFVISOR_ADDON = saved.path;
+    resetNativeAddonForTests();
+  });
+
+  it('NFVISOR_NO_ADDON=1 forces the portable path and says so', () => {
+    process.env.NFVISOR_NO_ADDON = '1';
+    resetNativeAddonForTests();
+    assert.equal(loadNativeAddon(), null);
+    assert.match(addonUnavailableReason(), /NFVISOR_NO_ADDON=1/);
+  });
+
+  it('a missing addon file is null with the path it looked for, not a throw', () => {
+    delete process.env.NFVISOR_NO_ADDON;
+    process.env.NFVISOR_ADDON = '/nonexistent/nfvisor_io.node';
+    resetNativeAddonForTests();
+    assert.equal(loadNativeAddon(), null);
+    assert.match(addonUnavailableReason(), /not built \(\/nonexistent\/nfvisor_io\.node is missing/);
+  });
+
+  it('a file that is not an addon is null with the loader error', () => {
+    delete process.env.NFVISOR_NO_ADDON;
+    const dir = mkdtempSync(join(tmpdir(), 'nfv-addon-'));
+    try {
+      process.env.NFVISOR_ADDON = join(dir, 'nfvisor_io.node');
+      writeFileSync(process.env.NFVISOR_ADDON, 'not an ELF shared object');
+      resetNativeAddonForTests();
+      assert.equal(loadNativeAddon(), null);
+      assert.match(addonUnavailableReason(), /nfvisor_io\.node failed to load: /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('when built, it loads once and exposes the batch calls', (t) => {
+    delete process.env.NFVISOR_NO_ADDON;
+    delete process.env.NFVISOR_ADDON;
+    resetNativeAddonForTests();
+    const addon = loadNativeAddon();
+    if (addon === null) {
+      t.skip(addonUnavailableReason());
+      return;
+    }
+    assert.equal(addonUnavailableReason(), '');
+    assert.equal(loadNativeAddon(), addon);
+    for (const f of [
+      'openTun',
+      'readFrames',
+      'writeFrames',
+      'recvBatch',
+      'sendBatch',
+      'watchCreate',
+    ] as const)
+      assert.equal(typeof addon[f], 'function', f);
+    // Bad arguments come back as -EINVAL, never a throw or a write out of bounds.
+    const bytes = new Uint8Array(64);
+    assert.equal(addon.readFrames(-1, bytes, new Uint32Array([60]), new Uint32Array(1), 1, 16), -22);
+    assert.equal(addon.writeFrames(-1, bytes, new Uint32Array([0]), new Uint32Array([65]), 1), -22);
+  });
+});
+
+describe('errno explanations', () => {
+  it('names the cause a person can act on', () => {
+    assert.match(explainErrno('EPERM'), /no permission.*CAP_NET_ADMIN/);
+    assert.match(explainErrno('EACCES'), /no permission/);
+    assert.match(explainErrno('ENOENT'), /device missing.*\/dev\/net\/tun/);
+    assert.match(explainErrno('EBUSY'), /device busy/);
+    assert.match(explainErrno('EADDRINUSE'), /address in use/);
+    assert.equal(explainErrno('EWHATEVER'), 'EWHATEVER');
+  });
+});
+
+describe('address records', () => {
+  it('round-trip IPv4 and IPv6 with the port big endian', () => {
+    const records = new Uint8Array(60).fill(0xa5);
+    writeAddressRecord(records, 20, '192.0.2.7', 4789);
+    assert.deepEqual([...records.subarray(20, 28)], [4, 0, 0x12, 0xb5, 192, 0, 2, 7]);
+    assert.deepEqual(readAddressRecord(records, 20), { address: '192.0.2.7', port: 4789 });
+    assert.equal(records[19], 0xa5);
+    assert.equal(records[40], 0xa5);
+    writeAddressRecord(records, 0, '2001:db8::1', 6081);
+    assert.deepEqual(readAddressRecord(records, 0), { address: '2001:db8:0:0:0:0:0:1', port: 6081 });
+    writeAddressRecord(records, 0, '::ffff:192.0.2.1', 1);
+    assert.deepEqual(readAddressRecord(records, 0), { address: '0:0:0:0:0:ffff:c000:201', port: 1 });
+  });
+});
+
+describe('UdpBatchSocket', () => {
+  it('sends a batch with sendmmsg and receives it with recvmmsg, senders recorded', (t) => {
+    resetNativeAddonForTests();
+    const addon = loadNativeAddon();
+    if (addon === null) {
+      t.skip(addonUnavailableReason());
+      return;
+    }
+    const rx = UdpBatchSocket.open(addon, 'udp4', '127.0.0.1', 0, 1 << 20);
+    const tx = UdpBatchSocket.open(addon, 'udp4', '127.0.0.1', 0, 0);
+    try {
+      tx.connect('127.0.0.1', rx.port);
+      const out = new Uint8Array(3 * 100);
+      for (let i = 0; i < 3; i++) out.fill(i + 1, i * 100, i * 100 + 10 + i);
+      assert.equal(tx.send(out, Uint32Array.of(0, 100, 200), Uint32Array.of(10, 11, 12), 3, null), 3);
+      const bytes = new Uint8Array(4 * 64);
+      const lengths = new Uint32Array(4);
+      const senders = new Uint8Array(4 * 20);
+      const n = rx.receive(bytes, Uint32Array.of(0, 64, 128, 192), lengths, 4, 64, senders);
+      assert.equal(n, 3);
+      assert.deepEqual([...lengths.subarray(0, 3)], [10, 11, 12]);
+      assert.deepEqual([...bytes.subarray(64, 64 + 11)], new Array<number>(11).fill(2));
+      assert.deepEqual(readAddressRecord(senders, 20), { address: '127.0.0.1', port: tx.port });
+      assert.equal(rx.receive(bytes, Uint32Array.of(0), lengths, 1, 64, senders), 0, 'nothing now');
+      // A datagram longer than the room is reported as room + 1 (cut), not silently shortened.
+      assert.equal(tx.send(new Uint8Array(100), Uint32Array.of(0), Uint32Array.of(100), 1, null), 1);
+      assert.equal(rx.receive(bytes, Uint32Array.of(0), lengths, 1, 64, senders), 1);
+      assert.equal(lengths[0], 65);
+    } finally {
+      rx.close();
+      tx.close();
+    }
+  });
+
+  it('a port in use is an EADDRINUSE error from open', (t) => {
+    resetNativeAddonForTests();
+    const addon = loadNativeAddon();
+    if (addon === null) {
+      t.skip(addonUnavailableReason());
+      return;
+    }
+    const first = UdpBatchSocket.open(addon, 'udp4', '127.0.0.1', 0, 0);
+    try {
+      assert.throws(() => UdpBatchSocket.open(addon, 'udp4', '127.0.0.1', first.port, 0), {
+        code: 'EADDRINUSE',
+      });
+    } finally {
+      first.close();
+    }
+  });
+});

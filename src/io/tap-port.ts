@@ -1,0 +1,384 @@
+/**
+ * A Linux TAP or TUN device as a live port, through nfvisor's native addon (native/nfvisor_io.c):
+ * the way a hypervisor gives a VM a NIC. The port creates (or attaches to) the device with
+ * IFF_NO_PI, non-blocking; the device lives as long as the port holds it open, and what is done
+ * with it — addresses, `ip link set up`, moving it into a namespace (the fd keeps working) — is the
+ * operator's business.
+ *
+ * Receive batch (one producer: `receiveBatch`, called by `next()` when the batch is used up or by
+ * the readability watch; one consumer: `next()`; both on the main thread):
+ *
+ *     frames  [ slot 0 | slot 1 | ... | slot B-1 ]   B × slotSize bytes, allocated once
+ *     frameAt, lengths, per queued frame: where it lies and how long it is
+ *                  ^ head              ^ count
+ *
+ *   invariant: 0 ≤ head ≤ count ≤ B; frames head … count-1 are not yet read. A batch is read only
+ *   when every frame of the last one was taken (head = count), so nothing is overwritten: when the
+ *   consumer is slow, frames wait in the kernel's device queue (txqueuelen), which drops and counts
+ *   them itself.
+ *
+ * One `readFrames` call reads up to a batch (one read() each: a TAP fd has no recvmmsg), straight
+ * into the slots, with no JS object per frame. Sends are staged and leave in one `writeFrames` call
+ * when a batch fills or at the next microtask. When a read finds the device empty, a one-shot
+ * event-loop watch (uv_poll) is armed and calls `onReadable` when frames arrive: no busy polling.
+ *
+ * TUN mode: a TUN device carries bare IP packets. The port presents them to chains as Ethernet
+ * frames, so every NF sees one link type: on receive it writes a synthesized header before the
+ * packet — destination `TUN_NFVISOR_MAC`, source `TUN_DEVICE_MAC`, EtherType from the IP version
+ * nibble (4 → 0x0800, 6 → 0x86DD; anything else is counted in `rx_not_ip` and dropped); on send it
+ * strips the 14-byte header and writes the IP packet, whatever the MAC addresses (frames with
+ * another EtherType — ARP, VLAN tags — are counted in `tx_not_ip` and dropped).
+ *
+ * @example
+ * const port = new TapPort({ device: 'nfv-tap0', mode: 'tap' });
+ * await port.open(); // NFV_ERR_IO naming the port: no addon, EPERM, /dev/net/tun missing, EBUSY
+ * port.onReadable = () => { let n; while ((n = port.next(buf, 0, buf.length)) > 0) other.write(buf, 0, n, 0, 0); };
+ */
+import { copyBytes } from './capture-buffer.js';
+import { NfvError } from '../errors.js';
+import { EtherType } from '../packet/ip-protocol.js';
+import { LinkType } from '../packet/link-type.js';
+import {
+  addonUnavailableReason,
+  explainErrno,
+  loadNativeAddon,
+  MAX_NATIVE_BATCH,
+  type NativeAddon,
+  type NativeWatch,
+} from './native-addon.js';
+
+export interface TapPortOptions {
+  /** Port name, used in error messages and by the host. */
+  name?: string;
+  /** Port id for the host's classifier. */
+  id?: number;
+  /** Interface name (≤ 15 bytes); a name with `%d` (or '') lets the kernel number it (`tap%d`). */
+  device: string;
+  /** 'tap' (Ethernet frames, the default) or 'tun' (IP packets; see the module comment). */
+  mode?: 'tap' | 'tun';
+  /** Frames per receive batch and per send batch (default 64, ≤ 256). */
+  batch?: number;
+  /** Bytes per slot: the largest frame accepted (default 9216; ≤ 65535). */
+  slotSize?: number;
+  /** Wall clock in milliseconds since the epoch, for arrival timestamps. */
+  clock?: () => number;
+}
+
+/** The counters of a TAP/TUN port; tests and the host read them. */
+export interface TapCounters {
+  /** Frames read from the device and queued. */
+  rx: number;
+  /** Frames the device accepted. */
+  tx: number;
+  /** Reads the device refused (other than "nothing now"). */
+  rx_errors: number;
+  /** Frames the device refused (link down, malformed for the kernel) or too large for a slot. */
+  tx_errors: number;
+  /** TUN: packets whose IP version nibble is neither 4 nor 6 (no Ethernet header can say what they are). */
+  rx_not_ip: number;
+  /** TUN: frames to send that are not IPv4/IPv6 over Ethernet (ARP, VLAN-tagged, shorter than 14 bytes). */
+  tx_not_ip: number;
+}
+
+/** Source address of the Ethernet header a TUN port puts before received packets: the device. */
+export const TUN_DEVICE_MAC = Uint8Array.of(0x02, 0x6e, 0x66, 0x76, 0x00, 0x01);
+/** Destination address of that header: nfvisor. */
+export const TUN_NFVISOR_MAC = Uint8Array.of(0x02, 0x6e, 0x66, 0x76, 0x00, 0x00);
+
+const ETHERNET_HEADER = 14;
+const ETHERTYPE_AT = 12;
+const DEFAULT_BATCH = 64;
+const DEFAULT_SLOT_SIZE = 9216;
+const MAX_SLOT_SIZE = 0xffff;
+const IFNAMSIZ_MAX = 15;
+const NS_PER_MS = 1e6;
+const MS_PER_S = 1000;
+
+const defaultClock = (): number => performance.timeOrigin + performance.now();
+
+export class TapPort {
+  readonly name: string;
+  readonly id: number;
+  readonly mode: 'tap' | 'tun';
+  /** Frames are Ethernet (TUN packets get a synthesized header). */
+  linkType: number = LinkType.Ethernet;
+  seconds = 0;
+  nanos = 0;
+  /** Frames longer than a slot (on receipt) or than `room` (in `next()`): counted and dropped. */
+  oversize = 0;
+  /** Frames handed to `write()` and their bytes (the host's output-port counters). */
+  packets = 0;
+  bytes = 0;
+  readonly counters: TapCounters = { rx: 0, tx: 0, rx_errors: 0, tx_errors: 0, rx_not_ip: 0, tx_not_ip: 0 };
+  /** Called when frames are waiting and the batch was empty (once per empty → non-empty transition). */
+  onReadable: (() => void) | null = null;
+
+  private readonly device: string;
+  private readonly batch: number;
+  private readonly slotSize: number;
+  private readonly clock: () => number;
+  /** Where a frame's bytes are read to in its slot: after the synthesized header in TUN mode. */
+  private readonly readShift: number;
+  private readonly frames: Uint8Array;
+  private readonly readOffsets: Uint32Array;
+  private readonly readLengths: Uint32Array;
+  private readonly frameAt: Uint32Array;
+  private readonly lengths: Uint32Array;
+  private head = 0;
+  private count = 0;
+  private batchSeconds = 0;
+  private batchNanos = 0;
+  private readonly stage: Uint8Array;
+  private readonly stageOffsets: Uint32Array;
+  private readonly stageLengths: Uint32Array;
+  private staged = 0;
+  private flushQueued = false;
+  private readonly flushStaged = (): void => {
+    this.flushQueued = false;
+    this.flush();
+  };
+
+  private addon: NativeAddon | null = null;
+  private fd = -1;
+  private watch: NativeWatch | null = null;
+  private actualDevice = '';
+  private opened = false;
+  private closed = false;
+
+  constructor(options: TapPortOptions) {
+    this.mode = options.mode ?? 'tap';
+    this.name = options.name ?? `${this.mode}:${options.device}`;
+    this.id = options.id ?? 0;
+    const who = `${this.mode} port ${this.name}`;
+    const bad = (field: string, message: string): NfvError =>
+      new NfvError('NFV_ERR_BAD_ARGUMENT', `${who}: ${field} ${message}`, { field, port: this.name });
+    if (this.mode !== 'tap' && this.mode !== 'tun') throw bad('mode', "must be 'tap' or 'tun'");
+    if (typeof options.device !== 'string' || Buffer.byteLength(options.device) > IFNAMSIZ_MAX)
+      throw bad('device', `must be an interface name of at most ${IFNAMSIZ_MAX} bytes`);
+    if (/[\s/]/.test(options.device)) throw bad('device', 'must not contain spaces or slashes');
+    this.device = options.device;
+    this.batch = options.batch ?? DEFAULT_BATCH;
+    if (!Number.isInteger(this.batch) || this.batch < 1 || this.batch > MAX_NATIVE_BATCH)
+      throw bad('batch', `must be an integer 1…${MAX_NATIVE_BATCH}`);
+    this.slotSize = options.slotSize ?? DEFAULT_SLOT_SIZE;
+    if (!Number.isInteger(this.slotSize) || this.slotSize <= ETHERNET_HEADER || this.slotSize > MAX_SLOT_SIZE)
+      throw bad('slotSize', `must be an integer ${ETHERNET_HEADER + 1}…${MAX_SLOT_SIZE}`);
+    this.clock = options.clock ?? defaultClock;
+    this.readShift = this.mode === 'tun' ? ETHERNET_HEADER : 0;
+
+    this.frames = new Uint8Array(this.batch * this.slotSize);
+    this.readOffsets = new Uint32Array(this.batch);
+    for (let i = 0; i < this.batch; i++) this.readOffsets[i] = i * this.slotSize + this.readShift;
+    this.readLengths = new Uint32Array(this.batch);
+    this.frameAt = new Uint32Array(this.batch);
+    this.lengths = new Uint32Array(this.batch);
+    this.stage = new Uint8Array(this.batch * this.slotSize);
+    this.stageOffsets = new Uint32Array(this.batch);
+    this.stageLengths = new Uint32Array(this.batch);
+  }
+
+  /** The interface name the kernel gave the device (after `open()`; the asked name before). */
+  deviceName(): string {
+    return this.actualDevice || this.device;
+  }
+
+  /** Frames read from the device and not yet taken by `next()`. */
+  queued(): number {
+    return this.count - this.head;
+  }
+
+  /**
+   * Opens /dev/net/tun and creates or attaches to the device. Rejects with `NFV_ERR_IO` naming the
+   * port, the device and the cause: the addon not built, no permission (EPERM: needs
+   * CAP_NET_ADMIN), /dev/net/tun missing (ENOENT), the device busy or of another kind (EBUSY, EINVAL).
+   */
+  open(): Promise<void> {
+    if (this.opened) return Promise.resolve();
+    const who = `${this.mode} port ${this.name}`;
+    if (this.closed)
+      return Promise.reject(new NfvError('NFV_ERR_IO', `${who}: already closed`, { port: this.name }));
+    this.opened = true;
+    const addon = loadNativeAddon();
+    if (addon === null) {
+      this.closed = true;
+      const reason = addonUnavailableReason();
+      return Promise.reject(
+        new NfvError('NFV_ERR_IO', `${who}: needs nfvisor's native addon, which is ${reason}`, {
+          port: this.name,
+          device: this.device,
+          reason,
+        }),
+      );
+    }
+    try {
+      const [fd, actual] = addon.openTun(this.device, this.mode === 'tap');
+      this.addon = addon;
+      this.fd = fd;
+      this.actualDevice = actual;
+      this.watch = addon.watchCreate(fd, () => this.deviceReadable());
+      addon.watchArm(this.watch);
+    } catch (error) {
+      this.closed = true;
+      if (this.fd >= 0) addon.closeFd(this.fd);
+      this.fd = -1;
+      return Promise.reject(this.openError(error));
+    }
+    return Promise.resolve();
+  }
+
+  /**
+   * Copies the next frame into `bytes[at..]` (at most `room` bytes) and returns its length; 0 when
+   * nothing is waiting now; -1 once the port is closed and its batch drained. A frame longer than
+   * `room` is counted in `oversize` and skipped.
+   */
+  next(bytes: Uint8Array, at: number, room: number): number {
+    if (this.head === this.count) this.receiveBatch();
+    while (this.head < this.count) {
+      const i = this.head++;
+      const length = this.lengths[i];
+      if (length > room) {
+        this.oversize++;
+        continue;
+      }
+      copyBytes(this.frames, this.frameAt[i], bytes, at, length);
+      this.seconds = this.batchSeconds;
+      this.nanos = this.batchNanos;
+      return length;
+    }
+    return this.closed ? -1 : 0;
+  }
+
+  /**
+   * Queues `bytes[at, at+length)` for the device (in TUN mode, its IP packet). Failures are
+   * counted, never thrown. The timestamp is not sent.
+   */
+  write(bytes: Uint8Array, at: number, length: number, _seconds: number, _nanos: number): void {
+    this.packets++;
+    this.bytes += length;
+    if (this.closed || this.fd < 0) {
+      this.counters.tx_errors++;
+      return;
+    }
+    let from = at;
+    let size = length;
+    if (this.mode === 'tun') {
+      const etherType =
+        length >= ETHERNET_HEADER ? (bytes[at + ETHERTYPE_AT] << 8) | bytes[at + ETHERTYPE_AT + 1] : 0;
+      if (etherType !== EtherType.Ipv4 && etherType !== EtherType.Ipv6) {
+        this.counters.tx_not_ip++;
+        return;
+      }
+      from += ETHERNET_HEADER;
+      size -= ETHERNET_HEADER;
+    }
+    if (size > this.slotSize) {
+      this.counters.tx_errors++;
+      return;
+    }
+    const e = this.staged++;
+    const o = e * this.slotSize;
+    copyBytes(bytes, from, this.stage, o, size);
+    this.stageOffsets[e] = o;
+    this.stageLengths[e] = size;
+    if (this.staged === this.batch) this.flush();
+    else if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(this.flushStaged);
+    }
+  }
+
+  /** Sends what is staged, stops watching and closes the device (which then disappears unless persistent). */
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    if (this.addon !== null) {
+      if (this.watch !== null) this.addon.watchStop(this.watch);
+      if (this.fd >= 0) this.addon.closeFd(this.fd);
+    }
+    this.watch = null;
+    this.fd = -1;
+  }
+
+  /** The watch fired: read a batch if the last one was used up, and tell the consumer. */
+  private deviceReadable(): void {
+    if (this.closed || this.head < this.count) return;
+    this.receiveBatch();
+    if (this.head < this.count && this.onReadable !== null) this.onReadable();
+  }
+
+  /** Reads up to a batch into the slots (the last batch is used up). Arms the watch when the device is empty. */
+  private receiveBatch(): void {
+    const addon = this.addon;
+    if (addon === null || this.closed) return;
+    this.head = 0;
+    this.count = 0;
+    const room = this.slotSize - this.readShift;
+    const n = addon.readFrames(this.fd, this.frames, this.readOffsets, this.readLengths, this.batch, room);
+    if (n <= 0) {
+      if (n < 0) this.counters.rx_errors++;
+      else if (this.watch !== null) addon.watchArm(this.watch);
+      return;
+    }
+    const ms = this.clock();
+    this.batchSeconds = Math.floor(ms / MS_PER_S);
+    this.batchNanos = Math.floor((ms - this.batchSeconds * MS_PER_S) * NS_PER_MS);
+    let queued = 0;
+    for (let i = 0; i < n; i++) {
+      const length = this.readLengths[i];
+      if (length > room) {
+        this.oversize++;
+        continue;
+      }
+      const slotAt = i * this.slotSize;
+      if (this.mode === 'tun' && !this.addEthernetHeader(slotAt, length)) {
+        this.counters.rx_not_ip++;
+        continue;
+      }
+      this.frameAt[queued] = slotAt;
+      this.lengths[queued] = length + this.readShift;
+      queued++;
+    }
+    this.count = queued;
+    this.counters.rx += queued;
+    if ((n < this.batch || queued === 0) && this.watch !== null) addon.watchArm(this.watch);
+  }
+
+  /** Writes the synthesized Ethernet header before the IP packet at `frames[slotAt + 14..]`. */
+  private addEthernetHeader(slotAt: number, length: number): boolean {
+    const f = this.frames;
+    const version = length > 0 ? f[slotAt + ETHERNET_HEADER] >> 4 : 0;
+    const etherType = version === 4 ? EtherType.Ipv4 : version === 6 ? EtherType.Ipv6 : 0;
+    if (etherType === 0) return false;
+    f.set(TUN_NFVISOR_MAC, slotAt);
+    f.set(TUN_DEVICE_MAC, slotAt + 6);
+    f[slotAt + ETHERTYPE_AT] = etherType >> 8;
+    f[slotAt + ETHERTYPE_AT + 1] = etherType & 0xff;
+    return true;
+  }
+
+  private flush(): void {
+    const count = this.staged;
+    if (count === 0) return;
+    this.staged = 0;
+    if (this.addon === null || this.fd < 0) {
+      this.counters.tx_errors += count;
+      return;
+    }
+    const written = this.addon.writeFrames(this.fd, this.stage, this.stageOffsets, this.stageLengths, count);
+    const ok = written > 0 ? written : 0;
+    this.counters.tx += ok;
+    this.counters.tx_errors += count - ok;
+  }
+
+  private openError(error: unknown): NfvError {
+    const code = (error as { code?: string }).code ?? 'EIO';
+    const message = error instanceof Error ? error.message : String(error);
+    return new NfvError(
+      'NFV_ERR_IO',
+      `${this.mode} port ${this.name}: cannot open device ${this.device}: ${explainErrno(code)}`,
+      { port: this.name, device: this.device, errno: code, reason: message },
+      { cause: error },
+    );
+  }
+}
