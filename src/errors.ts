@@ -19,7 +19,9 @@ export const ErrorCodes = {
   NFV_ERR_IMAGE_BUILD:
     'An NF image could not be built: the source does not bundle, or its default export is not a defineNf declaration.',
   NFV_ERR_IMAGE_CAPABILITY:
-    "An NF image's code imports a Node module (fs, net, http, dgram, child_process, worker_threads …) that its manifest does not request as a capability.",
+    "An NF image's code imports a Node module (fs, net, http, dgram, child_process, worker_threads …) that its manifest does not request as a capability, or a deployment's capabilities for an NF differ from what its image's manifest asks for.",
+  NFV_ERR_CAPABILITY_REFUSED:
+    "A guest's code tried to reach something its deployment does not grant (a Node module such as fs or net, the host process, shared memory); the attempt failed inside the NF and was counted in the NF's refusals.",
   NFV_ERR_IMAGE_DIGEST:
     "An NF image's content does not hash to its digest: it was changed after it was built (tampered or corrupted).",
   NFV_ERR_IMAGE_INVALID: 'An NF image, image reference, archive or manifest is malformed.',

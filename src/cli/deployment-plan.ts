@@ -9,8 +9,15 @@ import { pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cidr, Deployment, ImageSource, MatchSpec } from '../deploy/deployment.js';
-import { isNfvError, NfvError } from '../errors.js';
-import { ImageStore, readTrustPolicy, resolveImage, type TrustPolicy } from '../image/index.js';
+import { isNfvError, NfvError, type ErrorCode } from '../errors.js';
+import {
+  ImageStore,
+  readTrustPolicy,
+  resolveImage,
+  sandboxPolicy,
+  type TrustPolicy,
+} from '../image/index.js';
+import type { SandboxPlan } from '../host/guest-sandbox.js';
 import type { MatchPlan, PrefixMatch } from '../host/classifier.js';
 import { builtinModule, type HostPlan, type NfPlan } from '../host/host.js';
 import type { PortPlan } from '../host/ports.js';
@@ -38,16 +45,29 @@ export async function planFromDeployment(deployment: Deployment): Promise<HostPl
   }
   const nfs: Record<string, NfPlan> = {};
   for (const [name, nf] of Object.entries(deployment.nfs)) {
-    const module =
-      nf.source.kind === 'builtin'
-        ? builtinModule(nf.source.name)
-        : nf.source.kind === 'path'
-          ? pathToFileURL(resolve(dirname(deployment.file), nf.source.path)).href
-          : await resolveStoreImage(deployment, name, nf.source);
+    let module: string;
+    let sandbox: SandboxPlan | undefined;
+    if (nf.source.kind === 'store')
+      ({ module, sandbox } = await resolveStoreImage(deployment, name, nf.source));
+    else {
+      if (nf.capabilities !== undefined)
+        throw located(
+          deployment,
+          name,
+          nf.capabilities,
+          'capabilities',
+          'capabilities are granted to images from the store; a built-in or a compiled module runs as trusted code',
+        );
+      module =
+        nf.source.kind === 'builtin'
+          ? builtinModule(nf.source.name)
+          : pathToFileURL(resolve(dirname(deployment.file), nf.source.path)).href;
+    }
     nfs[name] = {
       module,
       config: nf.config,
       vnic: nf.vnic,
+      ...(sandbox ? { sandbox } : {}),
       placement: nf.placement,
       replicas: nf.replicas,
       heapMb: nf.heapMb,
@@ -103,9 +123,64 @@ let trustPolicies: Map<string, TrustPolicy> | null = null;
 
 async function resolveStoreImage(
   deployment: Deployment,
+function located(
+  deployment: Deployment,
+  nf: string,
+  at: { line: number; column: number },
+  field: string,
+  message: string,
+  code: ErrorCode = 'NFV_ERR_IMAGE_CAPABILITY',
+): NfvError {
+  // The message carries the location in the deployment's own form; the detail repeats it for
+  // programs under names the generic prefix of NfvError does not read.
+  return new NfvError(code, `${deployment.file}:${at.line}:${at.column}: nfs.${nf}.${field}: ${message}`, {
+    deployment: deployment.file,
+    line: at.line,
+    column: at.column,
+    path: `nfs.${nf}.${field}`,
+  });
+}
+
+/**
+ * The sandbox an image runs in: the deployment must grant exactly the capabilities the manifest
+ * asks for — one asked for and not granted, or granted and not asked for, is an error at the
+ * `capabilities` field (or at the image when the field is absent).
+ */
+function sandboxFor(
+  deployment: Deployment,
   nf: string,
   source: Extract<ImageSource, { kind: 'store' }>,
-): Promise<string> {
+  script: string,
+  asked: readonly string[],
+): SandboxPlan {
+  const written = deployment.nfs[nf].capabilities;
+  const granted = written?.granted ?? [];
+  const at = written ?? source;
+  const field = written ? 'capabilities' : 'image';
+  const missing = asked.filter((c) => !granted.includes(c));
+  const extra = granted.filter((c) => !asked.includes(c));
+  if (missing.length > 0)
+    throw located(
+      deployment,
+      nf,
+      at,
+      field,
+      `${source.ref} asks for capabilities ${missing.join(', ')}, which the deployment does not grant (grant them with capabilities: [${asked.join(', ')}])`,
+    );
+  if (extra.length > 0)
+    throw located(
+      deployment,
+      nf,
+      at,
+      field,
+      `grants ${extra.join(', ')}, which ${source.ref} does not ask for (its manifest asks for ${asked.length > 0 ? asked.join(', ') : 'none'})`,
+    );
+  return { script, policy: sandboxPolicy(granted) };
+}
+
+  nf: string,
+  source: Extract<ImageSource, { kind: 'store' }>,
+): Promise<{ module: string; sandbox: SandboxPlan }> {
   const images = deployment.images;
   const store = images.store ?? ImageStore.defaultRoot();
   const policyFile = images.trustPolicy ?? join(ImageStore.home(), 'trust-policy.json');
@@ -117,9 +192,12 @@ async function resolveStoreImage(
   }
   try {
     const resolved = await resolveImage(source.ref, { store, policy, allowUnsigned: images.allowUnsigned });
-    return resolved.moduleUrl;
+    return {
+      module: resolved.moduleUrl,
+      sandbox: sandboxFor(deployment, nf, source, resolved.script, resolved.manifest.capabilities),
+    };
   } catch (error) {
-    if (!isNfvError(error)) throw error;
+    if (!isNfvError(error) || error.message.startsWith(`${deployment.file}:`)) throw error;
     throw new NfvError(
       error.code,
       `${deployment.file}:${source.line}:${source.column}: nfs.${nf}.image: ${source.ref}: ${error.message}`,

@@ -100,6 +100,11 @@ export interface NfSpec {
   failure: FailurePolicy;
   /** Passed to the NF as written; checked by `ParseOptions.validateNfConfig` when one is given. */
   config: Record<string, unknown>;
+  /**
+   * What an image's code may use beyond the SDK (`fs`, `net`, `dgram` …), with where the field is
+   * written; absent when the file grants nothing. Must be exactly what the image's manifest asks for.
+   */
+  capabilities?: { granted: string[]; line: number; column: number };
 }
 
 /** An IPv4 prefix: `address` and `mask` are unsigned 32-bit numbers, host bits of `address` zero. */

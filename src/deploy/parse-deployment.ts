@@ -336,6 +336,14 @@ class Checker {
       heapMb: (raw.heapMb as number | undefined) ?? DEPLOYMENT_DEFAULTS.heapMb,
       failure: (raw.failure as NfSpec['failure'] | undefined) ?? DEPLOYMENT_DEFAULTS.failure,
       config,
+      ...(raw.capabilities === undefined
+        ? {}
+        : {
+            capabilities: {
+              granted: [...(raw.capabilities as string[])],
+              ...this.issues.locate([...at, 'capabilities']),
+            },
+          }),
     };
   }
 

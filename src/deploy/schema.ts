@@ -22,6 +22,8 @@ const fraction = () => Type.Number({ minimum: 0, maximum: 1 });
 export const VNIC_MODES = ['direct', 'paravirt', 'emulated'] as const;
 export const PLACEMENTS = ['isolated', 'inline'] as const;
 export const FAILURE_POLICIES = ['fail-closed', 'fail-open'] as const;
+/** What an NF image's code may use beyond the SDK (src/image/capabilities.ts CAPABILITIES; a test keeps them equal). */
+export const NF_CAPABILITIES = ['fs', 'net', 'http', 'dgram', 'child_process', 'worker_threads'] as const;
 export const PORT_TYPES = ['pcap', 'generator', 'sink', 'vxlan', 'geneve'] as const;
 
 export const PoolSchema = Type.Object(
@@ -148,6 +150,7 @@ export const NfSchema = Type.Object(
     replicas: Type.Optional(int(1, 64)),
     heapMb: Type.Optional(int(8, 4096)),
     failure: Type.Optional(oneOf(FAILURE_POLICIES)),
+    capabilities: Type.Optional(Type.Array(oneOf(NF_CAPABILITIES), { uniqueItems: true, maxItems: 6 })),
     config: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   },
   { additionalProperties: false },

@@ -14,14 +14,16 @@
  *     [Batches]    guest → bursts processed
  *     [Packets]    guest → packets processed
  *     [Doorbell]   host  → bumped and notified to wake an idle guest for a control message
+ *     [Refused]    guest → attempts its sandbox refused (guest-sandbox.ts)
  */
 import type { BufferPoolShared } from '../mem/buffer-pool.js';
 import type { DescriptorRingShared } from '../mem/descriptor-ring.js';
+import type { SandboxPlan } from './guest-sandbox.js';
 
 export type VnicMode = 'direct' | 'paravirt' | 'emulated';
 export type Placement = 'isolated' | 'inline';
 
-export const Control = { Stop: 0, Heartbeat: 1, Batches: 2, Packets: 3, Doorbell: 4 } as const;
+export const Control = { Stop: 0, Heartbeat: 1, Batches: 2, Packets: 3, Doorbell: 4, Refused: 5 } as const;
 export const CONTROL_WORDS = 8;
 
 export const FLAG_DROP = 0x8000;
@@ -34,6 +36,8 @@ export interface GuestInit {
   replicas: number;
   /** File URL of the compiled module whose default export is the NF definition. */
   nfModule: string;
+  /** An image's code runs in the sandbox instead (and `nfModule` is not imported). */
+  sandbox?: SandboxPlan;
   /** Configuration, already validated by the host (defaults filled). */
   config: Record<string, unknown>;
   mode: VnicMode;

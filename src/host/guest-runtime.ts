@@ -12,7 +12,9 @@
  *             leaves as its own message (trap-and-emulate, with the host repeating the copy).
  *
  * The loop beats `control[Heartbeat]` every turn so the host's watchdog can tell a hung guest from
- * an idle one.
+ * an idle one. An NF image's code is loaded into the guest sandbox (guest-sandbox.ts) with the
+ * capabilities its deployment grants; a compiled module (a path in the deployment) is imported as
+ * trusted code.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { BufferPool } from '../mem/buffer-pool.js';
@@ -23,6 +25,13 @@ import { MAX_BATCH, PacketBatch } from '../sdk/packet-batch.js';
 import { Control, FLAG_DROP, type GuestInit, type GuestToHost, type HostToGuest } from './guest-protocol.js';
 import { nowNs } from './clock.js';
 import { ExceptionGuard } from './exception-guard.js';
+import {
+  describeRefusal,
+  loadSandboxedNf,
+  lockHostRealm,
+  type SandboxHooks,
+  type SandboxPlan,
+} from './guest-sandbox.js';
 
 const init = workerData as GuestInit;
 if (parentPort === null) throw new Error('guest-runtime runs only as a worker thread');
@@ -31,21 +40,21 @@ const control = new Int32Array(init.control);
 const post = (message: GuestToHost): void => port.postMessage(message);
 const guard = new ExceptionGuard();
 
+/** Lines a guest may log before it falls silent (a chatty or hostile NF cannot flood the host). */
+const MAX_LOG_LINES = 100;
+/** Refusals logged one by one; after these only the count in control[Refused] grows. */
+const LOGGED_REFUSALS = 10;
+
 async function start(): Promise<void> {
-  const module = (await import(init.nfModule)) as { default: NfDefinition<Record<string, unknown>> };
-  const definition = module.default;
-  const counters = new Float64Array(init.counters);
   let logged = 0;
-  const ctx = createNfContext(
-    definition,
-    init.instance,
-    init.replica,
-    init.replicas,
-    (message) => {
-      if (logged++ < 100) post({ type: 'log', message });
-    },
-    counters,
-  );
+  const log = (message: string): void => {
+    if (logged++ < MAX_LOG_LINES) post({ type: 'log', message });
+  };
+  const definition = init.sandbox
+    ? loadImage(init.sandbox, log)
+    : ((await import(init.nfModule)) as { default: NfDefinition<Record<string, unknown>> }).default;
+  const counters = new Float64Array(init.counters);
+  const ctx = createNfContext(definition, init.instance, init.replica, init.replicas, log, counters);
   const instance = definition.create(init.config, ctx);
   if (init.snapshot !== undefined && instance.restore) instance.restore(init.snapshot);
   port.on('message', (message: HostToGuest) => {
@@ -56,6 +65,27 @@ async function start(): Promise<void> {
   });
   post({ type: 'ready' });
   if (init.mode !== 'emulated') ringLoop(instance);
+}
+
+/**
+ * Runs an image's code in the sandbox: every refused attempt is counted in control[Refused] and
+ * the first ones are logged with the capability they needed; the host realm's constructors are
+ * locked before any of the image's code runs.
+ */
+function loadImage(plan: SandboxPlan, log: (message: string) => void): NfDefinition<Record<string, unknown>> {
+  const hooks: SandboxHooks = {
+    refused(refusal) {
+      const n = Atomics.add(control, Control.Refused, 1) + 1;
+      if (n < LOGGED_REFUSALS) log(describeRefusal(refusal));
+      else if (n === LOGGED_REFUSALS) log(`${describeRefusal(refusal)} (further refusals are only counted)`);
+    },
+    log,
+  };
+  lockHostRealm(hooks);
+  const definition = loadSandboxedNf(plan, hooks);
+  if (typeof definition !== 'object' || definition === null || !('create' in definition))
+    throw new Error(`${plan.script} has no default export (an NF definition)`);
+  return definition as NfDefinition<Record<string, unknown>>;
 }
 
 /** One packet per message; the guest's private batch holds one packet. */

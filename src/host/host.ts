@@ -34,6 +34,7 @@ import { createNfContext, type NfDefinition, type NfInstance } from '../sdk/defi
 import { MAX_BATCH, PacketBatch } from '../sdk/packet-batch.js';
 import { Classifier, type MatchPlan } from './classifier.js';
 import { EXCEPTION_DROP, EXCEPTION_REASON, ExceptionGuard } from './exception-guard.js';
+import { describeRefusal, loadSandboxedNf, type SandboxPlan } from './guest-sandbox.js';
 import { nowNs } from './clock.js';
 import { OverloadLevel, OverloadManager, type OverloadPlan, type OverloadStatus } from './overload.js';
 import {
@@ -64,6 +65,8 @@ export interface NfPlan {
   module: string;
   config: unknown;
   vnic: VnicMode;
+  /** An NF image: its code runs in the guest sandbox with the granted capabilities, not imported. */
+  sandbox?: SandboxPlan;
   placement: Placement;
   replicas: number;
   heapMb: number;
@@ -119,6 +122,8 @@ export interface NfSummary {
   drops: Record<string, number>;
 }
 
+  /** NF images: attempts the guest sandbox refused (a capability not granted). */
+  refusals?: number;
 export interface HostSummary {
   seconds: number;
   received: number;
@@ -160,8 +165,27 @@ export function builtinModule(name: string): string {
 }
 const GUEST_RUNTIME = new URL('./guest-runtime.js', import.meta.url);
 
-/** One copy of an NF: a worker guest or an inline instance. */
-interface Replica {
+/**
+ * Refusals of sandboxed NF code that runs in this thread (its load here, inline instances), by
+ * definition; `log` is pointed at the host's log once the NF has a name in a host.
+ */
+const hostThreadRefusals = new WeakMap<object, { count: number; log: (message: string) => void }>();
+
+/** Loads an NF image's definition into a sandbox in this thread (see guest-sandbox.ts). */
+function loadSandboxedHere(plan: SandboxPlan): { default?: NfDefinition<Record<string, unknown>> } {
+  const sink = { count: 0, log: (_message: string): void => {} };
+  const definition = loadSandboxedNf(plan, {
+    refused: (refusal) => {
+      if (++sink.count <= 10) sink.log(describeRefusal(refusal));
+    },
+    log: (line) => sink.log(line),
+  }) as NfDefinition<Record<string, unknown>> | undefined;
+  if (typeof definition === 'object' && definition !== null) hostThreadRefusals.set(definition, sink);
+  return { default: definition };
+}
+
+/** One copy of an NF: a worker guest or an inline instance. (Exported for ./reconfigure.ts.) */
+export interface Replica {
   nf: NfRuntime;
   index: number;
   guestId: number;
@@ -335,6 +359,8 @@ export class Host {
       matches.push({ chain: c, inPort: portIds.get(chainPlan.from), ...chainPlan.match });
     });
     this.classifier = new Classifier(matches);
+        const sink = hostThreadRefusals.get(definition);
+        if (sink) sink.log = (message) => this.log(name, message);
     this.needsParse =
       matches.some((m) => m.protocol !== undefined || m.src || m.dst || m.srcPort || m.dstPort) ||
       Object.values(plan.nfs).some((nf) => nf.replicas > 1);
@@ -353,7 +379,9 @@ export class Host {
     const definitions = new Map<string, NfDefinition<Record<string, unknown>>>();
     const problems: string[] = [];
     for (const [name, nf] of Object.entries(plan.nfs)) {
-      const module = (await import(nf.module)) as { default?: NfDefinition<Record<string, unknown>> };
+      const module = nf.sandbox
+        ? loadSandboxedHere(nf.sandbox)
+        : ((await import(nf.module)) as { default?: NfDefinition<Record<string, unknown>> });
       if (!module.default) {
         problems.push(`nfs.${name}: ${nf.module} has no default export (an NF definition)`);
         continue;
@@ -569,6 +597,7 @@ export class Host {
         else if (message.type === 'snapshot') {
           replica.snapshot = message.state;
           replica.snapshots++;
+      sandbox: nf.plan.sandbox,
         } else if (message.type === 'log') this.log(nf.name, message.message);
         else if (message.type === 'failed') this.log(nf.name, `failed to start: ${message.error.message}`);
         this.wake?.();
@@ -583,6 +612,8 @@ export class Host {
       );
       worker.on('exit', (code) => onDown(`exited with code ${code}`));
     });
+      // Gives the sandbox's import() callback a say over import() of strings compiled at run time.
+      execArgv: nf.plan.sandbox ? ['--experimental-vm-modules'] : undefined,
   }
 
   /** Reads up to one burst from each input port into pool slots and steers it. Returns packets read. */
@@ -1230,6 +1261,12 @@ function linksDirectly(nf: NfRuntime): boolean {
  * Latencies in µs in logarithmic buckets (four per power of two, ≈ 19 % wide), so recording one is
  * an increment and the histogram is a fixed 1 KiB. Quantiles report a bucket's upper bound.
  */
+  /** Attempts the sandbox refused: the guests' own counts, or this thread's for an inline NF. */
+  private refusals(nf: NfRuntime): number {
+    if (nf.plan.placement === 'inline') return hostThreadRefusals.get(nf.definition)?.count ?? 0;
+    return nf.replicas.reduce((sum, r) => sum + Atomics.load(r.control, Control.Refused), 0);
+  }
+
 class LatencyHistogram {
   private readonly buckets = new Float64Array(128);
   private count = 0;
@@ -1253,3 +1290,4 @@ class LatencyHistogram {
     return this.max;
   }
 }
+        ...(nf.plan.sandbox ? { refusals: this.refusals(nf) } : {}),

@@ -29,6 +29,7 @@ const GUARDED: Readonly<Record<string, Capability>> = {
   child_process: 'child_process',
   worker_threads: 'worker_threads',
   cluster: 'child_process',
+  dns: 'net',
 };
 
 /**
@@ -51,6 +52,39 @@ function builtinBase(specifier: string): string | undefined {
   return undefined;
 }
 
+/** The capability covering a built-in (by base name), including Node's private `_http_*`/`_tls_*`. */
+function guardOf(base: string): Capability | undefined {
+  if (base.startsWith('_http')) return 'http';
+  if (base.startsWith('_tls')) return 'net';
+  return GUARDED[base];
+}
+
+/**
+ * What the guest sandbox (src/host/guest-sandbox.ts) lets an image's code load at run time, given
+ * the capabilities its deployment grants: every built-in that no capability guards (crypto,
+ * buffer, events, util … — pure computation), the ones the grants cover, and never `vm`,
+ * `inspector`, `module` and the rest of NEVER.
+ *
+ * @example
+ * sandboxPolicy(['dgram']).modules.includes('dgram'); // true; 'fs' is not, and needs.fs === 'fs'
+ */
+export function sandboxPolicy(grants: readonly string[]): {
+  modules: string[];
+  needs: Record<string, string>;
+  grants: string[];
+} {
+  const modules: string[] = [];
+  const needs: Record<string, string> = {};
+  for (const name of builtinModules) {
+    const base = name.split('/')[0];
+    if (NEVER.has(base) || modules.includes(base) || base in needs) continue;
+    const capability = guardOf(base);
+    if (capability === undefined || grants.includes(capability)) modules.push(base);
+    else needs[base] = capability;
+  }
+  return { modules, needs, grants: [...grants] };
+}
+
 /**
  * The imports in `imports` that `capabilities` do not cover. Non-built-in specifiers are
  * problems too (a bundle must not depend on node_modules at run time), with no capability.
@@ -69,7 +103,7 @@ export function uncoveredImports(
       problems.push({ module: specifier });
       continue;
     }
-    const capability = GUARDED[base];
+    const capability = guardOf(base);
     if (capability !== undefined && !capabilities.includes(capability))
       problems.push({ module: specifier, capability });
   }

@@ -8,6 +8,8 @@
  *   <root>/verified.json                      {"version":1,"highest":{"name":"1.2.0"}}
  *   <root>/index.lock                         held while index.json or verified.json change
  *   <root>/unpacked/<hex>/index.mjs           a verified image's module, for import()
+ *   <root>/unpacked/<hex>/index.cjs           the same code as a CommonJS script, for the guest
+ *                                             sandbox (src/host/guest-sandbox.ts)
  *
  * Every file is written whole to a temporary name, fsynced and renamed (atomic-file.ts), so a
  * crash never leaves half a blob under a digest; index changes are read-modify-write under the
@@ -19,6 +21,7 @@
  * const digest = await store.putImage(bytes);
  * await store.tag('acme/dns-blocklist:1.0.0', digest);
  */
+import { transform } from 'esbuild';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -344,14 +347,41 @@ export class ImageStore {
    * rewritten unless it already holds exactly these bytes, so a changed file on disk is replaced
    * by the verified content.
    */
-  async unpack(digest: string, bundle: Uint8Array): Promise<string> {
+  async unpack(digest: string, bundle: Uint8Array): Promise<{ moduleUrl: string; script: string }> {
     const dir = join(this.root, 'unpacked', hexOf(digest));
     const file = join(dir, IMAGE_ENTRY);
     const current = await readFile(file).catch(() => undefined);
-    if (current === undefined || !Buffer.from(bundle).equals(current)) {
+    const script = join(dir, SANDBOX_SCRIPT);
+    if (current === undefined || !Buffer.from(bundle).equals(current) || !existsSync(script)) {
       await this.ensureDir(dir);
       await writeFileAtomic(file, bundle, 0o444);
+      await writeFileAtomic(script, await sandboxScript(bundle, file), 0o444);
     }
-    return pathToFileURL(file).href;
+    return { moduleUrl: pathToFileURL(file).href, script };
+  }
+}
+
+/** The file name of an unpacked image's CommonJS form. */
+const SANDBOX_SCRIPT = 'index.cjs';
+
+/**
+ * The bundle (an ES module) as a CommonJS script for the guest sandbox: imports become calls of
+ * the sandbox's `require`, and so does every `import()`, so a module name computed at run time
+ * goes through the same check (and count) as any other.
+ */
+async function sandboxScript(bundle: Uint8Array, file: string): Promise<Uint8Array> {
+  try {
+    const { code } = await transform(Buffer.from(bundle).toString('utf8'), {
+      format: 'cjs',
+      platform: 'node',
+      target: 'node20',
+      supported: { 'dynamic-import': false },
+      charset: 'utf8',
+      legalComments: 'inline',
+      logLevel: 'silent',
+    });
+    return Buffer.from(code, 'utf8');
+  } catch (e) {
+    throw new NfvError('NFV_ERR_IMAGE_INVALID', `the image's code does not parse`, { file }, { cause: e });
   }
 }

@@ -1,6 +1,12 @@
 export { buildImage, checkDeclaration, type BuildOptions, type BuiltImage } from './build-image.js';
 export { bundleImports } from './bundle-imports.js';
-export { CAPABILITIES, uncoveredImports, type Capability, type ImportProblem } from './capabilities.js';
+export {
+  CAPABILITIES,
+  sandboxPolicy,
+  uncoveredImports,
+  type Capability,
+  type ImportProblem,
+} from './capabilities.js';
 export { loadImage, saveImage } from './image-archive.js';
 export { decodeImage, encodeImage, imageDigest, isDigest, type DecodedImage } from './image-blob.js';
 export {

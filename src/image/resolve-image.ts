@@ -182,13 +182,14 @@ async function checkSignatures(
 
 /**
  * Verifies `ref` in the store (every check of `verifyImage`) and returns the file URL of the
- * verified module for the host to `import()`, with its manifest and digest.
+ * verified module for the host to `import()`, the path of the same code as a script for the guest
+ * sandbox, its manifest and digest.
  */
 export async function resolveImage(
   ref: string,
   options: { store: string; policy?: TrustPolicy; allowUnsigned?: boolean; allowRollback?: boolean },
-): Promise<{ moduleUrl: string; manifest: ImageManifest; digest: string }> {
+): Promise<{ moduleUrl: string; script: string; manifest: ImageManifest; digest: string }> {
   const verified = await verifyImage(ref, options);
-  const moduleUrl = await new ImageStore(options.store).unpack(verified.digest, verified.bundle);
-  return { moduleUrl, manifest: verified.manifest, digest: verified.digest };
+  const { moduleUrl, script } = await new ImageStore(options.store).unpack(verified.digest, verified.bundle);
+  return { moduleUrl, script, manifest: verified.manifest, digest: verified.digest };
 }

@@ -1,0 +1,336 @@
+/**
+ * Two wireguard gateways, A and B, wired back to back through NfHarness: what one sends outside is
+ * what the other receives. Each test drives a scenario with an injected clock and checks the
+ * packets that come out, the drop reasons and the counters.
+ *
+ *   inside A (10.1.0.0/24) ─ [A 192.0.2.1:51820] ══ outside ══ [B 192.0.2.2:51820] ─ inside B (10.2.0.0/24)
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { ipv4, mac } from '../../src/packet/address.js';
+import { read16, write16, write32 } from '../../src/packet/bytes.js';
+import { internetChecksum } from '../../src/packet/checksum.js';
+import { NfHarness } from '../../src/sdk/index.js';
+import wireguard, { type WireguardConfig, type WireguardInstance } from './index.js';
+import { Initiation, Response } from './messages.js';
+
+const SECOND = 1e9;
+/** Epoch nanoseconds are doubles with 256 ns steps: tests move the clock in milliseconds. */
+const MS = 1e6;
+const T0 = 1_800_000_000 * SECOND;
+
+function rawPrivate(): string {
+  const jwk = generateKeyPairSync('x25519').privateKey.export({ format: 'jwk' });
+  return Buffer.from(jwk.d!, 'base64url').toString('base64');
+}
+function publicOf(privateB64: string): string {
+  const key = createPrivateKey({
+    key: Buffer.concat([
+      Buffer.from('302e020100300506032b656e04220420', 'hex'),
+      Buffer.from(privateB64, 'base64'),
+    ]),
+    format: 'der',
+    type: 'pkcs8',
+  });
+  return Buffer.from(createPublicKey(key).export({ format: 'der', type: 'spki' }).subarray(12)).toString(
+    'base64',
+  );
+}
+
+const MAC = {
+  aOut: '02:00:00:00:0a:01',
+  aIn: '02:00:00:00:0a:02',
+  aInsideHost: '02:00:00:00:0a:03',
+  bOut: '02:00:00:00:0b:01',
+  bIn: '02:00:00:00:0b:02',
+  bInsideHost: '02:00:00:00:0b:03',
+};
+
+const keyA = rawPrivate();
+const keyB = rawPrivate();
+
+function config(
+  side: 'a' | 'b',
+  extra: Partial<WireguardConfig> = {},
+  peer: Partial<WireguardConfig['peers'][0]> = {},
+): unknown {
+  const a = side === 'a';
+  return {
+    privateKey: a ? keyA : keyB,
+    listenAddress: a ? '192.0.2.1' : '192.0.2.2',
+    outside: { mac: a ? MAC.aOut : MAC.bOut, nextHopMac: a ? MAC.bOut : MAC.aOut },
+    inside: { mac: a ? MAC.aIn : MAC.bIn, nextHopMac: a ? MAC.aInsideHost : MAC.bInsideHost },
+    peers: [
+      {
+        publicKey: publicOf(a ? keyB : keyA),
+        endpoint: a ? '192.0.2.2:51820' : '',
+        allowedIPs: a ? ['10.2.0.0/24', 'fd00:2::/64'] : ['10.1.0.0/24', 'fd00:1::/64'],
+        ...peer,
+      },
+    ],
+    ...extra,
+  };
+}
+
+/** An Ethernet + IPv4 + UDP frame with a payload of `size` bytes. */
+function udpFrame(dstMac: string, src: string, dst: string, size = 64, fill = 0x5a): Uint8Array {
+  const f = new Uint8Array(14 + 28 + size).fill(fill, 42);
+  f.set(mac(dstMac), 0);
+  f.set(mac('02:00:00:00:99:99'), 6);
+  write16(f, 12, 0x0800);
+  f[14] = 0x45;
+  write16(f, 16, 28 + size);
+  f[22] = 64;
+  f[23] = 17;
+  write32(f, 26, ipv4(src));
+  write32(f, 30, ipv4(dst));
+  write16(f, 24, internetChecksum(f, 14, 20));
+  write16(f, 34, 1234);
+  write16(f, 36, 5678);
+  write16(f, 38, 8 + size);
+  return f;
+}
+
+function harness(
+  side: 'a' | 'b',
+  extra?: Partial<WireguardConfig>,
+  peer?: Partial<WireguardConfig['peers'][0]>,
+) {
+  const h = new NfHarness(wireguard, config(side, extra, peer), { slotSize: 2048 });
+  return { h, nf: h.instance as WireguardInstance };
+}
+
+/** Runs one frame; returns the single result. */
+function one(h: NfHarness<WireguardConfig>, frame: Uint8Array, now: number) {
+  const [r] = h.run([frame], now);
+  return r;
+}
+
+/** A and B with a session (A initiated), and the first packet A staged already delivered at B. */
+function established(extraB?: Partial<WireguardConfig>) {
+  const A = harness('a');
+  const B = harness('b', extraB);
+  const first = udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7', 100);
+  const init = one(A.h, first, T0);
+  assert.equal(init.output, 'outside');
+  assert.equal(init.bytes.length, 42 + Initiation.Length);
+  const resp = one(B.h, init.bytes, T0 + MS);
+  assert.equal(resp.output, 'outside', `B answers the initiation (${resp.drop})`);
+  assert.equal(resp.bytes.length, 42 + Response.Length);
+  const firstData = one(A.h, resp.bytes, T0 + 2 * MS);
+  assert.equal(firstData.output, 'outside', `A sends its staged packet in the response (${firstData.drop})`);
+  const delivered = one(B.h, firstData.bytes, T0 + 3 * MS);
+  assert.equal(delivered.output, 'inside', `B delivers it (${delivered.drop})`);
+  return { A, B, first, firstData: firstData.bytes, delivered: delivered.bytes };
+}
+
+void describe('wireguard NF: two gateways back to back', () => {
+  void it('handshakes on the first inside packet and delivers it, byte for byte, with a new Ethernet header', () => {
+    const { A, B, first, delivered } = established();
+    assert.deepEqual(delivered.subarray(14), first.subarray(14), 'the IP packet is unchanged');
+    assert.deepEqual(delivered.subarray(0, 6), mac(MAC.bInsideHost));
+    assert.deepEqual(delivered.subarray(6, 12), mac(MAC.bIn));
+    const a = A.h.counters();
+    const b = B.h.counters();
+    assert.equal(a.initiations_sent, 1);
+    assert.equal(b.initiations_received, 1);
+    assert.equal(b.responses_sent, 1);
+    assert.equal(a.responses_received, 1);
+    assert.equal(a.staged_sent, 1);
+    assert.equal(b.packets_decrypted, 1);
+    assert.equal(a.handshakes_completed + b.handshakes_completed, 2);
+    assert.equal(a.tx_bytes, b.rx_bytes, "A's sent bytes are B's authenticated received bytes");
+    assert.equal(b.tx_bytes, a.rx_bytes);
+  });
+
+  void it('carries data both ways, IPv4 and IPv6, and the outer frame is well formed', () => {
+    const { A, B } = established();
+    const back = one(B.h, udpFrame(MAC.bIn, '10.2.0.7', '10.1.0.5', 1200), T0 + 4000);
+    assert.equal(back.output, 'outside', `B encrypts to A (${back.drop})`);
+    assert.equal(internetChecksum(back.bytes, 14, 20), 0, 'outer IPv4 header checksum');
+    assert.equal(read16(back.bytes, 36), 51820, 'to A’s port');
+    const atA = one(A.h, back.bytes, T0 + 5000);
+    assert.equal(atA.output, 'inside');
+    assert.equal(atA.bytes.length, 14 + 28 + 1200);
+
+    const v6 = new Uint8Array(14 + 40 + 8).fill(0);
+    v6.set(mac(MAC.aIn), 0);
+    write16(v6, 12, 0x86dd);
+    v6[14] = 0x60;
+    write16(v6, 18, 8);
+    v6[20] = 17;
+    v6[21] = 64;
+    v6.set([0xfd, 0, 0, 1], 22);
+    v6[37] = 5;
+    v6.set([0xfd, 0, 0, 2], 38);
+    v6[53] = 7;
+    write16(v6, 58, 8);
+    const sealed = one(A.h, v6, T0 + 6000);
+    assert.equal(sealed.output, 'outside', `v6 goes into the tunnel (${sealed.drop})`);
+    const opened = one(B.h, sealed.bytes, T0 + 7000);
+    assert.equal(opened.output, 'inside');
+    assert.deepEqual(opened.bytes.subarray(14), v6.subarray(14));
+    assert.equal(read16(opened.bytes, 12), 0x86dd);
+  });
+
+  void it('drops each forged or replayed case with its own reason, and answers none of them', () => {
+    const { A, B, firstData } = established();
+    const data = one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7', 300), T0 + 10_000).bytes;
+    assert.equal(one(B.h, data, T0 + 11_000).output, 'inside');
+
+    assert.equal(one(B.h, data, T0 + 12_000).drop, 'replayed', 'the same data packet again');
+    assert.equal(one(B.h, firstData, T0 + 12_000).drop, 'replayed', 'an older one again');
+
+    const flipped = data.slice();
+    flipped[42 + 16 + 40] ^= 0x01;
+    assert.equal(one(B.h, flipped, T0 + 12_000).drop, 'decrypt_failed');
+
+    const wrongIndex = data.slice();
+    wrongIndex[42 + 4] ^= 0xff;
+    assert.equal(one(B.h, wrongIndex, T0 + 12_000).drop, 'unknown_receiver');
+
+    for (const keep of [31, 3, 0]) {
+      const short = data.slice(0, 42 + keep);
+      write16(short, 16, 28 + keep);
+      write16(short, 24, 0);
+      write16(short, 24, internetChecksum(short, 14, 20));
+      write16(short, 38, 8 + keep);
+      assert.equal(one(B.h, short, T0 + 12_000).drop, 'truncated', `a ${keep}-byte message`);
+    }
+
+    // A fresh initiation from A (its session is stale), tampered in mac1, then replayed whole.
+    const init = one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7'), T0 + 200 * SECOND).bytes;
+    assert.equal(init[42], 1, 'A rekeys with an initiation');
+    const badMac = init.slice();
+    badMac[42 + Initiation.Mac1] ^= 1;
+    assert.equal(one(B.h, badMac, T0 + 200 * SECOND).drop, 'bad_mac1');
+    assert.equal(one(B.h, init, T0 + 200 * SECOND).output, 'outside', 'the genuine one is answered');
+    assert.equal(one(B.h, init, T0 + 201 * SECOND).drop, 'old_timestamp', 'the same initiation replayed');
+
+    const b = B.h.counters();
+    assert.equal(b.responses_sent, 2, 'only the two genuine initiations were answered');
+    assert.equal(b.cookie_replies_sent, 0);
+  });
+
+  void it('refuses a decrypted packet whose source is outside the peer’s allowed IPs', () => {
+    const { A, B } = established();
+    const spoofed = one(A.h, udpFrame(MAC.aIn, '10.9.9.9', '10.2.0.7'), T0 + 10_000);
+    assert.equal(spoofed.output, 'outside', 'A routes by destination');
+    assert.equal(one(B.h, spoofed.bytes, T0 + 11_000).drop, 'source_not_allowed');
+    assert.equal(one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.3.0.1'), T0).drop, 'no_route');
+  });
+
+  void it('rekeys at REKEY_AFTER_TIME and refuses data on a session past REJECT_AFTER_TIME (injected clock)', () => {
+    const { A, B } = established();
+    // A's session was made when B's response arrived, at T0 + 2 ms.
+    const at119 = one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7'), T0 + 2 * MS + 120 * SECOND - MS);
+    assert.equal(at119.bytes[42], 4, 'data before 120 s');
+    const at120 = one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7'), T0 + 2 * MS + 120 * SECOND);
+    assert.equal(at120.bytes[42], 1, 'an initiation at 120 s');
+    assert.equal(A.h.counters().rekeys, 1);
+    const at121 = one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7'), T0 + 121 * SECOND);
+    assert.equal(at121.bytes[42], 4, 'while the rekey is out, data still flows on the old session');
+    assert.equal(one(B.h, at121.bytes, T0 + 179 * SECOND).output, 'inside');
+    const late = one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7'), T0 + 122 * SECOND).bytes;
+    assert.equal(one(B.h, late, T0 + 181 * SECOND).drop, 'key_expired', 'the session is older than 180 s');
+    const stale = one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7'), T0 + 181 * SECOND);
+    assert.equal(stale.bytes[42], 1, 'A sends nothing on a session past 180 s: it initiates');
+  });
+
+  void it('an initiation retry waits REKEY_TIMEOUT; packets meanwhile are staged and bounded', () => {
+    const A = harness('a', { stagedPackets: 2 });
+    const send = (t: number) => one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7'), t);
+    assert.equal(send(T0).bytes[42], 1);
+    assert.equal(send(T0 + SECOND).drop, 'staged');
+    assert.equal(send(T0 + 2 * SECOND).drop, 'staging_full');
+    assert.equal(send(T0 + 5 * SECOND).bytes[42], 1, 'retry after REKEY_TIMEOUT');
+    A.nf.tick?.(T0 + 91 * SECOND);
+    const c = A.h.counters();
+    assert.equal(c.initiations_sent, 2);
+    assert.equal(c.staged_discarded, 2, 'given up after REKEY_ATTEMPT_TIME');
+    assert.equal(c.staging_overflow, 2);
+  });
+
+  void it('under load, asks for a cookie first, then answers the initiation that carries it', () => {
+    const A = harness('a');
+    const B = harness('b', { handshakesUnderLoad: 0 });
+    const init = one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7'), T0).bytes;
+    const cookie = one(B.h, init, T0);
+    assert.equal(cookie.output, 'outside');
+    assert.equal(cookie.bytes[42], 3, 'a cookie reply');
+    const forged = cookie.bytes.slice();
+    forged[42 + 40] ^= 1;
+    assert.equal(one(A.h, forged, T0).drop, 'bad_cookie');
+    assert.equal(one(A.h, cookie.bytes, T0).drop, 'cookie_absorbed');
+    const again = one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7'), T0 + 5 * SECOND).bytes;
+    const resp = one(B.h, again, T0 + 5 * SECOND);
+    assert.equal(resp.bytes[42], 2, `now a response (${resp.drop})`);
+    assert.equal(B.h.counters().cookie_replies_sent, 1);
+  });
+
+  void it('follows the peer to a new address and port (roaming)', () => {
+    const { A, B } = established();
+    const data = one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7'), T0 + 10_000).bytes;
+    write32(data, 26, ipv4('198.51.100.9'));
+    write16(data, 24, 0);
+    write16(data, 24, internetChecksum(data, 14, 20));
+    write16(data, 34, 40000);
+    assert.equal(one(B.h, data, T0 + 11_000).output, 'inside');
+    assert.equal(B.nf.peers()[0].endpoint, '198.51.100.9:40000');
+    const reply = one(B.h, udpFrame(MAC.bIn, '10.2.0.7', '10.1.0.5'), T0 + 12_000).bytes;
+    assert.equal(read16(reply, 14 + 16) >>> 0, (ipv4('198.51.100.9') >>> 16) & 0xffff);
+    assert.equal(read16(reply, 36), 40000);
+    assert.equal(B.h.counters().endpoint_changes, 1);
+  });
+
+  void it('never sends to a peer with a low-order public key', () => {
+    const A = harness('a', {}, { publicKey: Buffer.alloc(32).toString('base64') });
+    assert.equal(one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7'), T0).drop, 'bad_peer_key');
+    assert.match(A.h.logs.join('\n'), /low order/);
+  });
+
+  void it('keeps the private key out of snapshots, logs, counters and the plan', () => {
+    const { A, B } = established();
+    const secrets = [
+      keyA,
+      keyB,
+      Buffer.from(keyA, 'base64').toString('hex'),
+      Buffer.from(keyB, 'base64').toString('hex'),
+    ];
+    for (const { h, nf } of [A, B]) {
+      const shown = JSON.stringify([nf.snapshot?.(), h.logs, h.counters(), nf.plan, nf.peers()]);
+      for (const secret of secrets) assert.ok(!shown.includes(secret), 'no private key in anything shown');
+    }
+    const restored = harness('b');
+    restored.nf.restore?.(B.nf.snapshot?.());
+    assert.deepEqual(restored.nf.peers(), B.nf.peers(), 'what a snapshot carries comes back');
+  });
+
+  void it('refuses frames that are not for it, and malformed ones, with reasons', () => {
+    const B = harness('b');
+    assert.equal(one(B.h, udpFrame('02:00:00:00:77:77', '10.2.0.7', '10.1.0.5'), T0).drop, 'not_for_us');
+    const arp = new Uint8Array(42);
+    arp.fill(0xff, 0, 6);
+    write16(arp, 12, 0x0806);
+    assert.equal(one(B.h, arp, T0).drop, 'malformed');
+    assert.equal(one(B.h, new Uint8Array(10), T0).drop, 'malformed');
+  });
+
+  void it('names the field of a bad configuration and never echoes the private key', () => {
+    assert.throws(() => harness('a', { privateKey: 'not-a-key' }), /privateKey/);
+    assert.throws(
+      () => new NfHarness(wireguard, config('a', {}, { allowedIPs: ['10.2.0.1/24'] })),
+      /peers\[0\]\.allowedIPs\[0\]/,
+    );
+    assert.throws(
+      () => new NfHarness(wireguard, config('a', {}, { endpoint: 'x:1' })),
+      /peers\[0\]\.endpoint/,
+    );
+    try {
+      new NfHarness(wireguard, config('a', { privateKey: keyA.slice(0, 43) + '!' }));
+    } catch (error) {
+      assert.ok(!String(error).includes(keyA.slice(0, 40)));
+    }
+  });
+});

@@ -1,0 +1,1020 @@
+/**
+ * wireguard: a WireGuard VPN gateway (whitepaper: "WireGuard: Next Generation Kernel Network
+ * Tunnel"), interoperable with wireguard-go and the kernel's implementation.
+ *
+ * Two sides, told apart by content, not by port: a frame carrying IPv4/UDP to `listenAddress:
+ * listenPort` is a WireGuard message from the outside; any other IP frame addressed to the inside
+ * MAC is traffic from the inside, routed by the peers' allowed IPs into the tunnel. Both kinds may
+ * arrive on one port (a one-armed gateway) or on two.
+ *
+ *   outside ── initiation ──▶ rewritten in place into the response ──▶ outside
+ *   outside ── response ────▶ rewritten into the first staged packet (or a keepalive) ──▶ outside
+ *   outside ── data ────────▶ decrypted, source checked, new Ethernet header ──▶ inside
+ *   inside ─── IP packet ───▶ encrypted to the peer owning the destination ──▶ outside
+ *                            (no session: copied to the peer's staging area, rewritten into an
+ *                             initiation — at most one per REKEY_TIMEOUT — or dropped as staged)
+ *
+ * An NF cannot make packets, so what WireGuard sends on its own is sent in a packet that is
+ * already here: the response and cookie reply in the message they answer, the initiation in the
+ * inside packet that needs it, the handshake-confirming keepalive (or first staged packet) in the
+ * response. When a response arrives with several packets staged, the first is sent in it and the
+ * rest are discarded and counted (`staged_discarded`): the senders' transports retransmit them.
+ * Timer-driven sends of the reference — persistent keepalives, handshake retries while nothing
+ * arrives from the inside — need a way for an NF to emit a packet, which the SDK does not have yet.
+ *
+ * Security: a message whose mac1 fails is dropped before any public-key work; nothing that fails
+ * to authenticate gets an answer; under load (more handshake messages per second than
+ * `handshakesUnderLoad`) a message without a valid mac2 gets a cookie reply and nothing else.
+ * Each forged or replayed case has its own drop reason. The private key never leaves `create()`:
+ * not in logs, counters, snapshots or the compiled plan; snapshots hold public keys, endpoints,
+ * byte counts and the greatest timestamp seen per peer — never session keys (after a restart,
+ * peers handshake again).
+ */
+import { formatIpv4, parseIpv4, parseMac } from '../../src/packet/address.js';
+import { read16, read32, write16, write32 } from '../../src/packet/bytes.js';
+import { internetChecksum, pseudoHeaderSumV4 } from '../../src/packet/checksum.js';
+import { DropReason } from '../../src/packet/drop-reason.js';
+import { EtherType, IpProtocol } from '../../src/packet/ip-protocol.js';
+import { Layer, PacketParser } from '../../src/packet/packet-parser.js';
+import { defineNf, type NfInstance } from '../../src/sdk/index.js';
+import { AllowedIps } from './allowed-ips.js';
+import { checkMac1, CookieChecker, CookieJar, writeMac1 } from './cookie.js';
+import { compareTimestamps, decodeKey, encodeKey, MAC_LENGTH, TIMESTAMP_LENGTH } from './crypto.js';
+import {
+  CookieReply,
+  Data,
+  Initiation,
+  MessageType,
+  readLe32,
+  Response,
+  writeLe32,
+  writeType,
+} from './messages.js';
+import {
+  localIdentity,
+  readInitiation,
+  readResponse,
+  remoteIdentity,
+  writeInitiation,
+  writeResponse,
+  type InitiatorHandshake,
+  type LocalIdentity,
+  type RemoteIdentity,
+} from './noise.js';
+import { ReplayWindow } from './replay-window.js';
+import {
+  INITIATION_MIN_INTERVAL,
+  REJECT_AFTER_MESSAGES_HI,
+  REJECT_AFTER_MESSAGES_LO,
+  REJECT_AFTER_TIME,
+  REKEY_AFTER_MESSAGES_HI,
+  REKEY_AFTER_TIME,
+  REKEY_ATTEMPT_TIME,
+  REKEY_TIMEOUT,
+} from './timers.js';
+import { paddedLength, TransportCipher, transportKey } from './transport.js';
+import type { KeyObject } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
+
+export interface WireguardPeerConfig {
+  publicKey: string;
+  presharedKey: string;
+  endpoint: string;
+  allowedIPs: string[];
+}
+
+export interface WireguardConfig {
+  privateKey: string;
+  listenAddress: string;
+  listenPort: number;
+  outside: { mac: string; nextHopMac: string };
+  inside: { mac: string; nextHopMac: string };
+  peers: WireguardPeerConfig[];
+  stagedPackets: number;
+  handshakesUnderLoad: number;
+}
+
+/** A peer as `peers()` and snapshots show it: nothing secret. */
+export interface WireguardPeerStatus {
+  publicKey: string;
+  /** `address:port` the peer was last heard from (or configured), '' when unknown. */
+  endpoint: string;
+  /** WireGuard message bytes (UDP payload) received from the peer and authenticated. */
+  rxBytes: number;
+  /** WireGuard message bytes sent to the peer. */
+  txBytes: number;
+  /** When the last handshake completed (ns), 0 for never. */
+  lastHandshake: number;
+  /** The greatest initiation timestamp accepted from the peer (TAI64N, hex), '' for none. */
+  greatestTimestamp: string;
+}
+
+export interface WireguardSnapshot {
+  version: 1;
+  peers: WireguardPeerStatus[];
+}
+
+export interface WireguardInstance extends NfInstance {
+  peers(): WireguardPeerStatus[];
+  /** The compiled configuration, for `nfvisor` to print (public facts only). */
+  readonly plan: { publicKey: string; listen: string; peers: number };
+}
+
+/** Frame layout of everything this NF emits towards the outside: Ethernet, IPv4 (no options), UDP. */
+const ETH = 14;
+const OUTER_IP = ETH;
+const OUTER_UDP = OUTER_IP + 20;
+const MESSAGE = OUTER_UDP + 8;
+const TTL = 64;
+const ENDPOINT = /^(\d{1,3}(?:\.\d{1,3}){3}):([1-9][0-9]{0,4})$/;
+
+/** One session's keys and counters. */
+interface Keypair {
+  peer: number;
+  localIndex: number;
+  remoteIndex: number;
+  send: KeyObject;
+  receive: KeyObject;
+  sendHi: number;
+  sendLo: number;
+  window: ReplayWindow;
+  createdAt: number;
+  initiator: boolean;
+}
+
+class Peer {
+  endpointKnown = false;
+  endpointAddr = 0;
+  endpointPort = 0;
+  readonly greatestTimestamp = new Uint8Array(TIMESTAMP_LENGTH);
+  hasTimestamp = false;
+  lastInitiationAt = -Infinity;
+  handshake: InitiatorHandshake | null = null;
+  handshakeSentAt = -Infinity;
+  handshakeStartedAt = -1;
+  /** The confirmed session, the one before it (still accepted), and an unconfirmed responder session. */
+  current: Keypair | null = null;
+  previous: Keypair | null = null;
+  next: Keypair | null = null;
+  /** Staging ring: `stagedCount` IP packets from `stagedHead`, each in a slot of `stageSlot` bytes. */
+  staged: Uint8Array | null = null;
+  stageSlot = 0;
+  readonly stagedLength: Uint32Array;
+  stagedHead = 0;
+  stagedCount = 0;
+  rxBytes = 0;
+  txBytes = 0;
+  lastHandshake = 0;
+
+  constructor(
+    readonly index: number,
+    readonly publicKeyText: string,
+    readonly remote: RemoteIdentity,
+    readonly jar: CookieJar,
+    stagedPackets: number,
+  ) {
+    this.stagedLength = new Uint32Array(stagedPackets);
+  }
+}
+
+function parseEndpoint(text: string, where: string): [number, number] {
+  const m = ENDPOINT.exec(text);
+  const address = m ? parseIpv4(m[1]) : -1;
+  if (!m || address < 0 || Number(m[2]) > 65535)
+    throw new Error(`${where}: must be "IPv4:port" such as 192.0.2.1:51820 (got "${text}")`);
+  return [address | 0, Number(m[2])];
+}
+
+function parseMacField(text: string, where: string): Uint8Array {
+  const out = new Uint8Array(6);
+  if (!parseMac(text, out))
+    throw new Error(`${where}: not a MAC address such as 02:00:00:00:00:01 (got "${text}")`);
+  return out;
+}
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('hex');
+}
+
+export default defineNf<WireguardConfig>({
+  name: 'wireguard',
+  summary:
+    'A WireGuard VPN gateway: Noise IK handshakes, encrypted transport, cryptokey routing by allowed IPs.',
+  outputs: ['outside', 'inside'],
+  drops: {
+    malformed: 'the packet parser refused the frame (truncated, bad length or IPv4 header checksum)',
+    not_ip: 'neither IPv4 nor IPv6 (ARP and other EtherTypes: the gateway does not answer them)',
+    not_for_us: 'addressed to a MAC that is not the gateway side it arrived for',
+    truncated: 'a WireGuard message shorter than its type needs, or a handshake message of the wrong size',
+    unknown_type: 'a message type other than 1–4, or non-zero reserved bytes',
+    bad_mac1:
+      'a handshake message whose mac1 does not verify (not meant for this key): no public-key work, no answer',
+    handshake_failed: 'a handshake message that did not authenticate (unknown peer, wrong key, tampered)',
+    old_timestamp:
+      'an initiation whose timestamp is not newer than the greatest accepted from its peer (a replay)',
+    handshake_flood:
+      'an initiation from a peer less than 20 ms after its last accepted one (≤ 50/s per peer)',
+    unknown_receiver:
+      'a response, cookie reply or data message whose receiver index names no session of ours',
+    key_expired: 'a data message for a session older than REJECT_AFTER_TIME (180 s)',
+    decrypt_failed: 'a data message whose authentication tag does not verify (a flipped byte, a forgery)',
+    replayed: 'a data message whose counter was seen before, fell out of the window, or is at the limit',
+    bad_cookie: 'a cookie reply that does not open with the mac1 we last sent',
+    bad_inner_packet: 'a decrypted packet that is not a whole IPv4 or IPv6 packet',
+    source_not_allowed: "a decrypted packet whose source is not in the sending peer's allowed IPs",
+    keepalive: 'a keepalive (empty data message): authenticated, counted, nothing to forward',
+    cookie_absorbed: 'a valid cookie reply: remembered for the next initiation, nothing to forward',
+    no_route: 'an inside packet whose destination is in no peer’s allowed IPs',
+    no_endpoint: 'an inside packet for a peer whose endpoint is not known yet (it has to handshake first)',
+    bad_peer_key: 'an inside packet for a peer whose public key is of low order: it never gets a packet',
+    too_big: 'an inside packet that would not fit its slot once encapsulated',
+    staged: 'an inside packet copied to its peer’s staging area while a handshake is under way',
+    staging_full: 'an inside packet that found its peer’s staging area full while a handshake is under way',
+  },
+  counters: {
+    initiations_sent: { unit: 'messages', description: 'handshake initiations sent' },
+    initiations_received: { unit: 'messages', description: 'handshake initiations accepted' },
+    responses_sent: { unit: 'messages', description: 'handshake responses sent' },
+    responses_received: { unit: 'messages', description: 'handshake responses accepted' },
+    cookie_replies_sent: {
+      unit: 'messages',
+      description: 'cookie replies sent to handshake messages under load',
+    },
+    cookie_replies_received: { unit: 'messages', description: 'cookie replies accepted' },
+    handshakes_completed: { unit: 'handshakes', description: 'sessions established (either side)' },
+    rekeys: {
+      unit: 'handshakes',
+      description: 'initiations sent because a session reached REKEY_AFTER_TIME or _MESSAGES',
+    },
+    packets_encrypted: { unit: 'packets', description: 'inside packets sent into the tunnel' },
+    packets_decrypted: { unit: 'packets', description: 'packets from the tunnel delivered to the inside' },
+    keepalives_sent: {
+      unit: 'messages',
+      description: 'keepalives sent (confirming a handshake we initiated)',
+    },
+    keepalives_received: { unit: 'messages', description: 'keepalives received' },
+    tx_bytes: {
+      unit: 'bytes',
+      description: 'WireGuard message bytes (UDP payload) sent to peers, as `wg show transfer` counts',
+    },
+    rx_bytes: { unit: 'bytes', description: 'WireGuard message bytes received from peers and authenticated' },
+    staged_sent: { unit: 'packets', description: 'staged packets sent when their handshake completed' },
+    staged_discarded: {
+      unit: 'packets',
+      description: 'staged packets given up: not first when the handshake completed, or the handshake failed',
+    },
+    staging_overflow: {
+      unit: 'packets',
+      description: 'inside packets not staged because the staging area was full',
+    },
+    endpoint_changes: {
+      unit: 'events',
+      description: 'a peer’s endpoint moved to the source of an authenticated packet (roaming)',
+    },
+    handshakes_under_load: { unit: 'messages', description: 'handshake messages received while under load' },
+  },
+  config: {
+    privateKey: {
+      type: 'string',
+      description:
+        'the gateway’s private key, base64 as `wg genkey` prints it; never logged, shown or snapshotted',
+    },
+    listenAddress: { type: 'string', description: 'the IPv4 address peers send WireGuard messages to' },
+    listenPort: {
+      type: 'integer',
+      default: 51820,
+      minimum: 1,
+      maximum: 65535,
+      description: 'the UDP port peers send to',
+    },
+    outside: {
+      type: 'object',
+      description: 'the side towards the peers',
+      properties: {
+        mac: { type: 'string', description: 'the gateway’s MAC on this side (frames to it are taken)' },
+        nextHopMac: {
+          type: 'string',
+          description: 'the MAC every tunnel packet is sent to (the router towards the peers)',
+        },
+      },
+    },
+    inside: {
+      type: 'object',
+      description: 'the side the tunnels lead to',
+      properties: {
+        mac: { type: 'string', description: 'the gateway’s MAC on this side' },
+        nextHopMac: { type: 'string', description: 'the MAC every decrypted packet is sent to' },
+      },
+    },
+    peers: {
+      type: 'array',
+      description: 'the peers, each a public key with the addresses it may send from and receive for',
+      maxItems: 4096,
+      items: {
+        type: 'object',
+        description: 'one peer',
+        properties: {
+          publicKey: { type: 'string', description: 'the peer’s public key, base64' },
+          presharedKey: {
+            type: 'string',
+            default: '',
+            description: 'an optional preshared key, base64 (`wg genpsk`)',
+          },
+          endpoint: {
+            type: 'string',
+            default: '',
+            description:
+              '"IPv4:port" to send to before the peer is heard from; later the last authenticated source',
+          },
+          allowedIPs: {
+            type: 'array',
+            default: [],
+            items: { type: 'string', description: 'an IPv4 or IPv6 CIDR' },
+            description: 'prefixes routed to this peer and accepted from it (longest prefix wins)',
+          },
+        },
+      },
+    },
+    stagedPackets: {
+      type: 'integer',
+      default: 16,
+      minimum: 1,
+      maximum: 1024,
+      description: 'inside packets kept per peer while its handshake is under way',
+    },
+    handshakesUnderLoad: {
+      type: 'integer',
+      default: 1000,
+      minimum: 0,
+      description: 'handshake messages per second above which mac2 (a cookie) is required',
+    },
+  },
+  create(config, ctx): WireguardInstance {
+    const privateRaw = decodeKey(config.privateKey);
+    if (privateRaw === null)
+      throw new Error('privateKey: must be a base64-encoded 32-byte key (as `wg genkey` prints)');
+    const local: LocalIdentity = localIdentity(privateRaw);
+    privateRaw.fill(0);
+    const listenU = parseIpv4(config.listenAddress);
+    if (listenU < 0) throw new Error(`listenAddress: not an IPv4 address (got "${config.listenAddress}")`);
+    const listen = listenU | 0;
+    const listenPort = config.listenPort;
+    const outsideMac = parseMacField(config.outside.mac, 'outside.mac');
+    const outsideNextHop = parseMacField(config.outside.nextHopMac, 'outside.nextHopMac');
+    const insideMac = parseMacField(config.inside.mac, 'inside.mac');
+    const insideNextHop = parseMacField(config.inside.nextHopMac, 'inside.nextHopMac');
+
+    const peers: Peer[] = [];
+    const byKey = new Map<string, Peer>();
+    config.peers.forEach((p, n) => {
+      const where = `peers[${n}]`;
+      const pub = decodeKey(p.publicKey);
+      if (pub === null)
+        throw new Error(`${where}.publicKey: must be a base64-encoded 32-byte key (got "${p.publicKey}")`);
+      if (byKey.has(p.publicKey)) throw new Error(`${where}.publicKey: the same key is given twice`);
+      let psk: Uint8Array | undefined;
+      if (p.presharedKey !== '') {
+        const raw = decodeKey(p.presharedKey);
+        if (raw === null) throw new Error(`${where}.presharedKey: must be a base64-encoded 32-byte key`);
+        psk = raw;
+      }
+      const remote = remoteIdentity(local, pub, psk);
+      const peer = new Peer(n, encodeKey(pub), remote, new CookieJar(remote.cookieKey), config.stagedPackets);
+      if (p.endpoint !== '') {
+        [peer.endpointAddr, peer.endpointPort] = parseEndpoint(p.endpoint, `${where}.endpoint`);
+        peer.endpointKnown = true;
+      }
+      if (remote.staticShared === null)
+        ctx.log(
+          `${where}: public key ${peer.publicKeyText} is of low order; this peer will never get a packet`,
+        );
+      peers.push(peer);
+      byKey.set(p.publicKey, peer);
+    });
+    const allowed = AllowedIps.compile(config.peers.map((p) => p.allowedIPs));
+    const lookupPeer = (pub: Uint8Array): RemoteIdentity | undefined => byKey.get(encodeKey(pub))?.remote;
+
+    /** Our session and handshake indices → the peer (and session) they belong to. */
+    const indices = new Map<number, { peer: Peer; keypair: Keypair | null }>();
+    const indexScratch = new Uint32Array(1);
+    const newIndex = (): number => {
+      for (;;) {
+        randomFillSync(indexScratch);
+        if (!indices.has(indexScratch[0])) return indexScratch[0];
+      }
+    };
+    const forget = (keypair: Keypair | null): void => {
+      if (keypair !== null) indices.delete(keypair.localIndex);
+    };
+
+    const cookies = new CookieChecker(local.cookieKey);
+    const cipher = new TransportCipher();
+    const parser = new PacketParser({ maxTunnelDepth: 0, verifyChecksums: false });
+    const source = new Uint8Array(6);
+    const mac1Copy = new Uint8Array(MAC_LENGTH);
+    const handshakesUnderLoad = config.handshakesUnderLoad;
+    let loadWindowStart = -Infinity;
+    let loadCount = 0;
+
+    const c = ctx.counters;
+    const C = {
+      initiationsSent: ctx.counter('initiations_sent'),
+      initiationsReceived: ctx.counter('initiations_received'),
+      responsesSent: ctx.counter('responses_sent'),
+      responsesReceived: ctx.counter('responses_received'),
+      cookiesSent: ctx.counter('cookie_replies_sent'),
+      cookiesReceived: ctx.counter('cookie_replies_received'),
+      completed: ctx.counter('handshakes_completed'),
+      rekeys: ctx.counter('rekeys'),
+      encrypted: ctx.counter('packets_encrypted'),
+      decrypted: ctx.counter('packets_decrypted'),
+      keepalivesSent: ctx.counter('keepalives_sent'),
+      keepalivesReceived: ctx.counter('keepalives_received'),
+      txBytes: ctx.counter('tx_bytes'),
+      rxBytes: ctx.counter('rx_bytes'),
+      stagedSent: ctx.counter('staged_sent'),
+      stagedDiscarded: ctx.counter('staged_discarded'),
+      stagingOverflow: ctx.counter('staging_overflow'),
+      endpointChanges: ctx.counter('endpoint_changes'),
+      underLoad: ctx.counter('handshakes_under_load'),
+    };
+    const D = {
+      malformed: ctx.dropReason('malformed'),
+      notIp: ctx.dropReason('not_ip'),
+      notForUs: ctx.dropReason('not_for_us'),
+      truncated: ctx.dropReason('truncated'),
+      unknownType: ctx.dropReason('unknown_type'),
+      badMac1: ctx.dropReason('bad_mac1'),
+      handshakeFailed: ctx.dropReason('handshake_failed'),
+      oldTimestamp: ctx.dropReason('old_timestamp'),
+      flood: ctx.dropReason('handshake_flood'),
+      unknownReceiver: ctx.dropReason('unknown_receiver'),
+      keyExpired: ctx.dropReason('key_expired'),
+      decryptFailed: ctx.dropReason('decrypt_failed'),
+      replayed: ctx.dropReason('replayed'),
+      badCookie: ctx.dropReason('bad_cookie'),
+      badInner: ctx.dropReason('bad_inner_packet'),
+      sourceNotAllowed: ctx.dropReason('source_not_allowed'),
+      keepalive: ctx.dropReason('keepalive'),
+      cookieAbsorbed: ctx.dropReason('cookie_absorbed'),
+      noRoute: ctx.dropReason('no_route'),
+      noEndpoint: ctx.dropReason('no_endpoint'),
+      badPeerKey: ctx.dropReason('bad_peer_key'),
+      tooBig: ctx.dropReason('too_big'),
+      staged: ctx.dropReason('staged'),
+      stagingFull: ctx.dropReason('staging_full'),
+    };
+    const OUT = ctx.output('outside');
+    const IN = ctx.output('inside');
+
+    /** Writes Ethernet, IPv4 and UDP headers at `b[at…]` for a message of `length` bytes to (addr, port). */
+    function writeOuter(b: Uint8Array, at: number, length: number, addr: number, port: number): number {
+      b.set(outsideNextHop, at);
+      b.set(outsideMac, at + 6);
+      write16(b, at + 12, EtherType.Ipv4);
+      const ip = at + OUTER_IP;
+      b[ip] = 0x45;
+      b[ip + 1] = 0;
+      write16(b, ip + 2, 28 + length);
+      write32(b, ip + 4, 0); // identification 0, no flags: the message may be fragmented on its way
+      b[ip + 8] = TTL;
+      b[ip + 9] = IpProtocol.Udp;
+      write16(b, ip + 10, 0);
+      write32(b, ip + 12, listen);
+      write32(b, ip + 16, addr);
+      write16(b, ip + 10, internetChecksum(b, ip, 20));
+      const u = at + OUTER_UDP;
+      write16(b, u, listenPort);
+      write16(b, u + 2, port);
+      write16(b, u + 4, 8 + length);
+      write16(b, u + 6, 0);
+      const sum = internetChecksum(
+        b,
+        u,
+        8 + length,
+        pseudoHeaderSumV4(listen, addr, IpProtocol.Udp, 8 + length),
+      );
+      write16(b, u + 6, sum === 0 ? 0xffff : sum);
+      return MESSAGE + length;
+    }
+
+    /** The endpoint follows the source of the last authenticated packet (roaming, whitepaper §2.1). */
+    function roam(peer: Peer, addr: number, port: number): void {
+      if (peer.endpointKnown && peer.endpointAddr === addr && peer.endpointPort === port) return;
+      if (peer.endpointKnown) c[C.endpointChanges]++;
+      peer.endpointKnown = true;
+      peer.endpointAddr = addr;
+      peer.endpointPort = port;
+    }
+
+    function underLoad(now: number): boolean {
+      if (now - loadWindowStart >= 1e9) {
+        loadWindowStart = now;
+        loadCount = 0;
+      }
+      loadCount++;
+      return loadCount > handshakesUnderLoad;
+    }
+
+    function newKeypair(
+      peer: Peer,
+      localIndex: number,
+      remoteIndex: number,
+      send: Uint8Array,
+      receive: Uint8Array,
+      initiator: boolean,
+      now: number,
+    ): Keypair {
+      const keypair: Keypair = {
+        peer: peer.index,
+        localIndex,
+        remoteIndex,
+        send: transportKey(send),
+        receive: transportKey(receive),
+        sendHi: 0,
+        sendLo: 0,
+        window: new ReplayWindow(),
+        createdAt: now,
+        initiator,
+      };
+      send.fill(0);
+      receive.fill(0);
+      indices.set(localIndex, { peer, keypair });
+      peer.lastHandshake = now;
+      c[C.completed]++;
+      return keypair;
+    }
+
+    /** A session this side may send on now. */
+    function sendable(keypair: Keypair | null, now: number): keypair is Keypair {
+      return (
+        keypair !== null &&
+        now - keypair.createdAt < REJECT_AFTER_TIME &&
+        (keypair.sendHi < REJECT_AFTER_MESSAGES_HI || keypair.sendLo < REJECT_AFTER_MESSAGES_LO)
+      );
+    }
+
+    /**
+     * Encrypts `src[srcAt, srcAt+length)` (an IP packet, or nothing for a keepalive) into packet
+     * `i` as a data message to `peer`. Returns false, changing nothing, when it would not fit.
+     */
+    function sendData(
+      batch: PacketBatchLike,
+      i: number,
+      peer: Peer,
+      keypair: Keypair,
+      src: Uint8Array,
+      srcAt: number,
+      length: number,
+    ): boolean {
+      const b = batch.bytes;
+      const at = batch.at[i];
+      const messageLength = Data.Payload + paddedLength(length) + 16;
+      if (!batch.setLength(i, MESSAGE + messageLength)) return false;
+      const hi = keypair.sendHi;
+      const lo = keypair.sendLo;
+      // Every source byte is read by seal() before the headers below overwrite the frame's start.
+      cipher.seal(keypair.send, hi, lo, src, srcAt, length, b, at + MESSAGE + Data.Payload);
+      keypair.sendLo = (lo + 1) >>> 0;
+      if (keypair.sendLo === 0) keypair.sendHi++;
+      const m = at + MESSAGE;
+      writeType(b, m, MessageType.Data);
+      writeLe32(b, m + Data.Receiver, keypair.remoteIndex);
+      writeLe32(b, m + Data.Counter, lo);
+      writeLe32(b, m + Data.Counter + 4, hi);
+      writeOuter(b, at, messageLength, peer.endpointAddr, peer.endpointPort);
+      peer.txBytes += messageLength;
+      c[C.txBytes] += messageLength;
+      return true;
+    }
+
+    /** Rewrites packet `i` into an initiation to `peer`; false for a low-order peer key. */
+    function sendInitiation(b: Uint8Array, at: number, peer: Peer, now: number): boolean {
+      const index = newIndex();
+      const state = writeInitiation(local, peer.remote, index, now, b, at + MESSAGE);
+      if (state === null) return false;
+      writeMac1(b, at + MESSAGE, Initiation.Mac1, peer.remote.mac1Key);
+      peer.jar.sent(b, at + MESSAGE, Initiation.Mac1);
+      peer.jar.writeMac2(b, at + MESSAGE, Initiation.Mac2, now);
+      if (peer.handshake !== null) indices.delete(peer.handshake.senderIndex);
+      peer.handshake = state;
+      peer.handshakeSentAt = now;
+      if (peer.handshakeStartedAt < 0) peer.handshakeStartedAt = now;
+      indices.set(index, { peer, keypair: null });
+      writeOuter(b, at, Initiation.Length, peer.endpointAddr, peer.endpointPort);
+      peer.txBytes += Initiation.Length;
+      c[C.txBytes] += Initiation.Length;
+      c[C.initiationsSent]++;
+      return true;
+    }
+
+    function stage(peer: Peer, b: Uint8Array, from: number, length: number, capacity: number): boolean {
+      const slots = peer.stagedLength.length;
+      if (peer.staged === null) {
+        peer.stageSlot = capacity;
+        peer.staged = new Uint8Array(slots * capacity);
+      }
+      if (peer.stagedCount === slots || length > peer.stageSlot) {
+        c[C.stagingOverflow]++;
+        return false;
+      }
+      const slot = (peer.stagedHead + peer.stagedCount) % slots;
+      peer.staged.set(b.subarray(from, from + length), slot * peer.stageSlot);
+      peer.stagedLength[slot] = length;
+      peer.stagedCount++;
+      return true;
+    }
+
+    function discardStaged(peer: Peer): void {
+      c[C.stagedDiscarded] += peer.stagedCount;
+      peer.stagedCount = 0;
+      peer.stagedHead = 0;
+    }
+
+    function inside(batch: PacketBatchLike, i: number, now: number): void {
+      const b = batch.bytes;
+      const at = batch.at[i];
+      const l3 = parser.eth.payloadAt();
+      let length: number;
+      let owner: number;
+      if (parser.l3 === Layer.Ipv4) {
+        length = parser.ipv4.totalLength();
+        owner = allowed.lookupV4(parser.ipv4.dst());
+      } else {
+        length = 40 + read16(b, l3 + 4);
+        owner = allowed.lookupV6(b, l3 + 24);
+      }
+      if (owner < 0) return batch.drop(i, D.noRoute);
+      const peer = peers[owner];
+      if (peer.remote.staticShared === null) return batch.drop(i, D.badPeerKey);
+      if (!peer.endpointKnown) return batch.drop(i, D.noEndpoint);
+      if (MESSAGE + Data.Payload + paddedLength(length) + 16 > batch.capacity) return batch.drop(i, D.tooBig);
+      const keypair = peer.current;
+      const usable = sendable(keypair, now);
+      // One initiation per REKEY_TIMEOUT; none while the peer's own fresh session awaits its first
+      // data packet (answering its handshake with ours would only race it).
+      const canInitiate =
+        now - peer.handshakeSentAt >= REKEY_TIMEOUT &&
+        (peer.next === null || now - peer.next.createdAt >= REKEY_TIMEOUT);
+      const rekey =
+        usable &&
+        keypair.initiator &&
+        (now - keypair.createdAt >= REKEY_AFTER_TIME || keypair.sendHi >= REKEY_AFTER_MESSAGES_HI);
+      if (usable && !(rekey && canInitiate)) {
+        sendData(batch, i, peer, keypair, b, l3, length); // fits: checked above
+        c[C.encrypted]++;
+        return batch.send(i, OUT);
+      }
+      // A handshake is needed: keep the packet for when it completes.
+      const kept = stage(peer, b, l3, length, batch.capacity);
+      if (canInitiate) {
+        if (!sendInitiation(b, at, peer, now)) return batch.drop(i, D.badPeerKey);
+        if (rekey) c[C.rekeys]++;
+        batch.setLength(i, MESSAGE + Initiation.Length);
+        return batch.send(i, OUT);
+      }
+      batch.drop(i, kept ? D.staged : D.stagingFull);
+    }
+
+    function initiation(
+      batch: PacketBatchLike,
+      i: number,
+      m: number,
+      srcAddr: number,
+      srcPort: number,
+      now: number,
+    ): void {
+      const b = batch.bytes;
+      const at = batch.at[i];
+      const loaded = underLoad(now);
+      if (!checkMac1(b, m, Initiation.Mac1, local.mac1Key)) return batch.drop(i, D.badMac1);
+      if (loaded) {
+        c[C.underLoad]++;
+        if (!cookies.checkMac2(b, m, Initiation.Mac2, source, now)) {
+          const sender = readLe32(b, m + Initiation.Sender);
+          mac1Copy.set(b.subarray(m + Initiation.Mac1, m + Initiation.Mac2));
+          cookies.writeReply(b, at + MESSAGE, sender, mac1Copy, source, now);
+          writeOuter(b, at, CookieReply.Length, srcAddr, srcPort);
+          batch.setLength(i, MESSAGE + CookieReply.Length);
+          c[C.cookiesSent]++;
+          return batch.send(i, OUT);
+        }
+      }
+      const seen = readInitiation(local, b, m, lookupPeer);
+      if (seen === null) return batch.drop(i, D.handshakeFailed);
+      const peer = byKey.get(encodeKey(seen.peer.publicKey));
+      if (peer === undefined) return batch.drop(i, D.handshakeFailed);
+      if (peer.hasTimestamp && compareTimestamps(seen.timestamp, peer.greatestTimestamp) <= 0)
+        return batch.drop(i, D.oldTimestamp);
+      if (now - peer.lastInitiationAt < INITIATION_MIN_INTERVAL) return batch.drop(i, D.flood);
+      peer.greatestTimestamp.set(seen.timestamp);
+      peer.hasTimestamp = true;
+      peer.lastInitiationAt = now;
+      peer.rxBytes += Initiation.Length;
+      c[C.rxBytes] += Initiation.Length;
+      c[C.initiationsReceived]++;
+      roam(peer, srcAddr, srcPort);
+      const index = newIndex();
+      const keys = writeResponse(seen, index, b, at + MESSAGE);
+      if (keys === null) return batch.drop(i, D.handshakeFailed);
+      writeMac1(b, at + MESSAGE, Response.Mac1, peer.remote.mac1Key);
+      peer.jar.sent(b, at + MESSAGE, Response.Mac1);
+      peer.jar.writeMac2(b, at + MESSAGE, Response.Mac2, now);
+      forget(peer.next);
+      peer.next = newKeypair(peer, index, seen.peerIndex, keys.send, keys.receive, false, now);
+      writeOuter(b, at, Response.Length, peer.endpointAddr, peer.endpointPort);
+      batch.setLength(i, MESSAGE + Response.Length);
+      peer.txBytes += Response.Length;
+      c[C.txBytes] += Response.Length;
+      c[C.responsesSent]++;
+      batch.send(i, OUT);
+    }
+
+    function response(
+      batch: PacketBatchLike,
+      i: number,
+      m: number,
+      srcAddr: number,
+      srcPort: number,
+      now: number,
+    ): void {
+      const b = batch.bytes;
+      const at = batch.at[i];
+      const loaded = underLoad(now);
+      if (!checkMac1(b, m, Response.Mac1, local.mac1Key)) return batch.drop(i, D.badMac1);
+      if (loaded) {
+        c[C.underLoad]++;
+        if (!cookies.checkMac2(b, m, Response.Mac2, source, now)) {
+          const sender = readLe32(b, m + Response.Sender);
+          mac1Copy.set(b.subarray(m + Response.Mac1, m + Response.Mac2));
+          cookies.writeReply(b, at + MESSAGE, sender, mac1Copy, source, now);
+          writeOuter(b, at, CookieReply.Length, srcAddr, srcPort);
+          batch.setLength(i, MESSAGE + CookieReply.Length);
+          c[C.cookiesSent]++;
+          return batch.send(i, OUT);
+        }
+      }
+      const entry = indices.get(readLe32(b, m + Response.Receiver));
+      const peer = entry?.peer;
+      if (entry === undefined || peer === undefined || entry.keypair !== null || peer.handshake === null)
+        return batch.drop(i, D.unknownReceiver);
+      const handshake = peer.handshake;
+      const keys = readResponse(local, peer.remote, handshake, b, m);
+      if (keys === null) return batch.drop(i, D.handshakeFailed);
+      const remoteIndex = readLe32(b, m + Response.Sender);
+      peer.handshake = null;
+      peer.handshakeStartedAt = -1;
+      peer.handshakeSentAt = -Infinity;
+      peer.rxBytes += Response.Length;
+      c[C.rxBytes] += Response.Length;
+      c[C.responsesReceived]++;
+      roam(peer, srcAddr, srcPort);
+      forget(peer.previous);
+      peer.previous = peer.current;
+      peer.current = newKeypair(peer, handshake.senderIndex, remoteIndex, keys.send, keys.receive, true, now);
+      // Confirm the session at once (the responder may not send before it hears from us): in the
+      // first staged packet, or in a keepalive.
+      if (peer.stagedCount > 0 && peer.staged !== null) {
+        const slot = peer.stagedHead;
+        const ok = sendData(
+          batch,
+          i,
+          peer,
+          peer.current,
+          peer.staged,
+          slot * peer.stageSlot,
+          peer.stagedLength[slot],
+        );
+        peer.stagedHead = (peer.stagedHead + 1) % peer.stagedLength.length;
+        peer.stagedCount--;
+        if (ok) {
+          c[C.stagedSent]++;
+          c[C.encrypted]++;
+        } else c[C.stagedDiscarded]++;
+        discardStaged(peer);
+        if (ok) return batch.send(i, OUT);
+      }
+      sendData(batch, i, peer, peer.current, b, 0, 0);
+      c[C.keepalivesSent]++;
+      batch.send(i, OUT);
+    }
+
+    function cookieReply(batch: PacketBatchLike, i: number, m: number, now: number): void {
+      const b = batch.bytes;
+      const entry = indices.get(readLe32(b, m + CookieReply.Receiver));
+      if (entry === undefined) return batch.drop(i, D.unknownReceiver);
+      if (!entry.peer.jar.consumeReply(b, m, now)) return batch.drop(i, D.badCookie);
+      c[C.cookiesReceived]++;
+      batch.drop(i, D.cookieAbsorbed);
+    }
+
+    function data(
+      batch: PacketBatchLike,
+      i: number,
+      m: number,
+      n: number,
+      srcAddr: number,
+      srcPort: number,
+      now: number,
+    ): void {
+      const b = batch.bytes;
+      const at = batch.at[i];
+      const entry = indices.get(readLe32(b, m + Data.Receiver));
+      const keypair = entry?.keypair;
+      if (entry === undefined || keypair === null || keypair === undefined)
+        return batch.drop(i, D.unknownReceiver);
+      if (now - keypair.createdAt >= REJECT_AFTER_TIME) return batch.drop(i, D.keyExpired);
+      const lo = readLe32(b, m + Data.Counter);
+      const hi = readLe32(b, m + Data.Counter + 4);
+      const plain = cipher.open(keypair.receive, hi, lo, b, m + Data.Payload, n - Data.Payload, b, at + ETH);
+      if (plain < 0) return batch.drop(i, D.decryptFailed);
+      if (!keypair.window.accept(hi, lo, REJECT_AFTER_MESSAGES_HI, REJECT_AFTER_MESSAGES_LO))
+        return batch.drop(i, D.replayed);
+      const peer = entry.peer;
+      peer.rxBytes += n;
+      c[C.rxBytes] += n;
+      roam(peer, srcAddr, srcPort);
+      if (keypair === peer.next) {
+        // The initiator used the session: it is confirmed; the one before stays for late packets.
+        forget(peer.previous);
+        peer.previous = peer.current;
+        peer.current = keypair;
+        peer.next = null;
+        // Packets staged while the peer's handshake was pending have no packet to leave in now.
+        discardStaged(peer);
+      }
+      if (plain === 0) {
+        c[C.keepalivesReceived]++;
+        return batch.drop(i, D.keepalive);
+      }
+      const p = at + ETH;
+      const version = b[p] >>> 4;
+      let length: number;
+      let owner: number;
+      let etherType: number;
+      if (version === 4 && plain >= 20) {
+        length = read16(b, p + 2);
+        if (length < 20 || length > plain) return batch.drop(i, D.badInner);
+        owner = allowed.lookupV4(read32(b, p + 12));
+        etherType = EtherType.Ipv4;
+      } else if (version === 6 && plain >= 40) {
+        length = 40 + read16(b, p + 4);
+        if (length > plain) return batch.drop(i, D.badInner);
+        owner = allowed.lookupV6(b, p + 8);
+        etherType = EtherType.Ipv6;
+      } else return batch.drop(i, D.badInner);
+      if (owner !== peer.index) return batch.drop(i, D.sourceNotAllowed);
+      b.set(insideNextHop, at);
+      b.set(insideMac, at + 6);
+      write16(b, at + 12, etherType);
+      batch.setLength(i, ETH + length);
+      c[C.decrypted]++;
+      batch.send(i, IN);
+    }
+
+    function outside(batch: PacketBatchLike, i: number, now: number): void {
+      const b = batch.bytes;
+      const m = parser.payloadAt;
+      const n = parser.payloadLength;
+      const srcAddr = parser.ipv4.src() | 0;
+      const srcPort = parser.udp.srcPort();
+      write32(source, 0, srcAddr);
+      write16(source, 4, srcPort);
+      if (n < 4) return batch.drop(i, D.truncated);
+      const type = b[m];
+      if (b[m + 1] !== 0 || b[m + 2] !== 0 || b[m + 3] !== 0) return batch.drop(i, D.unknownType);
+      switch (type) {
+        case MessageType.Initiation:
+          if (n !== Initiation.Length) return batch.drop(i, D.truncated);
+          return initiation(batch, i, m, srcAddr, srcPort, now);
+        case MessageType.Response:
+          if (n !== Response.Length) return batch.drop(i, D.truncated);
+          return response(batch, i, m, srcAddr, srcPort, now);
+        case MessageType.CookieReply:
+          if (n !== CookieReply.Length) return batch.drop(i, D.truncated);
+          return cookieReply(batch, i, m, now);
+        case MessageType.Data:
+          if (n < Data.MinLength) return batch.drop(i, D.truncated);
+          return data(batch, i, m, n, srcAddr, srcPort, now);
+        default:
+          return batch.drop(i, D.unknownType);
+      }
+    }
+
+    function macIs(b: Uint8Array, at: number, mac: Uint8Array): boolean {
+      return (
+        b[at] === mac[0] &&
+        b[at + 1] === mac[1] &&
+        b[at + 2] === mac[2] &&
+        b[at + 3] === mac[3] &&
+        b[at + 4] === mac[4] &&
+        b[at + 5] === mac[5]
+      );
+    }
+
+    function status(peer: Peer): WireguardPeerStatus {
+      return {
+        publicKey: peer.publicKeyText,
+        endpoint: peer.endpointKnown ? `${formatIpv4(peer.endpointAddr >>> 0)}:${peer.endpointPort}` : '',
+        rxBytes: peer.rxBytes,
+        txBytes: peer.txBytes,
+        lastHandshake: peer.lastHandshake,
+        greatestTimestamp: peer.hasTimestamp ? hex(peer.greatestTimestamp) : '',
+      };
+    }
+
+    return {
+      plan: {
+        publicKey: encodeKey(local.publicKey),
+        listen: `${config.listenAddress}:${listenPort}`,
+        peers: peers.length,
+      },
+      process(batch, now) {
+        const b = batch.bytes;
+        for (let i = 0; i < batch.count; i++) {
+          const at = batch.at[i];
+          const reason = parser.attach(b, at, batch.length[i]);
+          if (reason !== DropReason.None) {
+            ctx.malformed(parser.failedLayer, reason);
+            batch.drop(i, D.malformed);
+            continue;
+          }
+          if (parser.l3 !== Layer.Ipv4 && parser.l3 !== Layer.Ipv6) {
+            batch.drop(i, D.notIp);
+            continue;
+          }
+          const wireguard =
+            parser.l4 === Layer.Udp &&
+            parser.l3 === Layer.Ipv4 &&
+            parser.tunnelDepth === 0 &&
+            (parser.ipv4.dst() | 0) === listen &&
+            parser.udp.dstPort() === listenPort;
+          if (!macIs(b, at, wireguard ? outsideMac : insideMac)) {
+            batch.drop(i, D.notForUs);
+            continue;
+          }
+          if (wireguard) outside(batch, i, now);
+          else inside(batch, i, now);
+        }
+      },
+      tick(now) {
+        for (const peer of peers) {
+          if (peer.handshake !== null && now - peer.handshakeStartedAt >= REKEY_ATTEMPT_TIME) {
+            // Whitepaper §6.4: after REKEY_ATTEMPT_TIME of trying, give up and drop what waited.
+            indices.delete(peer.handshake.senderIndex);
+            peer.handshake = null;
+            peer.handshakeStartedAt = -1;
+            discardStaged(peer);
+          }
+          // Sessions are useless after REJECT_AFTER_TIME; their keys are forgotten after three times that.
+          for (const keypair of [peer.previous, peer.current, peer.next]) {
+            if (keypair !== null && now - keypair.createdAt >= 3 * REJECT_AFTER_TIME) {
+              forget(keypair);
+              if (peer.previous === keypair) peer.previous = null;
+              if (peer.current === keypair) peer.current = null;
+              if (peer.next === keypair) peer.next = null;
+            }
+          }
+        }
+      },
+      peers: () => peers.map(status),
+      snapshot(): WireguardSnapshot {
+        return { version: 1, peers: peers.map(status) };
+      },
+      restore(state) {
+        const s = state as Partial<WireguardSnapshot> | null;
+        if (s?.version !== 1 || !Array.isArray(s.peers)) return;
+        for (const saved of s.peers) {
+          const peer = byKey.get(saved.publicKey);
+          if (peer === undefined) continue;
+          if (saved.endpoint !== '') {
+            try {
+              [peer.endpointAddr, peer.endpointPort] = parseEndpoint(saved.endpoint, 'snapshot');
+              peer.endpointKnown = true;
+            } catch {
+              // A snapshot from another configuration: keep the configured endpoint.
+            }
+          }
+          if (/^[0-9a-f]{24}$/.test(saved.greatestTimestamp)) {
+            peer.greatestTimestamp.set(Buffer.from(saved.greatestTimestamp, 'hex'));
+            peer.hasTimestamp = true;
+          }
+          peer.rxBytes = saved.rxBytes;
+          peer.txBytes = saved.txBytes;
+          peer.lastHandshake = saved.lastHandshake;
+        }
+      },
+    };
+  },
+});
+
+/** The part of PacketBatch the handlers use (kept structural so helpers stay small). */
+interface PacketBatchLike {
+  bytes: Uint8Array;
+  capacity: number;
+  readonly at: Uint32Array;
+  readonly length: Uint32Array;
+  send(i: number, output?: number): void;
+  drop(i: number, reason: number): void;
+  setLength(i: number, length: number): boolean;
+}

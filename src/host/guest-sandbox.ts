@@ -1,0 +1,299 @@
+/**
+ * The guest sandbox: an NF image's code runs with only what the SDK gives it, plus the Node
+ * modules its deployment grants. The image's bundle (converted to a CommonJS script when the image
+ * is unpacked) is evaluated in its own `vm` context — a separate set of globals inside the guest's
+ * isolate — that holds the JavaScript built-ins and a few harmless Node globals (timers,
+ * TextEncoder/Decoder, URL, Buffer, Web Crypto, console routed to the NF's log) and nothing else:
+ *
+ *   require(x) / import(x)     a built-in the policy allows is the real module; anything else
+ *                              (fs, net, child_process, worker_threads … without their grant, vm,
+ *                              inspector, module, a package that was not bundled) is refused
+ *   process                    a stub: env is empty, nextTick and hrtime work; exit, abort, kill,
+ *                              binding, dlopen, chdir, mainModule, stdio … are refused
+ *   SharedArrayBuffer          refused: only the host hands out shared memory
+ *   Function('return this')()  the sandbox's own globals, so the stubs above again
+ *
+ * Every refusal throws an error with code NFV_ERR_CAPABILITY_REFUSED into the NF and is reported
+ * to the caller (the guest counts it and logs the first ones, naming the capability). Dynamic
+ * `import()` of a string that was compiled at run time is refused the same way in a worker guest
+ * (started with --experimental-vm-modules, which gives `vm` the import callback); elsewhere V8
+ * refuses it without the count.
+ *
+ * The typed arrays, ArrayBuffer, DataView, Map and Set of the sandbox are the guest's own (the
+ * host realm's), so a snapshot restored after a restart passes `instanceof` checks and packet
+ * bytes keep one shape.
+ *
+ * What this is not: a security boundary. Objects the host hands the NF (the batch, its context,
+ * these stubs) belong to the host realm, and through their constructors hostile code could reach
+ * that realm's `Function`; `lockHostRealm` closes the constructor chains it knows about in a worker
+ * guest, but Node documents `vm` as no security mechanism, and it is not. It contains mistakes and
+ * the ordinary ways to reach outside; hostile code is kept out by signatures and the trust policy.
+ *
+ * @example
+ * const nf = loadSandboxedNf({ script, policy: { modules: ['crypto'], needs: { fs: 'fs' }, grants: [] } }, {
+ *   refused: (r) => counters.refused++,
+ *   log: (line) => console.log(line),
+ * });
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire, isBuiltin } from 'node:module';
+import vm from 'node:vm';
+
+/** What an image's code may load; computed from the deployment's grants by src/image/capabilities.ts. */
+export interface SandboxPolicy {
+  /** Node built-ins (base names without `node:`) the code may load: the pure ones and the granted. */
+  modules: string[];
+  /** Built-in base name → the capability that would allow it (for the refusal message). */
+  needs: Record<string, string>;
+  /** The capabilities the deployment grants, for messages. */
+  grants: string[];
+}
+
+/** How a guest runs its image in the sandbox. */
+export interface SandboxPlan {
+  /** The path of the image's code as a CommonJS script (written by the image store when unpacked). */
+  script: string;
+  policy: SandboxPolicy;
+}
+
+/**
+ * One refused attempt: what was tried and the capability that would have allowed it — a grantable
+ * one (`fs`, `net` …) or, when `grantable` is false, the name of what no grant opens (`process`,
+ * `shared-memory`, `host-realm`, `vm` …).
+ */
+export interface Refusal {
+  capability: string;
+  grantable: boolean;
+  what: string;
+}
+
+/** The log line of a refusal (one form for every place that logs them). */
+export function describeRefusal({ capability, grantable, what }: Refusal): string {
+  return grantable
+    ? `refused ${what}: needs capability "${capability}", which the deployment does not grant`
+    : `refused ${what}: "${capability}" is closed to guests (no capability opens it)`;
+}
+
+export interface SandboxHooks {
+  refused(refusal: Refusal): void;
+  /** A line the NF's code wrote with console.*. */
+  log(line: string): void;
+}
+
+export const CAPABILITY_REFUSED = 'NFV_ERR_CAPABILITY_REFUSED';
+
+/** The error a refused attempt throws into the NF's code. */
+function refusal(hooks: SandboxHooks, capability: string, what: string, grantable = false): Error {
+  const r = { capability, grantable, what };
+  hooks.refused(r);
+  const error = new Error(describeRefusal(r)) as Error & { code: string; capability: string };
+  error.code = CAPABILITY_REFUSED;
+  error.capability = capability;
+  return error;
+}
+
+const hostRequire = createRequire(import.meta.url);
+
+/** `process` members that reach the host process itself: calling one is refused. */
+const PROCESS_CALLS = [
+  'exit',
+  'reallyExit',
+  'abort',
+  'kill',
+  'binding',
+  '_linkedBinding',
+  'dlopen',
+  'chdir',
+  'umask',
+  'setuid',
+  'setgid',
+  'seteuid',
+  'setegid',
+  'setgroups',
+  'initgroups',
+  'send',
+  'disconnect',
+  'getBuiltinModule',
+  'setSourceMapsEnabled',
+  'setUncaughtExceptionCaptureCallback',
+  'on',
+  'once',
+  'addListener',
+];
+/** `process` members that hand out host objects: reading one is refused (and gives undefined). */
+const PROCESS_READS = [
+  'mainModule',
+  'stdin',
+  'stdout',
+  'stderr',
+  'report',
+  'permission',
+  'channel',
+  'moduleLoadList',
+];
+
+function processStub(hooks: SandboxHooks): object {
+  const stub: Record<string, unknown> = {
+    env: {},
+    argv: [],
+    execArgv: [],
+    pid: 0,
+    platform: process.platform,
+    arch: process.arch,
+    version: process.version,
+    versions: { ...process.versions },
+    release: { name: 'node' },
+    nextTick: (fn: (...args: unknown[]) => void, ...args: unknown[]) => process.nextTick(fn, ...args),
+    hrtime: Object.assign((previous?: [number, number]) => process.hrtime(previous), {
+      bigint: () => process.hrtime.bigint(),
+    }),
+    uptime: () => process.uptime(),
+    memoryUsage: () => process.memoryUsage(),
+    cwd: () => '/',
+    emitWarning: (warning: unknown) => hooks.log(`warning: ${String(warning)}`),
+  };
+  for (const name of PROCESS_CALLS)
+    stub[name] = () => {
+      throw refusal(hooks, 'process', `process.${name}()`);
+    };
+  for (const name of PROCESS_READS)
+    Object.defineProperty(stub, name, {
+      get() {
+        refusal(hooks, 'process', `process.${name}`);
+        return undefined;
+      },
+    });
+  return Object.freeze(stub);
+}
+
+function consoleStub(hooks: SandboxHooks): object {
+  const line =
+    (level: string) =>
+    (...args: unknown[]): void =>
+      hooks.log(
+        `${level === 'log' ? '' : `${level}: `}${args.map((a) => (typeof a === 'string' ? a : String(a))).join(' ')}`,
+      );
+  return Object.freeze({
+    log: line('log'),
+    info: line('log'),
+    debug: line('log'),
+    warn: line('warn'),
+    error: line('error'),
+    trace: line('trace'),
+  });
+}
+
+/**
+ * Evaluates the image's script in a fresh context and returns its default export (the NF
+ * declaration). Throws what the script throws at load time.
+ */
+export function loadSandboxedNf(plan: SandboxPlan, hooks: SandboxHooks): unknown {
+  const { policy } = plan;
+  const allowed = new Set(policy.modules);
+
+  const sandboxRequire = (specifier: unknown): unknown => {
+    const text = String(specifier);
+    const bare = text.startsWith('node:') ? text.slice(5) : text;
+    const base = bare.split('/')[0];
+    if (!isBuiltin(text)) throw refusal(hooks, 'node_modules', `require("${text}") (not bundled)`);
+    if (allowed.has(base)) return hostRequire(text);
+    const capability = policy.needs[base];
+    throw refusal(hooks, capability ?? base, `require("${text}")`, capability !== undefined);
+  };
+
+  function SharedArrayBufferRefused(): never {
+    throw refusal(hooks, 'shared-memory', 'new SharedArrayBuffer()');
+  }
+  Object.defineProperty(SharedArrayBufferRefused, Symbol.hasInstance, {
+    value: (v: unknown) => v instanceof SharedArrayBuffer,
+  });
+
+  const globals: Record<string, unknown> = {
+    console: consoleStub(hooks),
+    process: processStub(hooks),
+    SharedArrayBuffer: SharedArrayBufferRefused,
+    setTimeout,
+    clearTimeout,
+    setInterval,
+    clearInterval,
+    setImmediate,
+    clearImmediate,
+    queueMicrotask,
+    structuredClone,
+    TextEncoder,
+    TextDecoder,
+    URL,
+    URLSearchParams,
+    Buffer,
+    atob,
+    btoa,
+    crypto: globalThis.crypto,
+    performance: Object.freeze({ now: () => performance.now(), timeOrigin: performance.timeOrigin }),
+    AbortController,
+    AbortSignal,
+    Event,
+    EventTarget,
+    // The guest's own data types (see the header): snapshots and packet bytes keep one realm.
+    ArrayBuffer,
+    DataView,
+    Int8Array,
+    Uint8Array,
+    Uint8ClampedArray,
+    Int16Array,
+    Uint16Array,
+    Int32Array,
+    Uint32Array,
+    Float32Array,
+    Float64Array,
+    BigInt64Array,
+    BigUint64Array,
+    Map,
+    Set,
+    WeakMap,
+    WeakSet,
+  };
+  const context = vm.createContext(globals, { name: 'nf-image' });
+  // `global` and `globalThis` are the sandbox's own global object.
+  vm.runInContext('globalThis.global = globalThis;', context);
+
+  const source = readFileSync(plan.script, 'utf8');
+  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+    filename: plan.script,
+    // Called in a guest started with --experimental-vm-modules, for import() of run-time strings.
+    importModuleDynamically: ((specifier: string) =>
+      Promise.resolve(sandboxRequire(specifier))) as unknown as vm.ScriptOptions['importModuleDynamically'],
+  });
+  const wrapper = script.runInContext(context) as (
+    exports: unknown,
+    require: unknown,
+    module: unknown,
+    filename: string,
+    dirname: string,
+  ) => void;
+  const module = vm.runInContext('({ exports: {} })', context) as { exports: { default?: unknown } };
+  wrapper.call(module.exports, module.exports, sandboxRequire, module, plan.script, '/');
+  return module.exports.default;
+}
+
+/**
+ * In a worker guest, before the image's code runs: the constructors of the host realm's functions
+ * (`batch.constructor.constructor`, the way out of a `vm` context to code generation with the
+ * host's globals) become refusals. The host's own code never calls them; `new Function` and
+ * `eval` by name still work where they are in scope.
+ */
+export function lockHostRealm(hooks: SandboxHooks): void {
+  const prototypes = [
+    Function.prototype,
+    Object.getPrototypeOf(async function () {}) as object,
+    Object.getPrototypeOf(function* () {}) as object,
+    Object.getPrototypeOf(async function* () {}) as object,
+  ];
+  for (const prototype of prototypes) {
+    const original = (prototype as { constructor: { name: string } }).constructor;
+    const blocked = function (): never {
+      throw refusal(hooks, 'host-realm', `the host realm's ${original.name} constructor`);
+    };
+    Object.defineProperty(blocked, 'name', { value: original.name });
+    Object.defineProperty(prototype, 'constructor', { value: blocked, writable: false, configurable: false });
+  }
+}
