@@ -1,0 +1,673 @@
+/**
+ * Live reconfiguration of a running host: `host.apply(plan)` moves it to a new plan without
+ * stopping the chains the change does not touch.
+ *
+ *   validate ───────▶ prepare ─────────────▶ swap ─────────────────────────▶ drain
+ *   diff; refuse      load NF modules, check  one synchronous step between   old copies of changed
+ *   what cannot       configs, open ports,    two host loop turns: classifier, chains get no new
+ *   change live       start every new guest   ports and chain tables point   packets, finish what
+ *                                             at the new chains               they hold, then stop
+ *
+ * Everything that can fail happens before the swap: a config that does not validate, a module
+ * without an NF, a port that does not open, a guest that throws in `create()` or exits. Each stops
+ * what was prepared and leaves the running host exactly as it was (NFV_ERR_RECONFIGURE_FAILED).
+ *
+ * Make before break. A changed chain (new config, replicas, vNIC, ports…) is started as a new copy
+ * next to the old one; at the swap the classifier sends new packets to the copy while the old one
+ * drains what it holds into the same output port, so nothing in flight is dropped. A replaced NF
+ * starts from its predecessor's last snapshot when its image and replica count are unchanged; its
+ * counters start again from zero (a counter reset, as after a process restart). Kept chains keep
+ * their guests, rings, state and counters.
+ *
+ * Indices. Chains, NF runtimes and runs are arrays the host indexes by number, and each pool slot
+ * remembers the run holding it. The swap rebuilds those arrays (live chains first, draining ones
+ * after) and renumbers every held slot, at a point where no hop is half done.
+ *
+ * The same machinery drains or stops one NF instance for the control API (`drainInstance`,
+ * `stopInstance`), and `captureHop` taps one hop of a chain.
+ */
+import { NfvError } from '../errors.js';
+import type { BufferPool } from '../mem/buffer-pool.js';
+import { DESCRIPTOR_WORDS } from '../mem/descriptor-ring.js';
+import type { TunnelPort } from '../io/tunnel-port.js';
+import { validateConfig } from '../sdk/config-schema.js';
+import type { NfDefinition } from '../sdk/define-nf.js';
+import { MAX_BATCH } from '../sdk/packet-batch.js';
+import { Classifier, type MatchPlan } from './classifier.js';
+import { Control } from './guest-protocol.js';
+import {
+  linksDirectly,
+  type ChainRuntime,
+  type HostPlan,
+  type NfRuntime,
+  type Replica,
+  type Run,
+} from './host.js';
+import { createTunnelPort, openInputPort, openOutputPort, type InputPort, type OutputPort } from './ports.js';
+import { diffPlans, sameValue, type PlanDiff } from './reconfigure-diff.js';
+
+export interface ApplyOptions {
+  /** Validate (modules, configs, the diff) and return the diff; change nothing. */
+  dryRun?: boolean;
+  /** How long old copies of changed chains may take to hand back what they hold; default 2000 ms. */
+  drainTimeoutMs?: number;
+  /**
+   * NF instances to take out of service: their chains are replaced by copies in which they are
+   * down and not restarted until `restartInstance` (`drainInstance`, `stopInstance`).
+   */
+  hold?: readonly string[];
+}
+
+export interface ApplyResult {
+  dryRun: boolean;
+  /** False for a dry run and for a plan equal to the running one. */
+  applied: boolean;
+  diff: PlanDiff;
+  /** From the call to the swap, in ms (loading modules and starting guests). */
+  prepareMs: number;
+  /** From the swap until the old copies had handed back everything, in ms. */
+  drainMs: number;
+  /** Packets old copies still held at the drain timeout, counted lost. */
+  lostInDrain: number;
+}
+
+/** The host's internals a reconfiguration works on (Host, seen through `host.reconfigurable()`). */
+export interface ReconfigurableHost {
+  plan: HostPlan;
+  readonly pool: BufferPool;
+  readonly chains: ChainRuntime[];
+  readonly nfs: NfRuntime[];
+  readonly runs: Run[];
+  classifier: Classifier;
+  needsParse: boolean;
+  readonly inputs: InputPort[];
+  readonly outputs: Map<string, OutputPort>;
+  readonly tunnels: Map<string, TunnelPort>;
+  readonly slotRun: Int32Array;
+  readonly started: number;
+  readonly stopping: boolean;
+  readonly inputsDone: boolean;
+  wake: (() => void) | null;
+  betweenTurns: (() => void) | null;
+  newReplica(nf: NfRuntime, index: number, guestId: number): Replica;
+  startStages(stages: NfRuntime[]): Promise<void>;
+  planRuns(): void;
+  lose(slot: number): void;
+  log(nf: string, message: string): void;
+}
+
+type Loaded = Map<
+  string,
+  { definition: NfDefinition<Record<string, unknown>>; config: Record<string, unknown> }
+>;
+
+const NO_RUN = -1;
+const DEFAULT_DRAIN_TIMEOUT_MS = 2000;
+/** A swap waits this long for the host loop's next turn (a host that stopped never gets there). */
+const SWAP_TIMEOUT_MS = 5000;
+/** Guest ids of reconfigurations start here, far from those `run()` numbers from 2. */
+const FIRST_GUEST_ID = 1 << 20;
+
+/** Per host: one reconfiguration at a time, and guest ids that never repeat. */
+const busy = new WeakSet<ReconfigurableHost>();
+const nextGuestIds = new WeakMap<ReconfigurableHost, number>();
+
+function refuse(message: string, detail: Record<string, unknown> = {}): never {
+  throw new NfvError('NFV_ERR_RECONFIGURE_REFUSED', message, detail);
+}
+
+function failed(message: string, detail: Record<string, unknown> = {}): NfvError {
+  return new NfvError('NFV_ERR_RECONFIGURE_FAILED', message, detail);
+}
+
+/** `host.apply()`: see the file comment. */
+export async function applyPlan(
+  host: ReconfigurableHost,
+  next: HostPlan,
+  options: ApplyOptions = {},
+): Promise<ApplyResult> {
+  const t0 = performance.now();
+  const hold = new Set(options.hold ?? []);
+  const diff = diffPlans(host.plan, next);
+  for (const name of hold) {
+    const touched = next.chains.filter((c) => c.through.includes(name)).map((c) => c.name);
+    if (touched.length === 0) refuse(`no chain runs NF ${name}`, { nf: name });
+    for (const chain of touched) markChanged(diff, chain, `nf ${name} taken out of service`);
+  }
+  if (diff.refused.length > 0)
+    refuse(`the plan cannot be applied live: ${diff.refused.join('; ')}`, { refused: diff.refused });
+  checkReferences(next);
+  if (host.started === 0 || host.stopping || host.inputsDone)
+    refuse('the host is not running (a reconfiguration needs a running host)');
+  if (busy.has(host)) refuse('another reconfiguration is under way');
+  busy.add(host);
+  try {
+    const changed = new Set([...diff.chains.added, ...diff.chains.changed.map((c) => c.name)]);
+    const definitions = await loadDefinitions(next, changed);
+    if (options.dryRun === true || diff.empty)
+      return {
+        dryRun: options.dryRun === true,
+        applied: false,
+        diff,
+        prepareMs: 0,
+        drainMs: 0,
+        lostInDrain: 0,
+      };
+    const staged = await prepare(host, next, changed, definitions, hold);
+    await atSafePoint(host, () => swap(host, next, staged));
+    const prepareMs = performance.now() - t0;
+    const t1 = performance.now();
+    const lostInDrain = await drainRetiring(host, options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS);
+    return { dryRun: false, applied: true, diff, prepareMs, drainMs: performance.now() - t1, lostInDrain };
+  } finally {
+    busy.delete(host);
+  }
+}
+
+function markChanged(diff: PlanDiff, chain: string, why: string): void {
+  const entry = diff.chains.changed.find((c) => c.name === chain);
+  if (entry) entry.fields.push(why);
+  else diff.chains.changed.push({ name: chain, fields: [why] });
+  diff.chains.kept = diff.chains.kept.filter((name) => name !== chain);
+  diff.empty = false;
+}
+
+/** The plan's own consistency: names resolve and chain names are unique (a parsed deployment always is). */
+function checkReferences(plan: HostPlan): void {
+  const problems: string[] = [];
+  const names = new Set<string>();
+  for (const chain of plan.chains) {
+    if (names.has(chain.name)) problems.push(`chains: the name ${chain.name} is used twice`);
+    names.add(chain.name);
+    for (const port of [chain.from, chain.to])
+      if (!Object.hasOwn(plan.ports, port)) problems.push(`chains.${chain.name}: no port named ${port}`);
+    for (const nf of chain.through)
+      if (!Object.hasOwn(plan.nfs, nf)) problems.push(`chains.${chain.name}: no NF named ${nf}`);
+  }
+  if (problems.length > 0)
+    throw failed(`the new plan is inconsistent:\n  ${problems.join('\n  ')}`, { problems });
+}
+
+/** Imports the module of every NF a new or changed chain runs and validates its config. */
+async function loadDefinitions(plan: HostPlan, chains: ReadonlySet<string>): Promise<Loaded> {
+  const needed = new Set(plan.chains.filter((c) => chains.has(c.name)).flatMap((c) => c.through));
+  const loaded: Loaded = new Map();
+  const problems: string[] = [];
+  for (const name of needed) {
+    const nf = plan.nfs[name];
+    let module: { default?: NfDefinition<Record<string, unknown>> };
+    try {
+      module = (await import(nf.module)) as typeof module;
+    } catch (e) {
+      problems.push(`nfs.${name}: cannot load ${nf.module}: ${(e as Error).message}`);
+      continue;
+    }
+    if (!module.default) {
+      problems.push(`nfs.${name}: ${nf.module} has no default export (an NF definition)`);
+      continue;
+    }
+    const { value, errors } = validateConfig(module.default.config, nf.config);
+    for (const error of errors) problems.push(`nfs.${name}.config.${error.path}: ${error.message}`);
+    loaded.set(name, { definition: module.default, config: value });
+  }
+  if (problems.length > 0)
+    throw failed(`invalid NF configuration:\n  ${problems.join('\n  ')}`, { problems });
+  return loaded;
+}
+
+/** What `prepare` made and the swap installs (or a rollback undoes). */
+interface Staged {
+  chains: Map<string, ChainRuntime>;
+  inputs: Map<string, InputPort>;
+  outputs: Map<string, OutputPort>;
+  tunnels: Map<string, TunnelPort>;
+  /** Port objects opened for this reconfiguration (closed again on rollback). */
+  opened: { close(): void }[];
+  portIds: Map<string, number>;
+}
+
+/** Opens new ports and starts the guests of every new or changed chain; undoes all of it on failure. */
+async function prepare(
+  host: ReconfigurableHost,
+  next: HostPlan,
+  changed: ReadonlySet<string>,
+  definitions: Loaded,
+  hold: ReadonlySet<string>,
+): Promise<Staged> {
+  const staged: Staged = {
+    chains: new Map(),
+    inputs: new Map(),
+    outputs: new Map(),
+    tunnels: new Map(),
+    opened: [],
+    portIds: new Map(),
+  };
+  const newNfs: NfRuntime[] = [];
+  try {
+    openPorts(host, next, staged);
+    for (const tunnel of staged.tunnels.values()) {
+      if (host.tunnels.get(tunnel.name) === tunnel) continue;
+      await tunnel.open();
+      tunnel.onReadable = () => host.wake?.();
+    }
+    const oldChains = new Map(host.chains.filter((c) => !c.retiring).map((c) => [c.name, c]));
+    let guestId = nextGuestIds.get(host) ?? FIRST_GUEST_ID;
+    for (const chainPlan of next.chains) {
+      if (!changed.has(chainPlan.name)) continue;
+      const previous = oldChains.get(chainPlan.name);
+      const stages = chainPlan.through.map((name, s): NfRuntime => {
+        const loaded = definitions.get(name);
+        if (loaded === undefined) throw failed(`nfs.${name}: not loaded`);
+        const nfPlan = next.nfs[name];
+        const nf: NfRuntime = {
+          name,
+          plan: nfPlan,
+          definition: loaded.definition,
+          config: loaded.config,
+          chain: -1,
+          stage: s,
+          replicas: [],
+          drops: new Float64Array(Object.keys(loaded.definition.drops).length),
+          packets: 0,
+          restarts: 0,
+          run: NO_RUN,
+          quarantined: false,
+          exceptions: 0,
+          held: hold.has(name),
+        };
+        // State carries over when the same image runs with as many replicas (flows hash alike).
+        const before = previous?.stages.find((p) => p.name === name);
+        const carry =
+          before !== undefined &&
+          before.plan.module === nfPlan.module &&
+          before.plan.replicas === nfPlan.replicas;
+        for (let r = 0; r < nfPlan.replicas; r++) {
+          const replica = host.newReplica(nf, r, guestId++);
+          if (carry) replica.snapshot = before.replicas[r]?.snapshot;
+          nf.replicas.push(replica);
+        }
+        newNfs.push(nf);
+        return nf;
+      });
+      const output = staged.outputs.get(chainPlan.to) ?? staged.tunnels.get(chainPlan.to);
+      if (output === undefined)
+        throw failed(`chains.${chainPlan.name}: port ${chainPlan.to} cannot be written`);
+      staged.chains.set(chainPlan.name, {
+        index: -1,
+        name: chainPlan.name,
+        stages,
+        output,
+        staged: new Uint32Array(MAX_BATCH * DESCRIPTOR_WORDS),
+        stagedCount: 0,
+      });
+    }
+    nextGuestIds.set(host, guestId);
+    // Start every guest of the new chains, run by run (a run shares rings), all at once.
+    const starts: Promise<void>[] = [];
+    for (const chain of staged.chains.values()) {
+      for (const group of runGroups(chain.stages))
+        if (!group.some((nf) => nf.held)) starts.push(host.startStages(group));
+    }
+    const outcomes = await Promise.allSettled(starts);
+    const thrown = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (thrown) throw failed(`a new guest failed to start: ${(thrown.reason as Error).message}`);
+    const down = newNfs.filter((nf) => !nf.held && nf.replicas.some((r) => !r.up));
+    if (down.length > 0)
+      throw failed(
+        `new guests failed to start: ${down.map((nf) => nf.name).join(', ')} (the host's log says why)`,
+        {
+          nfs: down.map((nf) => nf.name),
+        },
+      );
+    return staged;
+  } catch (e) {
+    stopGuests(newNfs);
+    for (const port of staged.opened) port.close();
+    throw e instanceof NfvError ? e : failed(`preparing the new plan failed: ${(e as Error).message}`);
+  }
+}
+
+/** Consecutive stages the host runs as one run (the rule of host.ts `planRuns`). */
+function runGroups(stages: NfRuntime[]): NfRuntime[][] {
+  const groups: NfRuntime[][] = [];
+  for (const nf of stages) {
+    const last = groups.at(-1);
+    const previous = last?.at(-1);
+    if (last !== undefined && previous !== undefined && linksDirectly(previous) && linksDirectly(nf))
+      last.push(nf);
+    else groups.push([nf]);
+  }
+  return groups;
+}
+
+/**
+ * Finds or opens the port objects the new plan needs: an unchanged port keeps its object (and its
+ * id, position and counters); a new or changed one is opened with a fresh id.
+ */
+function openPorts(host: ReconfigurableHost, next: HostPlan, staged: Staged): void {
+  const current = host.plan.ports;
+  let nextId = 0;
+  const seen = (id: number): void => {
+    nextId = Math.max(nextId, id + 1);
+  };
+  host.inputs.forEach((p) => seen(p.id));
+  host.outputs.forEach((p) => seen(p.id));
+  host.tunnels.forEach((p) => seen(p.id));
+  for (const chain of host.chains) seen(chain.output.id);
+  for (const [name, plan] of Object.entries(next.ports)) {
+    const unchanged = Object.hasOwn(current, name) && sameValue(current[name], plan);
+    const readBy = next.chains.some((c) => c.from === name);
+    const writtenBy = next.chains.some((c) => c.to === name);
+    if (!readBy && !writtenBy) continue;
+    if (plan.kind === 'vxlan' || plan.kind === 'geneve') {
+      let tunnel = unchanged ? host.tunnels.get(name) : undefined;
+      if (tunnel === undefined) {
+        tunnel = createTunnelPort(name, nextId++, plan);
+        staged.opened.push(tunnel);
+      }
+      staged.tunnels.set(name, tunnel);
+      staged.portIds.set(name, tunnel.id);
+      continue;
+    }
+    let id = -1;
+    if (readBy) {
+      let input = unchanged ? host.inputs.find((p) => p.name === name) : undefined;
+      if (input === undefined) {
+        input = openInputPort(name, nextId++, plan);
+        staged.opened.push(input);
+      }
+      staged.inputs.set(name, input);
+      id = input.id;
+    }
+    if (writtenBy) {
+      let output = unchanged ? host.outputs.get(name) : undefined;
+      if (output === undefined) {
+        output = openOutputPort(name, id >= 0 ? id : nextId++, plan);
+        staged.opened.push(output);
+      }
+      staged.outputs.set(name, output);
+      if (id < 0) id = output.id;
+    }
+    staged.portIds.set(name, id);
+  }
+}
+
+/** Runs `change` at the top of the host loop's next turn; rejects if the host never gets there. */
+function atSafePoint(host: ReconfigurableHost, change: () => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      host.betweenTurns = null;
+      reject(failed('the host loop did not come round (has it stopped?); nothing was changed'));
+    }, SWAP_TIMEOUT_MS);
+    host.betweenTurns = () => {
+      host.betweenTurns = null;
+      clearTimeout(timer);
+      try {
+        change();
+        resolve();
+      } catch (e) {
+        reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    };
+    host.wake?.();
+  });
+}
+
+/**
+ * The swap: synchronous, at a safe point. Whatever can throw (the classifier) is built before the
+ * first table changes; a guest that died since it started aborts the swap and everything staged.
+ */
+function swap(host: ReconfigurableHost, next: HostPlan, staged: Staged): void {
+  const stagedNfs = [...staged.chains.values()].flatMap((c) => c.stages);
+  const died = stagedNfs.filter((nf) => !nf.held && nf.replicas.some((r) => !r.up));
+  if (died.length > 0 || host.stopping) {
+    stopGuests(stagedNfs);
+    for (const port of staged.opened) port.close();
+    throw failed(
+      host.stopping
+        ? 'the host began to stop; nothing was changed'
+        : `new guests stopped before the swap: ${died.map((nf) => nf.name).join(', ')}`,
+    );
+  }
+  const kept = new Map(host.chains.filter((c) => !c.retiring).map((c) => [c.name, c]));
+  const liveChains: ChainRuntime[] = [];
+  for (const plan of next.chains) {
+    const chain = staged.chains.get(plan.name) ?? kept.get(plan.name);
+    if (chain === undefined) throw failed(`chain ${plan.name} is neither kept nor prepared (a bug)`);
+    liveChains.push(chain);
+  }
+  const retiring = host.chains.filter((c) => c.retiring || !liveChains.includes(c));
+  const matches: MatchPlan[] = next.chains.map((plan, c) => ({
+    chain: c,
+    inPort: staged.portIds.get(plan.from),
+    ...plan.match,
+  }));
+  const classifier = new Classifier(matches);
+  const needsParse =
+    matches.some((m) => m.protocol !== undefined || m.src || m.dst || m.srcPort || m.dstPort) ||
+    Object.values(next.nfs).some((nf) => nf.replicas > 1);
+
+  for (const chain of retiring) {
+    chain.retiring = true;
+    for (const nf of chain.stages) nf.retiring = true;
+  }
+  reindex(host, [...liveChains, ...retiring]);
+  host.classifier = classifier;
+  host.needsParse = needsParse;
+  const tunnels = new Set<unknown>(staged.tunnels.values());
+  const inputs: InputPort[] = [];
+  for (const plan of next.chains) {
+    const input = staged.inputs.get(plan.from) ?? staged.tunnels.get(plan.from);
+    if (input !== undefined && !inputs.includes(input)) inputs.push(input);
+  }
+  for (const input of host.inputs) if (!inputs.includes(input) && !isTunnel(host, input)) input.close();
+  host.inputs.length = 0;
+  host.inputs.push(...inputs);
+  host.outputs.clear();
+  for (const [name, output] of staged.outputs) host.outputs.set(name, output);
+  const oldTunnels = [...host.tunnels.values()];
+  host.tunnels.clear();
+  for (const [name, tunnel] of staged.tunnels) host.tunnels.set(name, tunnel);
+  // A tunnel no chain uses any more stops now, unless an old chain still drains into it.
+  for (const tunnel of oldTunnels)
+    if (!tunnels.has(tunnel) && !retiring.some((c) => (c.output as unknown) === tunnel)) tunnel.close();
+  host.plan = next;
+  host.wake?.();
+}
+
+function isTunnel(host: ReconfigurableHost, port: InputPort): boolean {
+  return [...host.tunnels.values()].some((t) => (t as unknown) === port);
+}
+
+/**
+ * Puts `chains` in the host's tables in this order and renumbers: chain and stage indices, runs,
+ * and the run each held pool slot belongs to.
+ */
+function reindex(host: ReconfigurableHost, chains: ChainRuntime[]): void {
+  const firstOfRun = host.runs.map((run) => host.chains[run.chain].stages[run.first]);
+  host.chains.length = 0;
+  host.chains.push(...chains);
+  host.nfs.length = 0;
+  chains.forEach((chain, c) => {
+    chain.index = c;
+    chain.stages.forEach((nf, s) => {
+      nf.chain = c;
+      nf.stage = s;
+      host.nfs.push(nf);
+    });
+  });
+  // Runs that leave the tables keep no number (they hold no slot: they drained first).
+  for (const nf of firstOfRun) nf.run = NO_RUN;
+  host.runs.length = 0;
+  host.planRuns();
+  const renumber = firstOfRun.map((nf) => nf.run);
+  const slotRun = host.slotRun;
+  for (let slot = 0; slot < slotRun.length; slot++) {
+    const run = slotRun[slot];
+    if (run !== NO_RUN) slotRun[slot] = renumber[run] ?? NO_RUN;
+  }
+}
+
+/** Stops guests (staged or retired): asks them to stop, terminates their workers, drops inline instances. */
+function stopGuests(nfs: readonly NfRuntime[]): void {
+  for (const nf of nfs) {
+    for (const replica of nf.replicas) {
+      Atomics.store(replica.control, Control.Stop, 1);
+      Atomics.add(replica.control, Control.Doorbell, 1);
+      Atomics.notify(replica.control, Control.Doorbell);
+      replica.up = false;
+      const worker = replica.worker;
+      replica.worker = null;
+      if (worker) void worker.terminate();
+      replica.instance = null;
+      replica.backlogCount = 0;
+      replica.emulatedInFlight.clear();
+    }
+  }
+}
+
+/** Packets the retiring chains still hold (in rings, backlogs or emulated messages). */
+function heldByRetiring(host: ReconfigurableHost): number {
+  const runs = new Set<number>();
+  let held = 0;
+  for (const chain of host.chains) {
+    if (!chain.retiring) continue;
+    for (const nf of chain.stages) {
+      runs.add(nf.run);
+      for (const replica of nf.replicas) held += replica.emulatedInFlight.size;
+    }
+  }
+  if (runs.size === 0) return 0;
+  const slotRun = host.slotRun;
+  for (let slot = 0; slot < slotRun.length; slot++) if (runs.has(slotRun[slot])) held++;
+  return held;
+}
+
+/**
+ * Waits until the retiring chains have handed back every packet (or the timeout: what they still
+ * hold is counted lost), then stops their guests and removes them from the tables.
+ */
+async function drainRetiring(host: ReconfigurableHost, timeoutMs: number): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  while (heldByRetiring(host) > 0 && performance.now() < deadline && !host.stopping)
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  if (host.stopping) return 0; // the host's shutdown stops every guest
+  let lost = 0;
+  await atSafePoint(host, () => {
+    const retiring = host.chains.filter((c) => c.retiring);
+    if (retiring.length === 0) return;
+    const runs = new Set(retiring.flatMap((c) => c.stages.map((nf) => nf.run)));
+    for (let slot = 0; slot < host.slotRun.length; slot++) {
+      if (runs.has(host.slotRun[slot])) {
+        host.lose(slot);
+        lost++;
+      }
+    }
+    stopGuests(retiring.flatMap((c) => c.stages));
+    // An old output no live chain writes any more closes now that nothing is left to write to it.
+    const live = new Set<unknown>([...host.outputs.values(), ...host.tunnels.values()]);
+    for (const output of new Set(retiring.map((c) => c.output))) if (!live.has(output)) output.close();
+    reindex(
+      host,
+      host.chains.filter((c) => !c.retiring),
+    );
+  });
+  if (lost > 0)
+    host.log('host', `reconfiguration: ${lost} packets still in old guests at the drain timeout, lost`);
+  return lost;
+}
+
+function liveNf(host: ReconfigurableHost, name: string): NfRuntime {
+  const nf = host.nfs.find((n) => n.name === name && !n.retiring);
+  if (nf === undefined)
+    throw new NfvError('NFV_ERR_NF_NOT_FOUND', `no NF instance ${name}`, { field: 'name', nf: name });
+  return nf;
+}
+
+/**
+ * Takes an NF instance out of service without losing what it holds: its chains are replaced by
+ * copies in which it is down (its chain's failure policy applies to its traffic), the old copies
+ * drain, and it stays down until `restartInstance`. Its neighbours in those chains restart from
+ * their snapshots.
+ */
+export async function drainInstance(
+  host: ReconfigurableHost,
+  name: string,
+  timeoutMs?: number,
+): Promise<ApplyResult> {
+  liveNf(host, name);
+  return applyPlan(host, host.plan, { hold: [name], drainTimeoutMs: timeoutMs });
+}
+
+/** Like `drainInstance`, without waiting: what the instance's chains hold is counted lost. */
+export async function stopInstance(host: ReconfigurableHost, name: string): Promise<ApplyResult> {
+  liveNf(host, name);
+  return applyPlan(host, host.plan, { hold: [name], drainTimeoutMs: 0 });
+}
+
+export interface CapturedPacket {
+  bytes: Uint8Array;
+  seconds: number;
+  nanos: number;
+}
+
+/**
+ * Copies the next `count` packets crossing hop `hop` of chain `chainName` (0: into the first NF,
+ * k: from NF k-1 into NF k, n: out to the output port), or what crossed it within `timeoutMs`.
+ * Only hops the host carries can be tapped: a hop between two `direct` guests is a ring the host
+ * never sees (the error lists the hops that can be).
+ */
+export async function captureHop(
+  host: ReconfigurableHost,
+  chainName: string,
+  hop: number,
+  count: number,
+  timeoutMs: number,
+): Promise<CapturedPacket[]> {
+  const chain = host.chains.find((c) => c.name === chainName && !c.retiring);
+  if (chain === undefined)
+    throw new NfvError('NFV_ERR_CONTROL_NOT_FOUND', `no chain ${chainName}`, {
+      field: 'chain',
+      chain: chainName,
+    });
+  const stages = chain.stages;
+  const tappable = [...Array(stages.length + 1).keys()].filter(
+    (h) => h === 0 || h === stages.length || stages[h - 1].run !== stages[h].run,
+  );
+  if (!tappable.includes(hop))
+    throw new NfvError(
+      'NFV_ERR_BAD_ARGUMENT',
+      `hop ${hop} of chain ${chainName} ${hop > stages.length ? 'does not exist' : 'is a ring between two direct guests, which the host never sees'}; hops that can be captured: ${tappable.join(', ')}`,
+      { field: 'hop', tappable },
+    );
+  if (chain.tap !== undefined)
+    throw new NfvError('NFV_ERR_CONTROL_BUSY', `a capture of chain ${chainName} is already running`, {
+      chain: chainName,
+    });
+  const packets: CapturedPacket[] = [];
+  const pool = host.pool;
+  await new Promise<void>((resolve) => {
+    const finish = (): void => {
+      clearTimeout(timer);
+      if (chain.tap === tap) chain.tap = undefined;
+      resolve();
+    };
+    // Runs inside the host's hop, once per burst: copies the packets it keeps and never throws.
+    const tap = (stage: number, d: Uint32Array, from: number, n: number): void => {
+      if (stage !== hop || packets.length >= count) return;
+      const ms = performance.timeOrigin + performance.now();
+      const seconds = Math.floor(ms / 1000);
+      const nanos = Math.floor((ms - seconds * 1000) * 1e6);
+      for (let i = 0; i < n && packets.length < count; i++) {
+        const o = (from + i) * DESCRIPTOR_WORDS;
+        const at = pool.slotOffset(d[o]);
+        const length = Math.min(d[o + 1], pool.slotSize);
+        packets.push({ bytes: pool.bytes.slice(at, at + length), seconds, nanos });
+      }
+      if (packets.length >= count) finish();
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    chain.tap = tap;
+  });
+  return packets;
+}
