@@ -12,6 +12,7 @@ describe('builtin NF registry', () => {
       'nat',
       'rate-limiter',
       'router',
+      'wireguard',
     ]);
     for (const [name, definition] of Object.entries(builtinNfs)) {
       assert.equal(definition.name, name);
@@ -44,6 +45,13 @@ describe('builtin NF registry', () => {
       'rate-limiter': { rate: 1000, burst: 10 },
       'flow-monitor': {},
       router: { mac: '02:00:00:00:00:01', routes: [{ prefix: '0.0.0.0/0', nextHop: 'blackhole' }] },
+      wireguard: {
+        privateKey: 'YBzmNQ3yuhdJxZN2qD7zsdRqo8sgsd7h/Gzk5CdBk3o=',
+        listenAddress: '192.0.2.1',
+        outside: { mac: '02:00:00:00:00:01', nextHopMac: '02:00:00:00:00:02' },
+        inside: { mac: '02:00:00:00:00:03', nextHopMac: '02:00:00:00:00:04' },
+        peers: [],
+      },
     };
     assert.deepEqual(Object.keys(minimal).sort(), Object.keys(builtinNfs).sort());
     for (const [name, config] of Object.entries(minimal))

@@ -12,6 +12,7 @@ import loadBalancer from './load-balancer/index.js';
 import nat from './nat/index.js';
 import rateLimiter from './rate-limiter/index.js';
 import router from './router/index.js';
+import wireguard from './wireguard/index.js';
 
 // Each NF has its own Config type; the registry holds them all.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -22,6 +23,7 @@ export const builtinNfs: Readonly<Record<string, NfDefinition<any>>> = Object.fr
   [rateLimiter.name]: rateLimiter,
   [flowMonitor.name]: flowMonitor,
   [router.name]: router,
+  [wireguard.name]: wireguard,
 });
 
 /** The built-in NF called `name`, or undefined. */

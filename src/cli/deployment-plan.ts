@@ -65,9 +65,9 @@ export async function planFromDeployment(deployment: Deployment): Promise<HostPl
     }
     nfs[name] = {
       module,
+      ...(sandbox ? { sandbox } : {}),
       config: nf.config,
       vnic: nf.vnic,
-      ...(sandbox ? { sandbox } : {}),
       placement: nf.placement,
       replicas: nf.replicas,
       heapMb: nf.heapMb,
@@ -121,8 +121,6 @@ function prefix(cidr: Cidr): PrefixMatch {
 
 let trustPolicies: Map<string, TrustPolicy> | null = null;
 
-async function resolveStoreImage(
-  deployment: Deployment,
 function located(
   deployment: Deployment,
   nf: string,
@@ -178,6 +176,8 @@ function sandboxFor(
   return { script, policy: sandboxPolicy(granted) };
 }
 
+async function resolveStoreImage(
+  deployment: Deployment,
   nf: string,
   source: Extract<ImageSource, { kind: 'store' }>,
 ): Promise<{ module: string; sandbox: SandboxPlan }> {

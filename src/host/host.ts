@@ -36,7 +36,6 @@ import { Classifier, type MatchPlan } from './classifier.js';
 import { EXCEPTION_DROP, EXCEPTION_REASON, ExceptionGuard } from './exception-guard.js';
 import { describeRefusal, loadSandboxedNf, type SandboxPlan } from './guest-sandbox.js';
 import { nowNs } from './clock.js';
-import { applyPlan, type ApplyOptions, type ApplyResult, type ReconfigurableHost } from './reconfigure.js';
 import { OverloadLevel, OverloadManager, type OverloadPlan, type OverloadStatus } from './overload.js';
 import {
   CONTROL_WORDS,
@@ -64,10 +63,10 @@ export type FailurePolicy = 'fail-closed' | 'fail-open';
 export interface NfPlan {
   /** File URL of the compiled module whose default export is the NF definition. */
   module: string;
-  config: unknown;
-  vnic: VnicMode;
   /** An NF image: its code runs in the guest sandbox with the granted capabilities, not imported. */
   sandbox?: SandboxPlan;
+  config: unknown;
+  vnic: VnicMode;
   placement: Placement;
   replicas: number;
   heapMb: number;
@@ -121,10 +120,10 @@ export interface NfSummary {
   quarantined: boolean;
   counters: Record<string, number>;
   drops: Record<string, number>;
-}
-
   /** NF images: attempts the guest sandbox refused (a capability not granted). */
   refusals?: number;
+}
+
 export interface HostSummary {
   seconds: number;
   received: number;
@@ -185,8 +184,8 @@ function loadSandboxedHere(plan: SandboxPlan): { default?: NfDefinition<Record<s
   return { default: definition };
 }
 
-/** One copy of an NF: a worker guest or an inline instance. (Exported for ./reconfigure.ts.) */
-export interface Replica {
+/** One copy of an NF: a worker guest or an inline instance. */
+interface Replica {
   nf: NfRuntime;
   index: number;
   guestId: number;
@@ -216,7 +215,7 @@ export interface Replica {
   emulatedInFlight: Map<number, number>;
 }
 
-export interface NfRuntime {
+interface NfRuntime {
   name: string;
   plan: NfPlan;
   definition: NfDefinition<Record<string, unknown>>;
@@ -234,13 +233,9 @@ export interface NfRuntime {
   quarantined: boolean;
   /** Packets dropped because the NF threw while processing their burst. */
   exceptions: number;
-  /** Replaced by a live reconfiguration (./reconfigure.ts): gets no new packets, drains, then stops. */
-  retiring?: boolean;
-  /** Drained or stopped through the control API: down, and not restarted until `restartInstance`. */
-  held?: boolean;
 }
 
-export interface ChainRuntime {
+interface ChainRuntime {
   index: number;
   name: string;
   stages: NfRuntime[];
@@ -248,14 +243,10 @@ export interface ChainRuntime {
   /** Descriptors classified to this chain in the current receive burst. */
   staged: Uint32Array;
   stagedCount: number;
-  /** Replaced by a live reconfiguration: no longer classified to, drains what it holds. */
-  retiring?: boolean;
-  /** A capture of this chain's hops (./reconfigure.ts `captureHop`): sees every burst `deliver` hands on. */
-  tap?: (stage: number, d: Uint32Array, from: number, count: number) => void;
 }
 
 /** Consecutive stages of one chain whose hops are guest-to-guest rings. */
-export interface Run {
+interface Run {
   chain: number;
   first: number;
   last: number;
@@ -265,7 +256,7 @@ export class Host {
   private readonly pool: BufferPool;
   /** Checksums are the NFs' business: the host parses only to classify and steer. */
   private readonly parser = new PacketParser({ verifyChecksums: false });
-  private needsParse: boolean;
+  private readonly needsParse: boolean;
   private readonly key = new FlowKey();
   private readonly inputs: InputPort[] = [];
   private readonly outputs = new Map<string, OutputPort>();
@@ -274,7 +265,7 @@ export class Host {
   private readonly chains: ChainRuntime[] = [];
   private readonly nfs: NfRuntime[] = [];
   private readonly runs: Run[] = [];
-  private classifier: Classifier;
+  private readonly classifier: Classifier;
   private readonly hostDrops = new Map<string, number>();
   private readonly overload: OverloadManager | null;
   /** Per slot: the run holding it (NO_RUN when the host holds it), its chain, stage and timestamps. */
@@ -300,11 +291,9 @@ export class Host {
   private wake: (() => void) | null = null;
   private watchCursor = 0;
   private turns = 0;
-  /** Set by a live reconfiguration: runs once at the top of the next loop turn, when no hop is half done. */
-  private betweenTurns: (() => void) | null = null;
 
   private constructor(
-    public plan: HostPlan,
+    readonly plan: HostPlan,
     definitions: Map<string, NfDefinition<Record<string, unknown>>>,
   ) {
     this.pool = BufferPool.create({ slotCount: plan.pool.slots, slotSize: plan.pool.slotSize });
@@ -356,6 +345,8 @@ export class Host {
           quarantined: false,
           exceptions: 0,
         };
+        const sink = hostThreadRefusals.get(definition);
+        if (sink) sink.log = (message) => this.log(name, message);
         this.nfs.push(nf);
         return nf;
       });
@@ -370,8 +361,6 @@ export class Host {
       matches.push({ chain: c, inPort: portIds.get(chainPlan.from), ...chainPlan.match });
     });
     this.classifier = new Classifier(matches);
-        const sink = hostThreadRefusals.get(definition);
-        if (sink) sink.log = (message) => this.log(name, message);
     this.needsParse =
       matches.some((m) => m.protocol !== undefined || m.src || m.dst || m.srcPort || m.dstPort) ||
       Object.values(plan.nfs).some((nf) => nf.replicas > 1);
@@ -454,7 +443,6 @@ export class Host {
     const memoryMonitor = overload ? setInterval(() => overload.update(), MEMORY_CHECK_MS) : null;
     try {
       for (;;) {
-        if (this.betweenTurns !== null) this.betweenTurns();
         let moved = 0;
         if (!this.inputsDone) moved += this.receive();
         moved += this.collect();
@@ -473,11 +461,6 @@ export class Host {
       await this.shutdown();
     }
     return this.summary();
-  }
-
-  /** Access for ./reconfigure.ts (drain, stop, capture): the host's internals, not an API. */
-  reconfigurable(): ReconfigurableHost {
-    return this as unknown as ReconfigurableHost;
   }
 
   private newReplica(nf: NfRuntime, index: number, guestId: number): Replica {
@@ -511,11 +494,7 @@ export class Host {
   /** Creates a run's rings and starts its guests (all of them: they share rings). */
   private async startRun(run: Run): Promise<void> {
     const chain = this.chains[run.chain];
-    await this.startStages(chain.stages.slice(run.first, run.last + 1));
-  }
-
-  /** Creates the rings of one run's stages and starts their guests (also for a reconfiguration being prepared). */
-  private async startStages(stages: NfRuntime[]): Promise<void> {
+    const stages = chain.stages.slice(run.first, run.last + 1);
     const ringSize = this.plan.ringSize;
     const ringsNeeded = stages[0].plan.placement === 'isolated' && stages[0].plan.vnic !== 'emulated';
     // A run of direct guests: ring 0 host → first, ring k between stage k-1 and k, last → host.
@@ -585,6 +564,7 @@ export class Host {
       replica: replica.index,
       replicas: nf.replicas.length,
       nfModule: nf.plan.module,
+      sandbox: nf.plan.sandbox,
       config: nf.config,
       mode: nf.plan.vnic,
       pool: this.pool.shared,
@@ -599,6 +579,8 @@ export class Host {
     };
     const worker = new Worker(GUEST_RUNTIME, {
       workerData: init,
+      // Gives the sandbox's import() callback a say over import() of strings compiled at run time.
+      execArgv: nf.plan.sandbox ? ['--experimental-vm-modules'] : undefined,
       resourceLimits: {
         maxOldGenerationSizeMb: nf.plan.heapMb,
         maxYoungGenerationSizeMb: Math.max(4, nf.plan.heapMb >>> 3),
@@ -618,7 +600,6 @@ export class Host {
         else if (message.type === 'snapshot') {
           replica.snapshot = message.state;
           replica.snapshots++;
-      sandbox: nf.plan.sandbox,
         } else if (message.type === 'log') this.log(nf.name, message.message);
         else if (message.type === 'failed') this.log(nf.name, `failed to start: ${message.error.message}`);
         this.wake?.();
@@ -633,8 +614,6 @@ export class Host {
       );
       worker.on('exit', (code) => onDown(`exited with code ${code}`));
     });
-      // Gives the sandbox's import() callback a say over import() of strings compiled at run time.
-      execArgv: nf.plan.sandbox ? ['--experimental-vm-modules'] : undefined,
   }
 
   /** Reads up to one burst from each input port into pool slots and steers it. Returns packets read. */
@@ -727,7 +706,6 @@ export class Host {
 
   /** Hands `count` descriptors (at `from` in `d`) to stage `stage` of `chain`, or to its port. */
   private deliver(chain: ChainRuntime, stage: number, d: Uint32Array, from: number, count: number): void {
-    if (chain.tap !== undefined) chain.tap(stage, d, from, count);
     if (stage === chain.stages.length) {
       const nowMs = count > 0 ? performance.now() : 0;
       for (let i = 0; i < count; i++) {
@@ -990,14 +968,6 @@ export class Host {
   private fail(replica: Replica, why: string): void {
     if (!replica.up && replica.worker === null && replica.instance === null) return;
     const nf = replica.nf;
-    if (nf.run < 0) {
-      // A guest of a reconfiguration being prepared: not part of the host yet, holds no packets.
-      replica.up = false;
-      const worker = replica.worker;
-      replica.worker = null;
-      if (worker) void worker.terminate();
-      return;
-    }
     this.log(nf.name, `replica ${replica.index} down: ${why}`);
     const run = this.runs[nf.run];
     const chain = this.chains[run.chain];
@@ -1031,7 +1001,7 @@ export class Host {
       const chain = this.chains[run.chain];
       const stages = chain.stages.slice(run.first, run.last + 1);
       const down = stages.some((nf) => nf.replicas.some((r) => !r.up));
-      if (!down || this.stopping || stages.some((nf) => nf.quarantined || nf.retiring || nf.held)) continue;
+      if (!down || this.stopping || stages.some((nf) => nf.quarantined)) continue;
       // Near the memory limit no guest starts: a new isolate is the largest allocation we make.
       if (this.overload !== null && this.overload.level !== OverloadLevel.Normal) continue;
       const due = Math.max(...stages.flatMap((nf) => nf.replicas.map((r) => r.restartAt)));
@@ -1176,7 +1146,7 @@ export class Host {
       sent: this.sent,
       dropped: this.dropped,
       lost: this.lost,
-      nfs: this.nfs.filter(live).map((nf) => ({
+      nfs: this.nfs.map((nf) => ({
         name: nf.name,
         packets: this.nfPackets(nf),
         restarts: nf.restarts,
@@ -1206,7 +1176,7 @@ export class Host {
     return {
       ...this.summary(),
       running: this.started > 0 && !this.stopping,
-      chains: this.chains.filter(live).map((c) => ({
+      chains: this.chains.map((c) => ({
         name: c.name,
         through: c.stages.map((nf) => nf.name),
         output: c.output.name,
@@ -1219,7 +1189,7 @@ export class Host {
    * implement `snapshot()`), or null for an unknown name. For exporters and the control plane.
    */
   snapshotsOf(name: string): unknown[] | null {
-    const nf = this.nfs.find((n) => n.name === name && !n.retiring);
+    const nf = this.nfs.find((n) => n.name === name);
     return nf ? nf.replicas.map((r) => r.snapshot) : null;
   }
 
@@ -1228,31 +1198,27 @@ export class Host {
    * it is counted lost, its state comes back from its last snapshot. Returns false for an unknown
    * name or a quarantined NF.
    */
-  /**
-   * Live reconfiguration to `plan` (see ./reconfigure.ts): a dry run returns the diff; otherwise
-   * everything is validated and the new guests started before anything changes, the untouched
-   * chains keep running, and a failure leaves the running deployment as it was.
-   */
-  apply(plan: HostPlan, options: ApplyOptions = {}): Promise<ApplyResult> {
-    return applyPlan(this as unknown as ReconfigurableHost, plan, options);
-  }
-
   restartInstance(name: string): boolean {
-    const nf = this.nfs.find((n) => n.name === name && !n.retiring);
+    const nf = this.nfs.find((n) => n.name === name);
     if (!nf || nf.quarantined || this.stopping) return false;
     const replica = nf.replicas[0];
     if (replica === undefined) return false;
-    nf.held = false;
     this.fail(replica, 'restart requested');
     replica.restartAt = performance.now();
     replica.failures = 0;
     return true;
   }
 
+  /** Attempts the sandbox refused: the guests' own counts, or this thread's for an inline NF. */
+  private refusals(nf: NfRuntime): number {
+    if (nf.plan.placement === 'inline') return hostThreadRefusals.get(nf.definition)?.count ?? 0;
+    return nf.replicas.reduce((sum, r) => sum + Atomics.load(r.control, Control.Refused), 0);
+  }
+
   private summary(): HostSummary {
     const ports: Record<string, { received: number; sent: number }> = {};
     for (const output of this.outputs.values()) ports[output.name] = { received: 0, sent: output.packets };
-    const nfs = this.nfs.filter(live).map((nf): NfSummary => {
+    const nfs = this.nfs.map((nf): NfSummary => {
       const counterNames = Object.keys(nf.definition.counters);
       const counters: Record<string, number> = {};
       counterNames.forEach(
@@ -1274,6 +1240,7 @@ export class Host {
         quarantined: nf.quarantined,
         counters,
         drops,
+        ...(nf.plan.sandbox ? { refusals: this.refusals(nf) } : {}),
       };
     });
     return {
@@ -1293,12 +1260,7 @@ export class Host {
   }
 }
 
-/** Not being replaced by a live reconfiguration: what status and summaries show. */
-function live(item: { retiring?: boolean }): boolean {
-  return item.retiring !== true;
-}
-
-export function linksDirectly(nf: NfRuntime): boolean {
+function linksDirectly(nf: NfRuntime): boolean {
   return nf.plan.placement === 'isolated' && nf.plan.vnic === 'direct' && nf.plan.replicas === 1;
 }
 
@@ -1306,12 +1268,6 @@ export function linksDirectly(nf: NfRuntime): boolean {
  * Latencies in µs in logarithmic buckets (four per power of two, ≈ 19 % wide), so recording one is
  * an increment and the histogram is a fixed 1 KiB. Quantiles report a bucket's upper bound.
  */
-  /** Attempts the sandbox refused: the guests' own counts, or this thread's for an inline NF. */
-  private refusals(nf: NfRuntime): number {
-    if (nf.plan.placement === 'inline') return hostThreadRefusals.get(nf.definition)?.count ?? 0;
-    return nf.replicas.reduce((sum, r) => sum + Atomics.load(r.control, Control.Refused), 0);
-  }
-
 class LatencyHistogram {
   private readonly buckets = new Float64Array(128);
   private count = 0;
@@ -1335,4 +1291,3 @@ class LatencyHistogram {
     return this.max;
   }
 }
-        ...(nf.plan.sandbox ? { refusals: this.refusals(nf) } : {}),
