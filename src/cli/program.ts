@@ -12,6 +12,7 @@ import { registerKey } from './key.js';
 import { registerPcap } from './pcap.js';
 import { registerRun } from './run.js';
 import { registerStatus } from './status.js';
+import { registerTestbed } from './testbed.js';
 
 export function buildProgram(): Command {
   const program = new Command('nfvisor')
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerPcap(program);
   registerRun(program);
   registerStatus(program);
+  registerTestbed(program);
   return program;
 }
 
