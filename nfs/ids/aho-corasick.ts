@@ -78,28 +78,44 @@ export class AhoCorasick {
 
   /** Builds the automaton of `patterns` (folded here; empty patterns never match). Compile time only. */
   static compile(patterns: readonly Uint8Array[]): AhoCorasick {
-    // 1. The trie, with Maps: this runs once, in create().
-    const children: Map<number, number>[] = [new Map<number, number>()];
+    // 1. The trie: one Map from (state, byte) to state, and per state a list of its children (this
+    // runs once, in create(); a Map per state costs seconds of GC at 10,000 patterns).
+    const goto = new Map<number, number>();
+    const child = (s: number, b: number): number => goto.get(s * 256 + b) ?? -1;
     const depth: number[] = [0];
-    const own: number[][] = [[]];
+    const childHead: number[] = [-1];
+    const sibling: number[] = [-1];
+    const label: number[] = [0];
+    const ownHead: number[] = [-1];
+    const ownNext = new Int32Array(patterns.length).fill(-1);
     patterns.forEach((pattern, id) => {
       if (pattern.length === 0) return;
       let s = 0;
       for (const raw of pattern) {
         const b = FOLD[raw];
-        let next = children[s].get(b);
-        if (next === undefined) {
-          next = children.length;
-          children.push(new Map<number, number>());
+        let next = child(s, b);
+        if (next < 0) {
+          next = depth.length;
           depth.push(depth[s] + 1);
-          own.push([]);
-          children[s].set(b, next);
+          childHead.push(-1);
+          sibling.push(childHead[s]);
+          label.push(b);
+          ownHead.push(-1);
+          childHead[s] = next;
+          goto.set(s * 256 + b, next);
         }
         s = next;
       }
-      own[s].push(id);
+      ownNext[id] = ownHead[s];
+      ownHead[s] = id;
     });
-    const n = children.length;
+    const n = depth.length;
+    /** The children of s, sorted by byte. */
+    const childrenOf = (s: number): number[] => {
+      const out: number[] = [];
+      for (let t = childHead[s]; t >= 0; t = sibling[t]) out.push(t);
+      return out.length > 1 ? out.sort((x, y) => label[x] - label[y]) : out;
+    };
     // 2. Failure and dictionary links, breadth first.
     const fail = new Int32Array(n);
     const dictLink = new Int32Array(n).fill(-1);
@@ -107,27 +123,25 @@ export class AhoCorasick {
     const order: number[] = [0];
     for (let head = 0; head < order.length; head++) {
       const s = order[head];
-      for (const [b, t] of [...children[s]].sort((x, y) => x[0] - y[0])) {
+      for (let t = childHead[s]; t >= 0; t = sibling[t]) {
+        const b = label[t];
         order.push(t);
         if (s === 0) fail[t] = 0;
         else {
           let f = fail[s];
-          while (f !== 0 && !children[f].has(b)) f = fail[f];
-          const g = children[f].get(b);
-          fail[t] = g !== undefined && g !== t ? g : 0;
+          while (f !== 0 && child(f, b) < 0) f = fail[f];
+          const g = child(f, b);
+          fail[t] = g >= 0 && g !== t ? g : 0;
         }
         const f = fail[t];
-        dictLink[t] = own[f].length > 0 ? f : dictLink[f];
-        emits[t] = own[t].length > 0 || dictLink[t] >= 0 ? 1 : 0;
+        dictLink[t] = ownHead[f] >= 0 ? f : dictLink[f];
+        emits[t] = ownHead[t] >= 0 || dictLink[t] >= 0 ? 1 : 0;
       }
     }
     // 3. Sparse edges and outputs in CSR form.
-    let edges = 0;
     let outs = 0;
-    for (let s = 0; s < n; s++) {
-      edges += children[s].size;
-      outs += own[s].length;
-    }
+    for (let id = 0; id < patterns.length; id++) if (patterns[id].length > 0) outs++;
+    const edges = n - 1;
     const edgeStart = new Uint32Array(n + 1);
     const edgeByte = new Uint8Array(edges);
     const edgeTarget = new Int32Array(edges);
@@ -137,13 +151,13 @@ export class AhoCorasick {
     let o = 0;
     for (let s = 0; s < n; s++) {
       edgeStart[s] = e;
-      for (const [b, t] of [...children[s]].sort((x, y) => x[0] - y[0])) {
-        edgeByte[e] = b;
+      for (const t of childrenOf(s)) {
+        edgeByte[e] = label[t];
         edgeTarget[e] = t;
         e++;
       }
       outStart[s] = o;
-      for (const id of own[s]) outPattern[o++] = id;
+      for (let id = ownHead[s]; id >= 0; id = ownNext[id]) outPattern[o++] = id;
     }
     edgeStart[n] = e;
     outStart[n] = o;
@@ -159,9 +173,9 @@ export class AhoCorasick {
       const row = denseRow[s];
       if (row < 0) break;
       for (let b = 0; b < 256; b++) {
-        const t = children[s].get(FOLD[b]);
+        const t = child(s, FOLD[b]);
         // Only folded bytes label edges; an upper-case byte follows its lower-case edge.
-        if (t !== undefined) dense[row * 256 + b] = t;
+        if (t >= 0) dense[row * 256 + b] = t;
         else dense[row * 256 + b] = s === 0 ? 0 : dense[denseRow[fail[s]] * 256 + b];
       }
     }

@@ -263,22 +263,18 @@ export class StreamTable {
       this.seqKnown[i] = 1;
       this.nextSeq[i] = seq;
     }
-    let rel = (seq - this.nextSeq[i]) | 0;
+    const rel = (seq - this.nextSeq[i]) | 0;
     if (rel + length <= 0) {
       this.stats[StreamStat.Retransmitted]++;
+      // A "retransmission" that changes the bytes is an overlap the first copy wins.
+      if (this.differsFromTail(i, bytes, at, length, rel)) {
+        this.stats[StreamStat.Overlaps]++;
+        this.stats[StreamStat.OverlapConflicts]++;
+      }
       return SegmentResult.Old;
     }
-    if (rel < 0) {
-      // The front was delivered already: first wins.
-      this.stats[StreamStat.Overlaps]++;
-      if (this.differsFromTail(i, bytes, at, -rel)) this.stats[StreamStat.OverlapConflicts]++;
-      at -= rel;
-      length += rel;
-      rel = 0;
-    }
-    if (rel === 0) {
-      this.deliverPiece(i, bytes, at, length, deliver);
-      this.drainHeld(i, deliver);
+    if (rel <= 0) {
+      this.deliverInOrder(i, seq, bytes, at, length, deliver);
       return SegmentResult.Delivered;
     }
     if (rel > MAX_AHEAD) {
@@ -307,6 +303,49 @@ export class StreamTable {
     }
     this.heldHead[i] = -1;
     this.heldBytes[i] = 0;
+  }
+
+  /**
+   * Delivers a segment that starts at or before nextSeq: bytes already delivered, and bytes a held
+   * piece already covers, are skipped (first wins) and compared; the rest, and the held pieces, go
+   * out in sequence order.
+   */
+  private deliverInOrder(
+    i: number,
+    seq: number,
+    bytes: Uint8Array,
+    at: number,
+    length: number,
+    deliver: Deliver,
+  ): void {
+    let cur = at;
+    let curSeq = seq;
+    const end = at + length;
+    let overlapped = false;
+    let conflict = false;
+    while (cur < end) {
+      const rel = (curSeq - this.nextSeq[i]) | 0;
+      if (rel < 0) {
+        const skip = Math.min(-rel, end - cur);
+        overlapped = true;
+        if (!conflict && this.differsFromTail(i, bytes, cur, skip, rel)) conflict = true;
+        cur += skip;
+        curSeq = (curSeq + skip) >>> 0;
+        continue;
+      }
+      const c = this.heldHead[i];
+      const heldAt = c >= 0 ? (this.chunkSeq[c] - this.nextSeq[i]) | 0 : end - cur;
+      const n = Math.min(end - cur, heldAt);
+      if (n > 0) {
+        this.deliverPiece(i, bytes, cur, n, deliver);
+        cur += n;
+        curSeq = (curSeq + n) >>> 0;
+      }
+      this.drainHeld(i, deliver);
+    }
+    this.drainHeld(i, deliver);
+    if (overlapped) this.stats[StreamStat.Overlaps]++;
+    if (conflict) this.stats[StreamStat.OverlapConflicts]++;
   }
 
   private deliverPiece(i: number, bytes: Uint8Array, at: number, length: number, deliver: Deliver): void {
@@ -410,13 +449,16 @@ export class StreamTable {
     return true;
   }
 
-  /** Do the first `count` bytes at `bytes[at]` differ from the last delivered ones they repeat? */
-  private differsFromTail(i: number, bytes: Uint8Array, at: number, count: number): boolean {
+  /**
+   * Do `count` bytes at `bytes[at]`, which repeat the stream from `rel` (< 0) bytes before the
+   * next position, differ from the delivered bytes still in the tail?
+   */
+  private differsFromTail(i: number, bytes: Uint8Array, at: number, count: number, rel: number): boolean {
     const T = this.tailBytes;
-    const have = Math.min(count, this.tailLen[i]);
-    const pos = this.delivered[i] - count;
-    for (let k = count - have; k < count; k++)
-      if (this.tails[i * T + ((pos + k) % T)] !== bytes[at + k]) return true;
+    const pos = this.delivered[i] + rel;
+    const oldest = this.delivered[i] - this.tailLen[i];
+    for (let k = 0; k < count; k++)
+      if (pos + k >= oldest && this.tails[i * T + ((pos + k) % T)] !== bytes[at + k]) return true;
     return false;
   }
 

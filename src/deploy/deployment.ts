@@ -60,7 +60,19 @@ export interface TunnelPortSpec {
   slots?: number;
 }
 
-export type PortSpec = PcapPortSpec | GeneratorPortSpec | SinkPortSpec | TunnelPortSpec;
+/**
+ * A TAP device (Ethernet frames) or TUN device (IP packets, presented to chains with a synthesized
+ * Ethernet header): created or attached to when the host starts, through the native addon.
+ */
+export interface TapPortSpec {
+  type: 'tap';
+  name: string;
+  /** Interface name (≤ 15 bytes; `%d` lets the kernel number it). */
+  device: string;
+  mode: 'tap' | 'tun';
+}
+
+export type PortSpec = PcapPortSpec | GeneratorPortSpec | SinkPortSpec | TunnelPortSpec | TapPortSpec;
 export type PortType = PortSpec['type'];
 
 export type VnicMode = 'direct' | 'paravirt' | 'emulated';

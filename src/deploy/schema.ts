@@ -24,7 +24,7 @@ export const PLACEMENTS = ['isolated', 'inline'] as const;
 export const FAILURE_POLICIES = ['fail-closed', 'fail-open'] as const;
 /** What an NF image's code may use beyond the SDK (src/image/capabilities.ts CAPABILITIES; a test keeps them equal). */
 export const NF_CAPABILITIES = ['fs', 'net', 'http', 'dgram', 'child_process', 'worker_threads'] as const;
-export const PORT_TYPES = ['pcap', 'generator', 'sink', 'vxlan', 'geneve'] as const;
+export const PORT_TYPES = ['pcap', 'generator', 'sink', 'vxlan', 'geneve', 'tap'] as const;
 
 export const PoolSchema = Type.Object(
   { slots: Type.Optional(int(16, 1 << 20)), slotSize: Type.Optional(int(128, 65536)) },
@@ -108,12 +108,25 @@ const tunnelPortSchema = (type: 'vxlan' | 'geneve'): TSchema =>
     { additionalProperties: false },
   );
 
+/** A TAP or TUN device (src/io/tap-port.ts, needs the native addon): read and written by chains. */
+export const TapPortSchema = Type.Object(
+  {
+    type: Type.Literal('tap'),
+    device: Type.String({ minLength: 1, maxLength: 15 }),
+    mode: Type.Optional(
+      Type.Union([Type.Literal('tap'), Type.Literal('tun')], { errorMessage: "must be 'tap' or 'tun'" }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const PortSchemas: Record<(typeof PORT_TYPES)[number], TSchema> = {
   pcap: PcapPortSchema,
   generator: GeneratorPortSchema,
   sink: SinkPortSchema,
   vxlan: tunnelPortSchema('vxlan'),
   geneve: tunnelPortSchema('geneve'),
+  tap: TapPortSchema,
 };
 
 export const ImagesSchema = Type.Object(
