@@ -121,6 +121,8 @@ class Checker {
   private readonly portTypes = new Map<string, PortType | undefined>();
   private readonly nfNames = new Set<string>();
   private readonly portUses = new Map<string, PortUse>();
+  /** TAP/TUN device names to the port that opens each. */
+  private readonly tapDevices = new Map<string, string>();
 
   constructor(
     private readonly issues: Issues,
@@ -279,6 +281,24 @@ class Checker {
       case 'geneve': {
         const tunnel = raw as Omit<TunnelPortSpec, 'name'>;
         return { type, name, bind: tunnel.bind, remote: tunnel.remote, vni: tunnel.vni, slots: tunnel.slots };
+      }
+      case 'tap': {
+        const device = raw.device as string;
+        if (/[\s/:]/.test(device) || device === '.' || device === '..') {
+          this.issues.add(
+            [...at, 'device'],
+            `must be an interface name without spaces, '/' or ':' (got ${show(device)})`,
+          );
+          return undefined;
+        }
+        // One device, one port: a second open of the same TAP would fail with EBUSY at start.
+        const holder = this.tapDevices.get(device);
+        if (holder !== undefined) {
+          this.issues.add([...at, 'device'], `device ${show(device)} is already port "${holder}"'s`);
+          return undefined;
+        }
+        this.tapDevices.set(device, name);
+        return { type, name, device, mode: (raw.mode as 'tap' | 'tun' | undefined) ?? 'tap' };
       }
     }
   }
