@@ -6,6 +6,7 @@
 import { createCaptureWriter, openCapture, type CaptureReader, type CaptureWriter } from '../io/capture.js';
 import { copyBytes } from '../io/capture-buffer.js';
 import { GenevePort } from '../io/geneve-port.js';
+import { TapPort, type TapPortOptions } from '../io/tap-port.js';
 import type { TunnelPort, TunnelPortOptions } from '../io/tunnel-port.js';
 import { MAX_GENERATED_FRAME, TrafficGenerator, type GeneratorOptions } from '../io/traffic-generator.js';
 import { VxlanPort } from '../io/vxlan-port.js';
@@ -19,6 +20,8 @@ export type PortPlan =
   | { kind: 'pcap-out'; path: string; nanosecond?: boolean }
   /** A live tunnel endpoint: read and written; it never ends by itself (the host runs until stopped). */
   | { kind: 'vxlan' | 'geneve'; options: TunnelPortOptions }
+  /** A TAP or TUN device (native addon): read and written like a tunnel port; never ends by itself. */
+  | { kind: 'tap'; options: TapPortOptions }
   | { kind: 'sink' };
 
 export interface InputPort {
@@ -45,6 +48,20 @@ export interface OutputPort {
   packets: number;
   bytes: number;
   close(): void;
+}
+
+/** A live port (tunnel endpoint or TAP/TUN device): one object is both the input and the output of its name. */
+export type LivePort = TunnelPort | TapPort;
+export type LivePortPlan = Extract<PortPlan, { kind: 'vxlan' | 'geneve' | 'tap' }>;
+
+export function isLivePlan(plan: PortPlan): plan is LivePortPlan {
+  return plan.kind === 'vxlan' || plan.kind === 'geneve' || plan.kind === 'tap';
+}
+
+/** Builds a live port; nothing is opened until its `open()`. */
+export function createLivePort(name: string, id: number, plan: LivePortPlan): LivePort {
+  if (plan.kind === 'tap') return new TapPort({ ...plan.options, name, id });
+  return createTunnelPort(name, id, plan);
 }
 
 /** A live tunnel port: one object is both the input and the output of its name. */

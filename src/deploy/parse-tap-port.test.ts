@@ -1,0 +1,64 @@
+// Deployment files with `tap` ports: the spec they become, and errors located at file:line:column.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { isNfvError } from '../errors.js';
+import { DeploymentError, parseDeployment } from './index.js';
+
+const deployment = (ports: string): string => `ports:
+${ports}
+  out: { type: sink }
+nfs:
+  fw: { image: builtin/firewall, config: { default: accept } }
+chains:
+  - { name: c, from: vm, through: [fw], to: out }
+`;
+
+function problems(text: string): string[] {
+  try {
+    parseDeployment(text, 'deploy.yaml', { baseDir: '/deploy' });
+  } catch (e) {
+    assert.ok(isNfvError(e, 'NFV_ERR_DEPLOY_INVALID'), String(e));
+    assert.ok(e instanceof DeploymentError);
+    return e.errors.map((i) => `${i.line}:${i.column} ${i.path}: ${i.message}`);
+  }
+  return assert.fail('the deployment was accepted');
+}
+
+test('deploy: a tap port becomes { type: tap, device, mode } with mode tap by default', () => {
+  const d = parseDeployment(
+    deployment('  vm: { type: tap, device: nfv-vm0 }\n  ip: { type: tap, device: nfv-tun0, mode: tun }'),
+    'deploy.yaml',
+    { baseDir: '/deploy' },
+  );
+  assert.deepEqual(d.ports.vm, { type: 'tap', name: 'vm', device: 'nfv-vm0', mode: 'tap' });
+  assert.deepEqual(d.ports.ip, { type: 'tap', name: 'ip', device: 'nfv-tun0', mode: 'tun' });
+});
+
+test('deploy: bad tap ports are refused at the field, with file line and column', () => {
+  const found = problems(
+    deployment(
+      [
+        '  vm: { type: tap, device: a-name-longer-than-15 }',
+        '  b: { type: tap, device: nfv0, mode: tunnel }',
+        '  c: { type: tap, device: "bad/name" }',
+        '  d: { type: tap }',
+        '  e: { type: tap, device: nfv1, vni: 4 }',
+      ].join('\n'),
+    ),
+  );
+  const at = (line: number, path: string): string | undefined =>
+    found.find((p) => p.startsWith(`${line}:`) && p.includes(` ${path}:`));
+  assert.ok(at(2, 'ports.vm.device'), found.join('\n'));
+  assert.match(at(3, 'ports.b.mode') ?? '', /'tap' or 'tun'/);
+  assert.match(at(4, 'ports.c.device') ?? '', /without spaces, '\/' or ':'/);
+  assert.ok(at(5, 'ports.d.device'), found.join('\n'));
+  assert.match(at(6, 'ports.e.vni') ?? '', /unknown field/);
+});
+
+test('deploy: two ports on one device are refused at the second (it would be busy at start)', () => {
+  const found = problems(
+    deployment('  vm: { type: tap, device: nfv-vm0 }\n  again: { type: tap, device: nfv-vm0 }'),
+  );
+  assert.equal(found.length, 1, found.join('\n'));
+  assert.match(found[0], /^3:\d+ ports\.again\.device: device "nfv-vm0" is already port "vm"'s/);
+});
