@@ -36,6 +36,16 @@ import { Classifier, type MatchPlan } from './classifier.js';
 import { EXCEPTION_DROP, EXCEPTION_REASON, ExceptionGuard } from './exception-guard.js';
 import { describeRefusal, loadSandboxedNf, type SandboxPlan } from './guest-sandbox.js';
 import { nowNs } from './clock.js';
+import {
+  applyPlan,
+  captureHop,
+  drainInstance,
+  stopInstance,
+  type ApplyOptions,
+  type ApplyResult,
+  type CapturedPacket,
+  type ReconfigurableHost,
+} from './reconfigure.js';
 import { OverloadLevel, OverloadManager, type OverloadPlan, type OverloadStatus } from './overload.js';
 import {
   CONTROL_WORDS,
@@ -48,13 +58,12 @@ import {
   type Placement,
   type VnicMode,
 } from './guest-protocol.js';
+import type { TunnelPort } from '../io/tunnel-port.js';
 import {
-  createLivePort,
-  isLivePlan,
+  createTunnelPort,
   openInputPort,
   openOutputPort,
   type InputPort,
-  type LivePort,
   type OutputPort,
   type PortPlan,
 } from './ports.js';
@@ -185,8 +194,8 @@ function loadSandboxedHere(plan: SandboxPlan): { default?: NfDefinition<Record<s
   return { default: definition };
 }
 
-/** One copy of an NF: a worker guest or an inline instance. */
-interface Replica {
+/** One copy of an NF: a worker guest or an inline instance. (Exported for ./reconfigure.ts.) */
+export interface Replica {
   nf: NfRuntime;
   index: number;
   guestId: number;
@@ -216,7 +225,7 @@ interface Replica {
   emulatedInFlight: Map<number, number>;
 }
 
-interface NfRuntime {
+export interface NfRuntime {
   name: string;
   plan: NfPlan;
   definition: NfDefinition<Record<string, unknown>>;
@@ -234,9 +243,13 @@ interface NfRuntime {
   quarantined: boolean;
   /** Packets dropped because the NF threw while processing their burst. */
   exceptions: number;
+  /** Replaced by a live reconfiguration (./reconfigure.ts): gets no new packets, drains, then stops. */
+  retiring?: boolean;
+  /** Drained or stopped through the control API: down, and not restarted until `restartInstance`. */
+  held?: boolean;
 }
 
-interface ChainRuntime {
+export interface ChainRuntime {
   index: number;
   name: string;
   stages: NfRuntime[];
@@ -244,10 +257,14 @@ interface ChainRuntime {
   /** Descriptors classified to this chain in the current receive burst. */
   staged: Uint32Array;
   stagedCount: number;
+  /** Replaced by a live reconfiguration: no longer classified to, drains what it holds. */
+  retiring?: boolean;
+  /** A capture of this chain's hops (./reconfigure.ts `captureHop`): sees every burst `deliver` hands on. */
+  tap?: (stage: number, d: Uint32Array, from: number, count: number) => void;
 }
 
 /** Consecutive stages of one chain whose hops are guest-to-guest rings. */
-interface Run {
+export interface Run {
   chain: number;
   first: number;
   last: number;
@@ -257,18 +274,16 @@ export class Host {
   private readonly pool: BufferPool;
   /** Checksums are the NFs' business: the host parses only to classify and steer. */
   private readonly parser = new PacketParser({ verifyChecksums: false });
-  private readonly needsParse: boolean;
+  private needsParse: boolean;
   private readonly key = new FlowKey();
   private readonly inputs: InputPort[] = [];
   private readonly outputs = new Map<string, OutputPort>();
   /** Live tunnel ports by name: each is an input and an output at once. */
-  private readonly tunnels = new Map<string, LivePort>();
-  /** Live ports that could not open (device missing, no permission, address in use): the others run. */
-  readonly failedPorts: { port: string; message: string }[] = [];
+  private readonly tunnels = new Map<string, TunnelPort>();
   private readonly chains: ChainRuntime[] = [];
   private readonly nfs: NfRuntime[] = [];
   private readonly runs: Run[] = [];
-  private readonly classifier: Classifier;
+  private classifier: Classifier;
   private readonly hostDrops = new Map<string, number>();
   private readonly overload: OverloadManager | null;
   /** Per slot: the run holding it (NO_RUN when the host holds it), its chain, stage and timestamps. */
@@ -294,9 +309,11 @@ export class Host {
   private wake: (() => void) | null = null;
   private watchCursor = 0;
   private turns = 0;
+  /** Set by a live reconfiguration: runs once at the top of the next loop turn, when no hop is half done. */
+  private betweenTurns: (() => void) | null = null;
 
   private constructor(
-    readonly plan: HostPlan,
+    public plan: HostPlan,
     definitions: Map<string, NfDefinition<Record<string, unknown>>>,
   ) {
     this.pool = BufferPool.create({ slotCount: plan.pool.slots, slotSize: plan.pool.slotSize });
@@ -317,8 +334,8 @@ export class Host {
     Object.keys(plan.ports).forEach((name, i) => portIds.set(name, i));
     const matches: MatchPlan[] = [];
     for (const [name, portPlan] of Object.entries(plan.ports)) {
-      if (isLivePlan(portPlan)) {
-        this.tunnels.set(name, createLivePort(name, portIds.get(name) ?? 0, portPlan));
+      if (portPlan.kind === 'vxlan' || portPlan.kind === 'geneve') {
+        this.tunnels.set(name, createTunnelPort(name, portIds.get(name) ?? 0, portPlan));
       }
     }
     plan.chains.forEach((chainPlan, c) => {
@@ -435,17 +452,8 @@ export class Host {
       }
     }
     for (const run of this.runs) await this.startRun(run);
-    for (const [name, tunnel] of this.tunnels) {
-      try {
-        await tunnel.open();
-      } catch (error) {
-        // Reported and closed (its reads end, its writes count as errors); the other ports run.
-        const message = error instanceof Error ? error.message : String(error);
-        this.failedPorts.push({ port: name, message });
-        this.log(name, `port not opened, the other ports run: ${message}`);
-        tunnel.close();
-        continue;
-      }
+    for (const tunnel of this.tunnels.values()) {
+      await tunnel.open();
       tunnel.onReadable = () => this.wake?.();
     }
     const progressTimer = onProgress ? setInterval(() => onProgress(this.progress()), progressEveryMs) : null;
@@ -455,6 +463,7 @@ export class Host {
     const memoryMonitor = overload ? setInterval(() => overload.update(), MEMORY_CHECK_MS) : null;
     try {
       for (;;) {
+        if (this.betweenTurns !== null) this.betweenTurns();
         let moved = 0;
         if (!this.inputsDone) moved += this.receive();
         moved += this.collect();
@@ -473,6 +482,11 @@ export class Host {
       await this.shutdown();
     }
     return this.summary();
+  }
+
+  /** Access for ./reconfigure.ts (drain, stop, capture): the host's internals, not an API. */
+  reconfigurable(): ReconfigurableHost {
+    return this as unknown as ReconfigurableHost;
   }
 
   private newReplica(nf: NfRuntime, index: number, guestId: number): Replica {
@@ -506,7 +520,11 @@ export class Host {
   /** Creates a run's rings and starts its guests (all of them: they share rings). */
   private async startRun(run: Run): Promise<void> {
     const chain = this.chains[run.chain];
-    const stages = chain.stages.slice(run.first, run.last + 1);
+    await this.startStages(chain.stages.slice(run.first, run.last + 1));
+  }
+
+  /** Creates the rings of one run's stages and starts their guests (also for a reconfiguration being prepared). */
+  private async startStages(stages: NfRuntime[]): Promise<void> {
     const ringSize = this.plan.ringSize;
     const ringsNeeded = stages[0].plan.placement === 'isolated' && stages[0].plan.vnic !== 'emulated';
     // A run of direct guests: ring 0 host → first, ring k between stage k-1 and k, last → host.
@@ -718,6 +736,7 @@ export class Host {
 
   /** Hands `count` descriptors (at `from` in `d`) to stage `stage` of `chain`, or to its port. */
   private deliver(chain: ChainRuntime, stage: number, d: Uint32Array, from: number, count: number): void {
+    if (chain.tap !== undefined) chain.tap(stage, d, from, count);
     if (stage === chain.stages.length) {
       const nowMs = count > 0 ? performance.now() : 0;
       for (let i = 0; i < count; i++) {
@@ -980,6 +999,14 @@ export class Host {
   private fail(replica: Replica, why: string): void {
     if (!replica.up && replica.worker === null && replica.instance === null) return;
     const nf = replica.nf;
+    if (nf.run < 0) {
+      // A guest of a reconfiguration being prepared: not part of the host yet, holds no packets.
+      replica.up = false;
+      const worker = replica.worker;
+      replica.worker = null;
+      if (worker) void worker.terminate();
+      return;
+    }
     this.log(nf.name, `replica ${replica.index} down: ${why}`);
     const run = this.runs[nf.run];
     const chain = this.chains[run.chain];
@@ -1013,7 +1040,7 @@ export class Host {
       const chain = this.chains[run.chain];
       const stages = chain.stages.slice(run.first, run.last + 1);
       const down = stages.some((nf) => nf.replicas.some((r) => !r.up));
-      if (!down || this.stopping || stages.some((nf) => nf.quarantined)) continue;
+      if (!down || this.stopping || stages.some((nf) => nf.quarantined || nf.retiring || nf.held)) continue;
       // Near the memory limit no guest starts: a new isolate is the largest allocation we make.
       if (this.overload !== null && this.overload.level !== OverloadLevel.Normal) continue;
       const due = Math.max(...stages.flatMap((nf) => nf.replicas.map((r) => r.restartAt)));
@@ -1158,7 +1185,7 @@ export class Host {
       sent: this.sent,
       dropped: this.dropped,
       lost: this.lost,
-      nfs: this.nfs.map((nf) => ({
+      nfs: this.nfs.filter(live).map((nf) => ({
         name: nf.name,
         packets: this.nfPackets(nf),
         restarts: nf.restarts,
@@ -1188,7 +1215,7 @@ export class Host {
     return {
       ...this.summary(),
       running: this.started > 0 && !this.stopping,
-      chains: this.chains.map((c) => ({
+      chains: this.chains.filter(live).map((c) => ({
         name: c.name,
         through: c.stages.map((nf) => nf.name),
         output: c.output.name,
@@ -1201,7 +1228,7 @@ export class Host {
    * implement `snapshot()`), or null for an unknown name. For exporters and the control plane.
    */
   snapshotsOf(name: string): unknown[] | null {
-    const nf = this.nfs.find((n) => n.name === name);
+    const nf = this.nfs.find((n) => n.name === name && !n.retiring);
     return nf ? nf.replicas.map((r) => r.snapshot) : null;
   }
 
@@ -1210,11 +1237,36 @@ export class Host {
    * it is counted lost, its state comes back from its last snapshot. Returns false for an unknown
    * name or a quarantined NF.
    */
+  /**
+   * Live reconfiguration to `plan` (see ./reconfigure.ts): a dry run returns the diff; otherwise
+   * everything is validated and the new guests started before anything changes, the untouched
+   * chains keep running, and a failure leaves the running deployment as it was.
+   */
+  apply(plan: HostPlan, options: ApplyOptions = {}): Promise<ApplyResult> {
+    return applyPlan(this as unknown as ReconfigurableHost, plan, options);
+  }
+
+  /** Takes NF `name` out of service without losing what it holds (./reconfigure.ts `drainInstance`). */
+  drainInstance(name: string): Promise<ApplyResult> {
+    return drainInstance(this.reconfigurable(), name);
+  }
+
+  /** Takes NF `name` out of service now; what its chains hold is counted lost. */
+  stopInstance(name: string): Promise<ApplyResult> {
+    return stopInstance(this.reconfigurable(), name);
+  }
+
+  /** Copies the next `count` packets crossing hop `hop` of chain `chain` (./reconfigure.ts `captureHop`). */
+  captureHop(chain: string, hop: number, count: number, timeoutMs: number): Promise<CapturedPacket[]> {
+    return captureHop(this.reconfigurable(), chain, hop, count, timeoutMs);
+  }
+
   restartInstance(name: string): boolean {
-    const nf = this.nfs.find((n) => n.name === name);
+    const nf = this.nfs.find((n) => n.name === name && !n.retiring);
     if (!nf || nf.quarantined || this.stopping) return false;
     const replica = nf.replicas[0];
     if (replica === undefined) return false;
+    nf.held = false;
     this.fail(replica, 'restart requested');
     replica.restartAt = performance.now();
     replica.failures = 0;
@@ -1230,7 +1282,7 @@ export class Host {
   private summary(): HostSummary {
     const ports: Record<string, { received: number; sent: number }> = {};
     for (const output of this.outputs.values()) ports[output.name] = { received: 0, sent: output.packets };
-    const nfs = this.nfs.map((nf): NfSummary => {
+    const nfs = this.nfs.filter(live).map((nf): NfSummary => {
       const counterNames = Object.keys(nf.definition.counters);
       const counters: Record<string, number> = {};
       counterNames.forEach(
@@ -1272,7 +1324,12 @@ export class Host {
   }
 }
 
-function linksDirectly(nf: NfRuntime): boolean {
+/** Not being replaced by a live reconfiguration: what status and summaries show. */
+function live(item: { retiring?: boolean }): boolean {
+  return item.retiring !== true;
+}
+
+export function linksDirectly(nf: NfRuntime): boolean {
   return nf.plan.placement === 'isolated' && nf.plan.vnic === 'direct' && nf.plan.replicas === 1;
 }
 
