@@ -4,7 +4,10 @@
  * the metrics exposition, and the rates stream.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import {
@@ -13,8 +16,11 @@ import {
   startControlServer,
   type ControlServerOptions,
 } from './control-server.js';
-import { FakeHost, fakeStatus, parseExposition } from './fake-host.js';
+import { FakeHost, fakePlan, fakeStatus, parseExposition } from './fake-host.js';
+import { openCapture } from '../io/capture.js';
+import { REDACTED } from './snapshot-json.js';
 import type { CounterSpec } from '../sdk/define-nf.js';
+import { NfvError } from '../errors.js';
 import type { CounterSpecs } from './metrics.js';
 import type { Rates } from './rates.js';
 import { ROUTE_ROLES } from './route-roles.js';
@@ -57,6 +63,13 @@ async function harness(options: Partial<ControlServerOptions> = {}, host = new F
     tokens,
     counterSpecs: SPECS,
     streamIntervalMs: 5,
+    deploy: (text) => {
+      // The fake deployer: JSON `{ "replicas": n }` scales fw; anything else is an invalid file.
+      const { replicas } = JSON.parse(text) as { replicas: number };
+      const plan = fakePlan();
+      plan.nfs.fw = { ...plan.nfs.fw, replicas };
+      return Promise.resolve(plan);
+    },
     ...options,
   });
   await app.ready();
@@ -71,9 +84,16 @@ function code(response: LightMyRequestResponse): string {
   return response.json<{ code: string }>().code;
 }
 
+/** A body each POST route accepts (the census must reach the handler, not the schema check). */
+const BODIES: Record<string, unknown> = {
+  'POST /v1/nfs/:name/scale': { replicas: 2 },
+  'POST /v1/deployments': { deployment: '{"replicas": 3}' },
+  'POST /v1/chains/:name/capture': { hop: 0, packets: 2 },
+};
+
 /** A request that reaches the handler of `url`: params filled, a bounded stream. */
 function concrete(url: string): string {
-  const filled = url.replace(':name', 'fw');
+  const filled = url.replace(':name', url.startsWith('/v1/chains/') ? 'main' : 'fw');
   return filled === '/v1/stream' ? `${filled}?count=1` : filled;
 }
 
@@ -97,7 +117,7 @@ describe('control server: auth census', () => {
           method: route.method as 'GET' | 'POST',
           url,
           headers,
-          ...(route.method === 'POST' ? { payload: {} } : {}),
+          ...(route.method === 'POST' ? { payload: BODIES[what] ?? {} } : {}),
         });
       const missing = await send({});
       assert.equal(missing.statusCode, 401, what);
@@ -238,6 +258,160 @@ describe('control server: actions', () => {
   });
 });
 
+describe('control server: reconfiguration, snapshots and captures', () => {
+  it('POST /v1/deployments applies, and with ?dryRun=true only returns the diff', async () => {
+    const h = await harness();
+    const post = (url: string, payload: unknown): Promise<LightMyRequestResponse> =>
+      h.app.inject({ method: 'POST', url, headers: auth(h.token.operator), payload: payload as object });
+    const dry = await post('/v1/deployments?dryRun=true', { deployment: '{"replicas": 4}' });
+    assert.equal(dry.statusCode, 200, dry.body);
+    const reply = dry.json<{ dryRun: boolean; applied: boolean; diff: { nfs: { changed: unknown[] } } }>();
+    assert.equal(reply.dryRun, true);
+    assert.equal(reply.applied, false);
+    assert.deepEqual(reply.diff.nfs.changed, [{ name: 'fw', fields: ['replicas'] }]);
+    assert.equal(h.host.plan.nfs.fw.replicas, 1, 'a dry run changes nothing');
+    const applied = await post('/v1/deployments', { deployment: '{"replicas": 4}', file: 'next.yaml' });
+    assert.equal(applied.statusCode, 200, applied.body);
+    assert.equal(applied.json<{ applied: boolean }>().applied, true);
+    assert.equal(h.host.plan.nfs.fw.replicas, 4);
+    await h.app.close();
+  });
+
+  it('POST /v1/deployments without a deployer is a conflict; deployer errors keep their codes', async () => {
+    const none = await harness({ deploy: undefined });
+    const r = await none.app.inject({
+      method: 'POST',
+      url: '/v1/deployments',
+      headers: auth(none.token.operator),
+      payload: { deployment: 'ports: {}' },
+    });
+    assert.equal(r.statusCode, 409);
+    assert.equal(code(r), 'NFV_ERR_CONTROL_CONFLICT');
+    await none.app.close();
+    for (const [error, status] of [
+      ['NFV_ERR_DEPLOY_INVALID', 400],
+      ['NFV_ERR_IMAGE_NOT_FOUND', 422],
+      ['NFV_ERR_RECONFIGURE_FAILED', 422],
+      ['NFV_ERR_RECONFIGURE_REFUSED', 409],
+    ] as const) {
+      const h = await harness({
+        deploy: () => Promise.reject(new NfvError(error, 'no', { file: 'x.yaml', line: 3 })),
+      });
+      const bad = await h.app.inject({
+        method: 'POST',
+        url: '/v1/deployments',
+        headers: auth(h.token.operator),
+        payload: { deployment: 'x' },
+      });
+      assert.equal(bad.statusCode, status, error);
+      assert.equal(code(bad), error);
+      await h.app.close();
+    }
+  });
+
+  it('scale, drain and stop act on the named NF; an unknown NF is 404', async () => {
+    const h = await harness();
+    const post = (url: string, payload: unknown = {}): Promise<LightMyRequestResponse> =>
+      h.app.inject({ method: 'POST', url, headers: auth(h.token.operator), payload: payload as object });
+    const scale = await post('/v1/nfs/mon/scale', { replicas: 3 });
+    assert.equal(scale.statusCode, 200, scale.body);
+    assert.equal(h.host.plan.nfs.mon.replicas, 3);
+    assert.deepEqual(scale.json<{ diff: { nfs: { changed: unknown[] } } }>().diff.nfs.changed, [
+      { name: 'mon', fields: ['replicas'] },
+    ]);
+    assert.equal((await post('/v1/nfs/fw/drain')).statusCode, 200);
+    assert.equal((await post('/v1/nfs/fw/stop', { reason: 'maintenance' })).statusCode, 200);
+    assert.deepEqual(h.host.drained, ['fw']);
+    assert.deepEqual(h.host.stopped, ['fw']);
+    for (const url of ['/v1/nfs/nope/scale', '/v1/nfs/nope/drain', '/v1/nfs/nope/stop']) {
+      const missing = await post(url, url.endsWith('scale') ? { replicas: 2 } : {});
+      assert.equal(missing.statusCode, 404, url);
+      assert.equal(code(missing), 'NFV_ERR_NF_NOT_FOUND');
+    }
+    await h.app.close();
+  });
+
+  it('GET /v1/nfs/:name/snapshot is JSON with every secret-named field redacted', async () => {
+    const h = await harness();
+    h.host.snapshots.set('fw', [
+      {
+        version: 1,
+        flows: new Map([['10.0.0.1', 3n]]),
+        table: new Uint8Array([1, 2, 3]),
+        peers: [{ publicKey: 'pub', presharedKey: 'psk-bytes', nested: { privateKey: 'priv', token: 't' } }],
+        cookieSecret: 'c',
+      },
+    ]);
+    const r = await h.app.inject({
+      method: 'GET',
+      url: '/v1/nfs/fw/snapshot',
+      headers: auth(h.token.operator),
+    });
+    assert.equal(r.statusCode, 200, r.body);
+    assert.deepEqual(r.json(), {
+      nf: 'fw',
+      replicas: [
+        {
+          replica: 0,
+          state: {
+            version: 1,
+            flows: [['10.0.0.1', '3']],
+            table: { typedArray: 'Uint8Array', length: 3, base64: 'AQID' },
+            peers: [
+              { publicKey: 'pub', presharedKey: REDACTED, nested: { privateKey: REDACTED, token: REDACTED } },
+            ],
+            cookieSecret: REDACTED,
+          },
+        },
+      ],
+    });
+    assert.doesNotMatch(r.body, /psk-bytes|priv"|"c"/);
+    const viewer = await h.app.inject({
+      method: 'GET',
+      url: '/v1/nfs/fw/snapshot',
+      headers: auth(h.token.viewer),
+    });
+    assert.equal(viewer.statusCode, 403, 'state is for operators');
+    const missing = await h.app.inject({
+      method: 'GET',
+      url: '/v1/nfs/nope/snapshot',
+      headers: auth(h.token.operator),
+    });
+    assert.equal(missing.statusCode, 404);
+    await h.app.close();
+  });
+
+  it('POST /v1/chains/:name/capture returns a pcap file the project reader reads back', async () => {
+    const h = await harness();
+    const r = await h.app.inject({
+      method: 'POST',
+      url: '/v1/chains/main/capture',
+      headers: auth(h.token.operator),
+      payload: { hop: 1, packets: 5 },
+    });
+    assert.equal(r.statusCode, 200, r.body);
+    assert.equal(r.headers['content-type'], 'application/vnd.tcpdump.pcap');
+    assert.equal(r.headers['x-nfvisor-packets'], '2');
+    const dir = mkdtempSync(join(tmpdir(), 'ctl-capture-'));
+    try {
+      const file = join(dir, 'hop.pcap');
+      writeFileSync(file, r.rawPayload);
+      const reader = openCapture(file);
+      const frames: number[][] = [];
+      while (reader.next())
+        frames.push([reader.capturedLength, reader.bytes[reader.at], reader.timestampNanos]);
+      reader.close();
+      assert.deepEqual(frames, [
+        [60, 0, 0],
+        [60, 1, 1],
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    await h.app.close();
+  });
+});
+
 describe('control server: client errors are 4xx with a code, never 500', () => {
   const cases: [
     string,
@@ -331,6 +505,104 @@ describe('control server: client errors are 4xx with a code, never 500', () => {
     ],
     ['a bad percent-encoding', { method: 'GET', url: '/v1/nfs/%zz' }, 400, 'NFV_ERR_CONTROL_BAD_REQUEST'],
     [
+      'malformed JSON to a deployment',
+      { method: 'POST', url: '/v1/deployments', payload: '{"deployment":', type: 'application/json' },
+      400,
+      'NFV_ERR_CONTROL_BAD_REQUEST',
+    ],
+    [
+      'a deployment without its text',
+      { method: 'POST', url: '/v1/deployments', payload: '{}', type: 'application/json' },
+      400,
+      'NFV_ERR_CONTROL_BAD_REQUEST',
+    ],
+    [
+      'an unknown field beside a deployment',
+      {
+        method: 'POST',
+        url: '/v1/deployments',
+        payload: '{"deployment":"x","force":true}',
+        type: 'application/json',
+      },
+      400,
+      'NFV_ERR_CONTROL_BAD_REQUEST',
+    ],
+    [
+      'a dry run that is not true or false',
+      {
+        method: 'POST',
+        url: '/v1/deployments?dryRun=yes',
+        payload: '{"deployment":"x"}',
+        type: 'application/json',
+      },
+      400,
+      'NFV_ERR_CONTROL_BAD_REQUEST',
+    ],
+    [
+      'a deployment over the body limit',
+      {
+        method: 'POST',
+        url: '/v1/deployments',
+        payload: `{"deployment":"${'x'.repeat(2 << 20)}"}`,
+        type: 'application/json',
+      },
+      413,
+      'NFV_ERR_CONTROL_TOO_LARGE',
+    ],
+    [
+      'a replica count of zero',
+      { method: 'POST', url: '/v1/nfs/fw/scale', payload: '{"replicas":0}', type: 'application/json' },
+      400,
+      'NFV_ERR_CONTROL_BAD_REQUEST',
+    ],
+    [
+      'a replica count as text',
+      { method: 'POST', url: '/v1/nfs/fw/scale', payload: '{"replicas":"2"}', type: 'application/json' },
+      400,
+      'NFV_ERR_CONTROL_BAD_REQUEST',
+    ],
+    [
+      'a fractional replica count',
+      { method: 'POST', url: '/v1/nfs/fw/scale', payload: '{"replicas":1.5}', type: 'application/json' },
+      400,
+      'NFV_ERR_CONTROL_BAD_REQUEST',
+    ],
+    [
+      'malformed JSON to a scale',
+      { method: 'POST', url: '/v1/nfs/fw/scale', payload: '{"replicas":', type: 'application/json' },
+      400,
+      'NFV_ERR_CONTROL_BAD_REQUEST',
+    ],
+    [
+      'a capture of too many packets',
+      {
+        method: 'POST',
+        url: '/v1/chains/main/capture',
+        payload: '{"hop":0,"packets":1000000}',
+        type: 'application/json',
+      },
+      400,
+      'NFV_ERR_CONTROL_BAD_REQUEST',
+    ],
+    [
+      'a capture without a hop',
+      { method: 'POST', url: '/v1/chains/main/capture', payload: '{"packets":10}', type: 'application/json' },
+      400,
+      'NFV_ERR_CONTROL_BAD_REQUEST',
+    ],
+    [
+      'a drain with an unknown field',
+      { method: 'POST', url: '/v1/nfs/fw/drain', payload: '{"now":true}', type: 'application/json' },
+      400,
+      'NFV_ERR_CONTROL_BAD_REQUEST',
+    ],
+    [
+      'a snapshot with a query',
+      { method: 'GET', url: '/v1/nfs/fw/snapshot?replica=1' },
+      400,
+      'NFV_ERR_CONTROL_BAD_REQUEST',
+    ],
+    [
       'a wrong method',
       { method: 'POST', url: '/v1/status', payload: '{}', type: 'application/json' },
       404,
@@ -356,6 +628,8 @@ describe('control server: client errors are 4xx with a code, never 500', () => {
       assert.equal(code(response), expected);
       assert.equal(h.host.stops, 0, 'a refused request changed nothing');
       assert.deepEqual(h.host.restarted, []);
+      assert.deepEqual(h.host.applied, []);
+      assert.deepEqual([...h.host.drained, ...h.host.stopped], []);
       await h.app.close();
     });
   }

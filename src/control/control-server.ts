@@ -5,6 +5,12 @@
  *   GET  /v1/nfs                viewer    every NF instance: counters, drops, restarts, quarantined
  *   GET  /v1/nfs/:name          viewer    one NF instance
  *   POST /v1/nfs/:name/restart  operator  restart an NF instance (from its last snapshot)
+ *   POST /v1/nfs/:name/scale    operator  change its replica count (a live reconfiguration)
+ *   POST /v1/nfs/:name/drain    operator  take it out of service once what it holds is through
+ *   POST /v1/nfs/:name/stop     operator  take it out of service now (what it holds is lost)
+ *   GET  /v1/nfs/:name/snapshot operator  its state as JSON, secret-named fields redacted
+ *   POST /v1/deployments        operator  apply a deployment file live (`?dryRun=true`: the diff)
+ *   POST /v1/chains/:name/capture operator  N packets crossing one hop of a chain, as a pcap file
  *   GET  /v1/chains             viewer    chains and the NFs they go through
  *   GET  /v1/ports              viewer    packets per port
  *   GET  /v1/stream             viewer    Server-Sent Events: `rates` once per interval
@@ -38,8 +44,19 @@ import { builtinCounterSpecs, renderMetrics, type CounterSpecs } from './metrics
 import { ratesBetween } from './rates.js';
 import { registerDashboard } from './dashboard/routes.js';
 import { isPublicRoute, minimumRole, type RouteKey } from './route-roles.js';
+import type { HostPlan } from '../host/host.js';
+import type { ApplyResult, CapturedPacket } from '../host/reconfigure.js';
+import { pcapFile } from './capture-file.js';
+import { snapshotJson } from './snapshot-json.js';
 import {
   ActionBody,
+  ApplyReply,
+  CaptureBody,
+  ChainParams,
+  DeploymentBody,
+  DryRunQuery,
+  ScaleBody,
+  SnapshotReply,
   ChainList,
   HostStatus,
   NfList,
@@ -62,6 +79,15 @@ export interface ControlledHost {
   restartInstance(name: string): boolean;
   /** Stop reading the inputs; the host drains what is in flight and its `run()` returns. */
   stop(): void;
+  /** The plan the host runs now (scaling changes one NF's replicas in it). */
+  readonly plan: HostPlan;
+  /** Live reconfiguration (src/host/reconfigure.ts). */
+  apply(plan: HostPlan, options?: { dryRun?: boolean }): Promise<ApplyResult>;
+  drainInstance(name: string): Promise<ApplyResult>;
+  stopInstance(name: string): Promise<ApplyResult>;
+  /** Last state snapshot of each replica of an NF, or null for an unknown name. */
+  snapshotsOf(name: string): unknown[] | null;
+  captureHop(chain: string, hop: number, count: number, timeoutMs: number): Promise<CapturedPacket[]>;
 }
 
 export interface ControlServerOptions {
@@ -82,6 +108,11 @@ export interface ControlServerOptions {
   now?: () => number;
   /** Serve the web dashboard at /dashboard; default true. */
   dashboard?: boolean;
+  /**
+   * Turns a deployment file's text into a plan: parse, check, resolve and verify its images
+   * (`nfvisor run` passes src/cli/deployment-plan.ts). Without it POST /v1/deployments is a conflict.
+   */
+  deploy?: (text: string, file: string) => Promise<HostPlan>;
 }
 
 export interface ControlServer {
@@ -115,6 +146,11 @@ declare module 'fastify' {
 /** Status codes of the control API's error codes. */
 const STATUS: Partial<Record<ErrorCode, number>> = {
   NFV_ERR_BAD_ARGUMENT: 400,
+  NFV_ERR_DEPLOY_INVALID: 400,
+  NFV_ERR_BAD_ADDRESS: 400,
+  NFV_ERR_RECONFIGURE_REFUSED: 409,
+  NFV_ERR_RECONFIGURE_FAILED: 422,
+  NFV_ERR_IO: 422,
   NFV_ERR_CONTROL_BAD_REQUEST: 400,
   NFV_ERR_CONTROL_UNAUTHORIZED: 401,
   NFV_ERR_CONTROL_FORBIDDEN: 403,
@@ -286,6 +322,81 @@ export async function buildControlApp(
     },
   });
 
+  app.route<{ Params: Static<typeof NfParams>; Body: Static<typeof ScaleBody> }>({
+    ...route('POST /v1/nfs/:name/scale'),
+    schema: { params: NfParams, querystring: NoQuery, body: ScaleBody, response: replies(ApplyReply) },
+    handler: async (request) => {
+      const name = request.params.name;
+      findNf(host.status(), name);
+      const current = host.plan;
+      const nf = current.nfs[name];
+      const plan: HostPlan = {
+        ...current,
+        nfs: { ...current.nfs, [name]: { ...nf, replicas: request.body.replicas } },
+      };
+      request.log.info({ nf: name, replicas: request.body.replicas, by: request.caller?.id }, 'scale');
+      return host.apply(plan);
+    },
+  });
+
+  for (const action of ['drain', 'stop'] as const) {
+    app.route<{ Params: Static<typeof NfParams>; Body: Static<typeof ActionBody> | undefined }>({
+      ...route(`POST /v1/nfs/:name/${action}`),
+      schema: { params: NfParams, querystring: NoQuery, body: ActionBody, response: replies(ApplyReply) },
+      handler: async (request) => {
+        const name = request.params.name;
+        findNf(host.status(), name);
+        request.log.info({ nf: name, by: request.caller?.id, reason: request.body?.reason }, action);
+        return action === 'drain' ? host.drainInstance(name) : host.stopInstance(name);
+      },
+    });
+  }
+
+  app.route<{ Params: Static<typeof NfParams> }>({
+    ...route('GET /v1/nfs/:name/snapshot'),
+    schema: { params: NfParams, querystring: NoQuery, response: replies(SnapshotReply) },
+    handler: (request) => {
+      const name = request.params.name;
+      const snapshots = host.snapshotsOf(name);
+      if (snapshots === null)
+        throw new NfvError('NFV_ERR_NF_NOT_FOUND', `no NF instance ${name}`, { field: 'name', nf: name });
+      return {
+        nf: name,
+        replicas: snapshots.map((state, replica) => ({ replica, state: snapshotJson(state) })),
+      };
+    },
+  });
+
+  app.route<{ Querystring: Static<typeof DryRunQuery>; Body: Static<typeof DeploymentBody> }>({
+    ...route('POST /v1/deployments'),
+    schema: { querystring: DryRunQuery, body: DeploymentBody, response: replies(ApplyReply) },
+    handler: async (request) => {
+      const deploy = options.deploy;
+      if (deploy === undefined)
+        throw new NfvError('NFV_ERR_CONTROL_CONFLICT', 'this host was not started from a deployment file', {
+          reason: 'no-deployer',
+        });
+      const dryRun = request.query.dryRun === 'true';
+      const plan = await deploy(request.body.deployment, request.body.file ?? 'api');
+      request.log.info({ by: request.caller?.id, dryRun }, 'apply');
+      return host.apply(plan, { dryRun });
+    },
+  });
+
+  app.route<{ Params: Static<typeof ChainParams>; Body: Static<typeof CaptureBody> }>({
+    ...route('POST /v1/chains/:name/capture'),
+    schema: { params: ChainParams, querystring: NoQuery, body: CaptureBody, response: replies(Text) },
+    handler: async (request, reply) => {
+      const { hop, packets, timeoutMs } = request.body;
+      const captured = await host.captureHop(request.params.name, hop, packets, timeoutMs ?? 5000);
+      return reply
+        .type('application/vnd.tcpdump.pcap')
+        .header('content-disposition', `attachment; filename="${request.params.name}-hop${hop}.pcap"`)
+        .header('x-nfvisor-packets', String(captured.length))
+        .send(pcapFile(captured));
+    },
+  });
+
   app.route({
     ...route('GET /v1/chains'),
     schema: { querystring: NoQuery, response: replies(ChainList) },
@@ -386,7 +497,12 @@ export function errorReply(error: unknown): {
 } {
   if (isNfvError(error)) {
     const detail = error instanceof NfvError ? { ...error.detail } : {};
-    return { status: STATUS[error.code] ?? 500, body: { code: error.code, message: error.message, detail } };
+    // An image a deployment names that is missing, unsigned or untrusted: the request's fault.
+    const image = error.code.startsWith('NFV_ERR_IMAGE_') || error.code === 'NFV_ERR_TRUST_POLICY';
+    return {
+      status: STATUS[error.code] ?? (image ? 422 : 500),
+      body: { code: error.code, message: error.message, detail },
+    };
   }
   const e = error as Partial<FastifyError> & { message?: string };
   if (e.validation !== undefined) {

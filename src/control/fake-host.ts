@@ -2,6 +2,9 @@
  * Helpers for the control tests: a fake host with a deterministic status, and a reader for the
  * Prometheus text format. Not used outside tests.
  */
+import type { HostPlan, NfPlan } from '../host/host.js';
+import type { ApplyResult, CapturedPacket } from '../host/reconfigure.js';
+import { diffPlans } from '../host/reconfigure-diff.js';
 import type { ControlledHost } from './control-server.js';
 import type { HostStatus } from './schemas.js';
 
@@ -60,9 +63,47 @@ export function fakeStatus(): HostStatus {
   };
 }
 
+function fakeNf(module: string): NfPlan {
+  return {
+    module,
+    config: {},
+    vnic: 'direct',
+    placement: 'isolated',
+    replicas: 1,
+    heapMb: 64,
+    failure: 'fail-closed',
+  };
+}
+
+/** A plan shaped like `fakeStatus()`: fw → mon, and the quarantined `bad` on a chain of its own. */
+export function fakePlan(): HostPlan {
+  return {
+    pool: { slots: 2048, slotSize: 2048 },
+    ringSize: 256,
+    batch: 32,
+    ports: { in: { kind: 'generator', options: {} }, out: { kind: 'sink' } },
+    nfs: {
+      fw: fakeNf('file:///fw.js'),
+      mon: { ...fakeNf('file:///mon.js'), replicas: 2 },
+      bad: fakeNf('file:///bad.js'),
+    },
+    chains: [
+      { name: 'main', from: 'in', to: 'out', through: ['fw', 'mon'] },
+      { name: 'quarantine', from: 'in', to: 'out', through: ['bad'] },
+    ],
+  };
+}
+
 /** A host whose status is `fakeStatus()`, or advanced by `step` packets per call of `status()`. */
 export class FakeHost implements ControlledHost {
   readonly restarted: string[] = [];
+  /** Every plan `apply` was given (dry runs too), and the instances drained or stopped. */
+  readonly applied: { plan: HostPlan; dryRun: boolean }[] = [];
+  readonly drained: string[] = [];
+  readonly stopped: string[] = [];
+  plan = fakePlan();
+  /** Snapshots by NF name (tests put what they like here). */
+  snapshots = new Map<string, unknown[]>();
   stops = 0;
   calls = 0;
   constructor(private readonly step = 0) {}
@@ -88,6 +129,44 @@ export class FakeHost implements ControlledHost {
 
   stop(): void {
     this.stops++;
+  }
+
+  apply(plan: HostPlan, options: { dryRun?: boolean } = {}): Promise<ApplyResult> {
+    const dryRun = options.dryRun === true;
+    this.applied.push({ plan, dryRun });
+    const diff = diffPlans(this.plan, plan);
+    if (!dryRun) this.plan = plan;
+    return Promise.resolve({
+      dryRun,
+      applied: !dryRun && !diff.empty,
+      diff,
+      prepareMs: 1,
+      drainMs: 1,
+      lostInDrain: 0,
+    });
+  }
+
+  drainInstance(name: string): Promise<ApplyResult> {
+    this.drained.push(name);
+    return this.apply(this.plan);
+  }
+
+  stopInstance(name: string): Promise<ApplyResult> {
+    this.stopped.push(name);
+    return this.apply(this.plan);
+  }
+
+  snapshotsOf(name: string): unknown[] | null {
+    if (!fakeStatus().nfs.some((nf) => nf.name === name)) return null;
+    return this.snapshots.get(name) ?? [undefined];
+  }
+
+  /** Two 60-byte frames of zeros then ones, whatever the hop. */
+  captureHop(_chain: string, _hop: number, count: number): Promise<CapturedPacket[]> {
+    const packets: CapturedPacket[] = [];
+    for (let i = 0; i < Math.min(count, 2); i++)
+      packets.push({ bytes: new Uint8Array(60).fill(i), seconds: 1_700_000_000, nanos: i });
+    return Promise.resolve(packets);
   }
 }
 

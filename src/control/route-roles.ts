@@ -11,6 +11,13 @@ export const ROUTE_ROLES = {
   'GET /v1/nfs': 'viewer',
   'GET /v1/nfs/:name': 'viewer',
   'POST /v1/nfs/:name/restart': 'operator',
+  'POST /v1/nfs/:name/scale': 'operator',
+  'POST /v1/nfs/:name/drain': 'operator',
+  'POST /v1/nfs/:name/stop': 'operator',
+  // State can hold addresses and flows: more than a dashboard viewer needs.
+  'GET /v1/nfs/:name/snapshot': 'operator',
+  'POST /v1/deployments': 'operator',
+  'POST /v1/chains/:name/capture': 'operator',
   'GET /v1/chains': 'viewer',
   'GET /v1/ports': 'viewer',
   'GET /v1/stream': 'viewer',

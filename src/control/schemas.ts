@@ -100,6 +100,74 @@ export const RestartReply = Type.Object(
   closed,
 );
 export const StopReply = Type.Object({ stopping: Type.Literal(true) }, closed);
+
+/** POST /v1/deployments: the deployment file's text (YAML or JSON), as `nfvisor run` reads it. */
+export const DeploymentBody = Type.Object(
+  {
+    deployment: Type.String({ minLength: 1 }),
+    /** Named in error messages (`<file>:<line>:<column>`); default `api`. */
+    file: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  },
+  closed,
+);
+export const DryRunQuery = Type.Object(
+  { dryRun: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])) },
+  closed,
+);
+
+const Names = Type.Array(Type.String());
+const Changes = Type.Array(Type.Object({ name: Type.String(), fields: Names }, closed));
+/** What a reconfiguration changes (src/host/reconfigure-diff.ts `PlanDiff`). */
+export const PlanDiff = Type.Object(
+  {
+    ports: Type.Object({ added: Names, removed: Names, changed: Changes }, closed),
+    nfs: Type.Object({ added: Names, removed: Names, changed: Changes }, closed),
+    chains: Type.Object({ added: Names, removed: Names, changed: Changes, kept: Names }, closed),
+    refused: Names,
+    empty: Type.Boolean(),
+  },
+  closed,
+);
+export const ApplyReply = Type.Object(
+  {
+    dryRun: Type.Boolean(),
+    applied: Type.Boolean(),
+    diff: PlanDiff,
+    prepareMs: Count,
+    drainMs: Count,
+    lostInDrain: Count,
+  },
+  closed,
+);
+
+export const ScaleBody = Type.Object(
+  {
+    replicas: Type.Integer({ minimum: 1, maximum: 64 }),
+    reason: Type.Optional(Type.String({ maxLength: 200 })),
+  },
+  closed,
+);
+
+/** A snapshot as JSON: one entry per replica; fields whose names say they are secret are redacted. */
+export const SnapshotReply = Type.Object(
+  {
+    nf: Type.String(),
+    replicas: Type.Array(Type.Object({ replica: Count, state: Type.Unknown() }, closed)),
+  },
+  closed,
+);
+
+export const ChainParams = Type.Object({ name: NfName }, closed);
+export const CaptureBody = Type.Object(
+  {
+    /** 0: into the first NF; k: from NF k-1 into NF k; n (the chain's length): out to its port. */
+    hop: Type.Integer({ minimum: 0, maximum: 64 }),
+    packets: Type.Integer({ minimum: 1, maximum: 10_000 }),
+    /** Return what was captured by then; default 5000 ms. */
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60_000 })),
+  },
+  closed,
+);
 /** Text bodies (Prometheus exposition, Server-Sent Events). */
 export const Text = Type.String();
 

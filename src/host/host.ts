@@ -36,6 +36,7 @@ import { Classifier, type MatchPlan } from './classifier.js';
 import { EXCEPTION_DROP, EXCEPTION_REASON, ExceptionGuard } from './exception-guard.js';
 import { describeRefusal, loadSandboxedNf, type SandboxPlan } from './guest-sandbox.js';
 import { nowNs } from './clock.js';
+import { applyPlan, type ApplyOptions, type ApplyResult, type ReconfigurableHost } from './reconfigure.js';
 import {
   applyPlan,
   captureHop,
@@ -1259,6 +1260,15 @@ export class Host {
   /** Copies the next `count` packets crossing hop `hop` of chain `chain` (./reconfigure.ts `captureHop`). */
   captureHop(chain: string, hop: number, count: number, timeoutMs: number): Promise<CapturedPacket[]> {
     return captureHop(this.reconfigurable(), chain, hop, count, timeoutMs);
+  }
+
+  /**
+   * Live reconfiguration to `plan` (see ./reconfigure.ts): a dry run returns the diff; otherwise
+   * everything is validated and the new guests started before anything changes, the untouched
+   * chains keep running, and a failure leaves the running deployment as it was.
+   */
+  apply(plan: HostPlan, options: ApplyOptions = {}): Promise<ApplyResult> {
+    return applyPlan(this as unknown as ReconfigurableHost, plan, options);
   }
 
   restartInstance(name: string): boolean {
