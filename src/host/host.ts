@@ -36,7 +36,6 @@ import { Classifier, type MatchPlan } from './classifier.js';
 import { EXCEPTION_DROP, EXCEPTION_REASON, ExceptionGuard } from './exception-guard.js';
 import { describeRefusal, loadSandboxedNf, type SandboxPlan } from './guest-sandbox.js';
 import { nowNs } from './clock.js';
-import { applyPlan, type ApplyOptions, type ApplyResult, type ReconfigurableHost } from './reconfigure.js';
 import {
   applyPlan,
   captureHop,
@@ -310,6 +309,12 @@ export class Host {
   private wake: (() => void) | null = null;
   private watchCursor = 0;
   private turns = 0;
+  /**
+   * Resolves once `run()` has started every guest and opened every live port: a datagram sent to
+   * a tunnel port before then finds no socket.
+   */
+  readonly opened: Promise<void>;
+  private markOpened: () => void = () => {};
   /** Set by a live reconfiguration: runs once at the top of the next loop turn, when no hop is half done. */
   private betweenTurns: (() => void) | null = null;
 
@@ -325,6 +330,7 @@ export class Host {
     this.slotNanos = new Uint32Array(plan.pool.slots);
     this.slotRxMs = new Float64Array(plan.pool.slots);
     this.inlineBatch = new PacketBatch(this.pool.bytes, this.pool.slotSize);
+    this.opened = new Promise((resolve) => (this.markOpened = resolve));
     this.overload = plan.memory
       ? new OverloadManager(plan.memory, (from, to, pressure) =>
           this.log('host', `memory ${(pressure * 100).toFixed(1)} % of the limit: ${from} → ${to}`),
@@ -457,6 +463,7 @@ export class Host {
       await tunnel.open();
       tunnel.onReadable = () => this.wake?.();
     }
+    this.markOpened();
     const progressTimer = onProgress ? setInterval(() => onProgress(this.progress()), progressEveryMs) : null;
     const watchdog = setInterval(() => this.checkGuests(), Math.max(50, (this.plan.watchdogMs ?? 2000) / 4));
     const overload = this.overload;

@@ -18,12 +18,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { builtinModule, Host, type HostPlan } from '../../src/host/host.js';
-import { createCaptureWriter } from '../../src/io/capture.js';
 import { IPFIX_PORT, type IpfixFlow } from '../../src/io/ipfix.js';
 import { IpfixExporter, type IpfixSourceRecord } from '../../src/io/ipfix-exporter.js';
-import { ETHERNET_HEADER_LENGTH, EthernetRepr } from '../../src/packet/ethernet.js';
-import { IPV4_MIN_HEADER_LENGTH, Ipv4Repr } from '../../src/packet/ipv4.js';
-import { UDP_HEADER_LENGTH, UdpRepr } from '../../src/packet/udp.js';
+import { waitFor, writeDatagramPcap } from './datagram-capture.js';
 
 process.env.NFVISOR_QUIET = '1';
 
@@ -153,37 +150,6 @@ async function collector(): Promise<{ port: number; datagrams: Buffer[]; close: 
   };
 }
 
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** Writes datagrams as Ethernet/IPv4/UDP frames to port 4739, as a collector's capture would hold them. */
-function writeDatagramPcap(path: string, datagrams: Buffer[]): void {
-  const writer = createCaptureWriter(path, { format: 'pcap' });
-  const headers = ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + UDP_HEADER_LENGTH;
-  datagrams.forEach((d, i) => {
-    const frame = new Uint8Array(headers + d.length);
-    let at = EthernetRepr.emit(
-      { dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01', tags: [], etherType: 0x0800 },
-      frame,
-      0,
-    );
-    at += Ipv4Repr.emit(
-      { src: '127.0.0.1', dst: '127.0.0.1', protocol: 17, payloadLength: UDP_HEADER_LENGTH + d.length },
-      frame,
-      at,
-    );
-    frame.set(d, at + UDP_HEADER_LENGTH);
-    UdpRepr.emit({ srcPort: 40000, dstPort: IPFIX_PORT, payloadLength: d.length }, frame, at);
-    writer.writePacket(frame, 0, frame.length, 1_700_000_000 + i, 0);
-  });
-  writer.close();
-}
-
 /** Exports whatever `source` yields over `passes`, and checks the UDP and file copies with tshark. */
 async function exportAndCheck(
   name: string,
@@ -219,7 +185,7 @@ async function exportAndCheck(
   assert.equal(readFileSync(file).length, stats.bytes);
 
   const pcap = join(dir, `${name}.pcap`);
-  writeDatagramPcap(pcap, coll.datagrams);
+  writeDatagramPcap(pcap, coll.datagrams, { srcPort: 40000, dstPort: IPFIX_PORT });
   for (const decoded of [tshark(pcap, ['-d', `udp.port==${IPFIX_PORT},cflow`]), tshark(file)]) {
     assert.equal(decoded.flows.length, expected.length, 'tshark decodes every record');
     decoded.flows.forEach((f, i) => assert.deepEqual(f, expected[i], `record ${i}`));

@@ -1,0 +1,355 @@
+/**
+ * Interoperability of the wireguard NF with the reference: wireguard-go (driven by `wg`) in a
+ * namespace is the peer, nfvisor's host runs the gateway NF on a VXLAN port, and real `ping`
+ * (IPv4 and IPv6) and `iperf3` cross the tunnel between the peer and a host behind the gateway.
+ *
+ *   ns peer  wg (10.200.0.2, fd00:200::2)      ns sw (a bridge)                root namespace
+ *            p 192.0.2.2 ──────────────────┐
+ *                                          ├── br ── vx ── u1 (U.2) ══ veth ══ u0 (U.1) ◀── nfvisor
+ *   ns in    i 10.77.0.2, fd00:77::2 ──────┘                                  VXLAN port ⇄ [wg]
+ *
+ * The gateway is one-armed: both its sides are MACs on the bridge that only nfvisor answers
+ * (static neighbour entries, no ARP). The peer reaches 192.0.2.1:51820 at the outside MAC; the
+ * inside host routes the tunnel subnets via the inside MAC. Steps, in order, each judged by the
+ * tools' own exit status and counts:
+ *
+ * 1. ping v4 and v6 from the peer's tunnel address to the inside host, and back;
+ * 2. a packet from the peer with a source outside its allowed IPs is not delivered, and counted;
+ * 3. nfvisor's byte counters equal `wg show transfer` (exactly: each side counts message bytes);
+ * 4. a bounded iperf3 TCP transfer through the tunnel;
+ * 5. the peer moves to a new address and port; traffic follows it both ways, and the NF's endpoint
+ *    for the peer is the new address:port.
+ *
+ * Needs root, iproute2, iputils-ping, iperf3, wireguard-go and wireguard-tools (`wg`), python3.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { builtinModule, Host, type HostPlan, type HostSummary } from '../../src/host/host.js';
+import { requireRoot, requireTools, run, sweepStale, Testbed } from '../../src/testbed/netns.js';
+import type { WireguardSnapshot } from '../../nfs/wireguard/index.js';
+
+process.env.NFVISOR_QUIET = '1';
+const FAMILY = 'wgi';
+const VNI = 51;
+const U = `198.19.${(process.pid % 100) + 1}`;
+const GW_OUT_MAC = '02:77:67:00:00:01';
+const GW_IN_MAC = '02:77:67:00:00:02';
+const PEER_MAC = '02:77:67:00:00:0a';
+const INSIDE_MAC = '02:77:67:00:00:0b';
+const PINGS = 5;
+
+describe('wireguard NF interoperates with wireguard-go', () => {
+  const bed = new Testbed(`${FAMILY}${process.pid}`);
+  const keyDir = mkdtempSync(join(tmpdir(), 'nfv-wg-'));
+  let peerNs = '';
+  let insideNs = '';
+  let wgDev = '';
+  let peerDev = '';
+  let peerPublic = '';
+  let gatewayPrivate = '';
+  let gatewayPublic = '';
+  let host: Host | null = null;
+  let running: Promise<HostSummary> | null = null;
+
+  const inPeer = (cmd: string, args: string[], timeoutMs?: number) => bed.exec(peerNs, cmd, args, timeoutMs);
+  /** Runs ping and returns how many replies came back (ping's exit status is not the verdict; the count is). */
+  async function ping(ns: string, args: string[]): Promise<number> {
+    const result = await bed
+      .exec(ns, 'ping', args, 30_000)
+      .catch((e: unknown) => ({ stdout: (e as Error).message, stderr: '' }));
+    return Number(/(\d+) (?:packets )?received/.exec(result.stdout)?.[1] ?? 0);
+  }
+  const wgStatus = (): WireguardSnapshot => {
+    const [snapshot] = host?.snapshotsOf('wg') ?? [];
+    return snapshot as WireguardSnapshot;
+  };
+  const nfCounters = (): Record<string, number> =>
+    host?.status().nfs.find((n) => n.name === 'wg')?.counters ?? {};
+  const nfDrops = (): Record<string, number> => host?.status().nfs.find((n) => n.name === 'wg')?.drops ?? {};
+  const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  before(async () => {
+    requireRoot('wireguard-interop.test');
+    await requireTools(['ip', 'ping', 'iperf3', 'wireguard-go', 'wg', 'python3']);
+    await sweepStale(FAMILY);
+
+    gatewayPrivate = (await run('wg', ['genkey'])).stdout.trim();
+    gatewayPublic = (await run('sh', ['-c', `echo ${gatewayPrivate} | wg pubkey`])).stdout.trim();
+    const peerPrivate = (await run('wg', ['genkey'])).stdout.trim();
+    peerPublic = (await run('sh', ['-c', `echo ${peerPrivate} | wg pubkey`])).stdout.trim();
+    writeFileSync(join(keyDir, 'peer.key'), `${peerPrivate}\n`, { mode: 0o600 });
+
+    // The switch: underlay veth to the root namespace, a VXLAN device and a bridge.
+    peerNs = await bed.addNamespace('peer');
+    insideNs = await bed.addNamespace('in');
+    const sw = await bed.addNamespace('sw');
+    const u = await bed.addVethPair('u0', 'u1', sw);
+    await bed.ip(undefined, ['link', 'set', u.host, 'mtu', '1600']);
+    await bed.ip(sw, ['link', 'set', u.peer, 'mtu', '1600']);
+    await bed.addAddress(u.host, `${U}.1/30`);
+    await bed.addAddress(u.peer, `${U}.2/30`, sw);
+    await bed.disableTxChecksum(sw, u.peer);
+    const vx = await bed.addVxlan(sw, {
+      suffix: 'vx',
+      vni: VNI,
+      remote: `${U}.1`,
+      local: `${U}.2`,
+      dev: u.peer,
+    });
+    const br = bed.name('br');
+    await bed.ip(sw, ['link', 'add', br, 'type', 'bridge']);
+    await bed.ip(sw, ['link', 'set', vx, 'mtu', '1500', 'master', br]);
+    await bed.ip(sw, ['link', 'set', br, 'up']);
+    const attach = async (ns: string, suffix: string, mac: string): Promise<string> => {
+      const [inner, port] = await bed.addVethBetween(`${suffix}i`, ns, `${suffix}s`, sw);
+      await bed.ip(ns, ['link', 'set', inner, 'address', mac, 'mtu', '1500']);
+      await bed.ip(sw, ['link', 'set', port, 'mtu', '1500', 'master', br]);
+      return inner;
+    };
+    const enableV6 =
+      'echo 0 > /proc/sys/net/ipv6/conf/all/disable_ipv6 && echo 0 > /proc/sys/net/ipv6/conf/default/disable_ipv6';
+
+    // The peer: outer address on its veth, wireguard-go's device with the tunnel addresses.
+    peerDev = await attach(peerNs, 'p', PEER_MAC);
+    await bed.exec(peerNs, 'sh', ['-c', enableV6]);
+    await bed.addAddress(peerDev, '192.0.2.2/24', peerNs);
+    await bed.ip(peerNs, [
+      'neigh',
+      'replace',
+      '192.0.2.1',
+      'lladdr',
+      GW_OUT_MAC,
+      'dev',
+      peerDev,
+      'nud',
+      'permanent',
+    ]);
+    wgDev = bed.name('wg');
+    const wireguardGo = bed.start(peerNs, 'env', ['WG_PROCESS_FOREGROUND=1', 'wireguard-go', wgDev]);
+    for (let i = 0; i < 50; i++) {
+      if (
+        await bed.ip(peerNs, ['link', 'show', wgDev]).then(
+          () => true,
+          () => false,
+        )
+      )
+        break;
+      if (i === 49) throw new Error(`wireguard-go made no ${wgDev}: ${wireguardGo.output().stderr}`);
+      await settle(100);
+    }
+    await run('ip', [
+      'netns',
+      'exec',
+      peerNs,
+      'wg',
+      'set',
+      wgDev,
+      'private-key',
+      join(keyDir, 'peer.key'),
+      'listen-port',
+      '51820',
+      'peer',
+      gatewayPublic,
+      'endpoint',
+      '192.0.2.1:51820',
+      'allowed-ips',
+      '10.77.0.0/24,fd00:77::/64',
+    ]);
+    await bed.ip(peerNs, ['link', 'set', wgDev, 'mtu', '1420', 'up']);
+    await bed.ip(peerNs, ['addr', 'add', '10.200.0.2/24', 'dev', wgDev]);
+    await bed.ip(peerNs, ['addr', 'add', '10.201.0.2/32', 'dev', wgDev]); // not in the gateway's allowed IPs
+    await bed.ip(peerNs, ['-6', 'addr', 'add', 'fd00:200::2/64', 'dev', wgDev, 'nodad']);
+    await bed.ip(peerNs, ['route', 'add', '10.77.0.0/24', 'dev', wgDev]);
+    await bed.ip(peerNs, ['-6', 'route', 'add', 'fd00:77::/64', 'dev', wgDev]);
+
+    // The inside host: routes the tunnel subnets via the gateway's inside MAC.
+    const insideDev = await attach(insideNs, 'i', INSIDE_MAC);
+    await bed.exec(insideNs, 'sh', ['-c', enableV6]);
+    await bed.addAddress(insideDev, '10.77.0.2/24', insideNs);
+    await bed.ip(insideNs, ['-6', 'addr', 'add', 'fd00:77::2/64', 'dev', insideDev, 'nodad']);
+    await bed.ip(insideNs, [
+      'neigh',
+      'replace',
+      '10.77.0.1',
+      'lladdr',
+      GW_IN_MAC,
+      'dev',
+      insideDev,
+      'nud',
+      'permanent',
+    ]);
+    await bed.ip(insideNs, [
+      '-6',
+      'neigh',
+      'replace',
+      'fd00:77::1',
+      'lladdr',
+      GW_IN_MAC,
+      'dev',
+      insideDev,
+      'nud',
+      'permanent',
+    ]);
+    await bed.ip(insideNs, ['route', 'add', '10.200.0.0/16', 'via', '10.77.0.1']);
+    await bed.ip(insideNs, ['-6', 'route', 'add', 'fd00:200::/64', 'via', 'fd00:77::1']);
+
+    const plan: HostPlan = {
+      pool: { slots: 4096, slotSize: 2048 },
+      ringSize: 1024,
+      batch: 64,
+      ports: {
+        vx: {
+          kind: 'vxlan',
+          options: { bind: { address: `${U}.1` }, remote: { address: `${U}.2` }, vni: VNI },
+        },
+      },
+      nfs: {
+        wg: {
+          module: builtinModule('wireguard'),
+          config: {
+            privateKey: gatewayPrivate,
+            listenAddress: '192.0.2.1',
+            listenPort: 51820,
+            outside: { mac: GW_OUT_MAC, nextHopMac: PEER_MAC },
+            inside: { mac: GW_IN_MAC, nextHopMac: INSIDE_MAC },
+            peers: [
+              {
+                publicKey: peerPublic,
+                endpoint: '192.0.2.2:51820',
+                allowedIPs: ['10.200.0.0/24', 'fd00:200::/64'],
+              },
+            ],
+          },
+          vnic: 'direct',
+          placement: 'inline',
+          replicas: 1,
+          heapMb: 64,
+          failure: 'fail-closed',
+        },
+      },
+      chains: [{ name: 'wire', from: 'vx', to: 'vx', through: ['wg'] }],
+    };
+    host = await Host.create(plan);
+    running = host.run();
+    await settle(300); // the VXLAN socket is bound by now
+  });
+
+  after(async () => {
+    host?.stop();
+    const summary = await running?.catch(() => null);
+    await bed.teardown();
+    rmSync(keyDir, { recursive: true, force: true });
+    assert.deepEqual(await bed.leftovers(), [], 'no namespace or interface left behind');
+    if (summary) {
+      assert.equal(
+        summary.received,
+        summary.sent + summary.dropped + summary.lost,
+        'every packet accounted for',
+      );
+      assert.equal(summary.poolFree, summary.poolSlots);
+    }
+  });
+
+  it('ping v4 from the peer to the inside host and back, the handshake made by wireguard-go', async () => {
+    // The first echo request waits for the handshake in wireguard-go; allow a warm-up round.
+    let warm = 0;
+    for (let i = 0; i < 3 && warm === 0; i++) warm = await ping(peerNs, ['-c', '1', '-W', '3', '10.77.0.2']);
+    assert.equal(warm, 1, `the tunnel came up: ${JSON.stringify(nfDrops())}`);
+    assert.equal(await ping(peerNs, ['-c', String(PINGS), '-i', '0.2', '-W', '2', '10.77.0.2']), PINGS);
+    assert.equal(
+      await ping(insideNs, ['-c', String(PINGS), '-i', '0.2', '-W', '2', '10.200.0.2']),
+      PINGS,
+      'the inside host reaches the peer through the gateway',
+    );
+    const c = nfCounters();
+    assert.ok(c.initiations_received >= 1 && c.responses_sent >= 1, JSON.stringify(c));
+    assert.ok(
+      c.packets_decrypted >= 2 * PINGS + 1 && c.packets_encrypted >= 2 * PINGS + 1,
+      JSON.stringify(c),
+    );
+  });
+
+  it('ping v6 both ways', async () => {
+    assert.equal(
+      await ping(peerNs, ['-6', '-c', String(PINGS), '-i', '0.2', '-W', '2', 'fd00:77::2']),
+      PINGS,
+    );
+    assert.equal(
+      await ping(insideNs, ['-6', '-c', String(PINGS), '-i', '0.2', '-W', '2', 'fd00:200::2']),
+      PINGS,
+    );
+  });
+
+  it('does not deliver a packet whose source is outside the peer’s allowed IPs, and counts it', async () => {
+    const before = nfDrops().source_not_allowed ?? 0;
+    assert.equal(await ping(peerNs, ['-c', '3', '-i', '0.2', '-W', '1', '-I', '10.201.0.2', '10.77.0.2']), 0);
+    assert.equal((nfDrops().source_not_allowed ?? 0) - before, 3, 'each spoofed packet was dropped');
+  });
+
+  it('counts the same bytes as `wg show transfer`', async () => {
+    await settle(1200); // the last replies are in, and a snapshot was taken since
+    const line = (await inPeer('wg', ['show', wgDev, 'transfer'])).stdout.trim();
+    const [key, peerRx, peerTx] = line.split('\t');
+    assert.equal(key, gatewayPublic);
+    const c = nfCounters();
+    assert.equal(Number(peerRx), c.tx_bytes, `what the gateway sent is what the peer received (${line})`);
+    assert.equal(
+      Number(peerTx),
+      c.rx_bytes,
+      `what the peer sent is what the gateway authenticated (${line})`,
+    );
+    const [status] = wgStatus().peers;
+    assert.equal(status.publicKey, peerPublic);
+    assert.equal(status.txBytes, c.tx_bytes);
+  });
+
+  it('carries a bounded iperf3 TCP transfer through the tunnel', async () => {
+    const server = bed.start(insideNs, 'iperf3', ['-s', '-1', '-B', '10.77.0.2', '-p', '5201']);
+    await settle(500); // iperf3 buffers its "Server listening" line when not on a terminal
+    const client = await inPeer(
+      'iperf3',
+      ['-c', '10.77.0.2', '-p', '5201', '-t', '3', '-J', '--connect-timeout', '5000'],
+      30_000,
+    );
+    const report = JSON.parse(client.stdout) as {
+      end: { sum_received: { bytes: number; bits_per_second: number } };
+    };
+    assert.ok(
+      report.end.sum_received.bytes > 1_000_000,
+      `iperf3 moved ${report.end.sum_received.bytes} bytes`,
+    );
+    console.log(
+      `# iperf3 through the wireguard NF: ${(report.end.sum_received.bits_per_second / 1e6).toFixed(0)} Mbit/s`,
+    );
+    await server.exited;
+  });
+
+  it('follows the peer to a new address and port (roaming)', async () => {
+    await bed.ip(peerNs, ['addr', 'del', '192.0.2.2/24', 'dev', peerDev]);
+    await bed.ip(peerNs, ['addr', 'add', '192.0.2.3/24', 'dev', peerDev]);
+    // Removing the device's last IPv4 address flushed its neighbour table, the static entry too.
+    await bed.ip(peerNs, [
+      'neigh',
+      'replace',
+      '192.0.2.1',
+      'lladdr',
+      GW_OUT_MAC,
+      'dev',
+      peerDev,
+      'nud',
+      'permanent',
+    ]);
+    await inPeer('wg', ['set', wgDev, 'listen-port', '51821']);
+    const moved = await ping(peerNs, ['-c', '3', '-i', '0.2', '-W', '2', '10.77.0.2']);
+    const why = async () =>
+      `${JSON.stringify(nfDrops())} ${JSON.stringify(nfCounters())} ${(await inPeer('wg', ['show', wgDev])).stdout}`;
+    assert.equal(moved, 3, `from the new address: ${await why()}`);
+    assert.equal(await ping(insideNs, ['-c', '3', '-i', '0.2', '-W', '2', '10.200.0.2']), 3, 'back to it');
+    await settle(1200);
+    assert.equal(wgStatus().peers[0].endpoint, '192.0.2.3:51821');
+    assert.ok((nfCounters().endpoint_changes ?? 0) >= 1);
+  });
+});
