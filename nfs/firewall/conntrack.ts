@@ -10,6 +10,19 @@
  * when the table is full a new connection evicts the oldest un-replied one, and when there is none
  * it is refused (the caller counts `conntrack_full`). Expired entries are removed when a lookup
  * meets them and by a bounded sweep in `tick()`.
+ *
+ * TCP window tracking follows netfilter's `tcp_in_window()` (after Guido van Rooij, "Real Stateful
+ * TCP Packet Filtering in IP Filter"): per direction d of entry e, at index 2e + d,
+ *
+ *   tdEnd     highest sequence number sent (seq + length, SYN and FIN counted)
+ *   tdMaxEnd  highest sequence number the other side's window allows (its ack + window)
+ *   tdMaxWin  largest window the direction has advertised (scaled)
+ *   tdScale   its window-scale shift (RFC 7323), kept only when both SYNs carried the option
+ *
+ * A segment is in window when its sequence number is at most the sender's tdMaxEnd, its end is
+ * within the receiver's largest window behind the sender's tdEnd, and its ack is neither ahead of
+ * what the receiver sent nor more than max(tdMaxWin, 66000) behind it. Sequence arithmetic is
+ * int32 modulo 2^32 (`before`/`after`).
  */
 import { FLOW_KEY_WORDS, type FlowKey } from '../../src/packet/flow-key.js';
 
@@ -107,6 +120,25 @@ export const TIMEOUT_SLOTS = 13;
 
 const USED = 1;
 const REPLIED = 2;
+/** tdFlags bit: this direction's SYN carried a window-scale option. */
+const WSCALE_SEEN = 1;
+const SYN = 0x02;
+const ACK = 0x10;
+const RST = 0x04;
+const FIN = 0x01;
+/** netfilter's MAXACKWINDOW floor: an ack may lag the receiver's end by this much at least. */
+const MAX_ACK_WINDOW_MIN = 66000;
+/** RFC 7323 §2.3: a shift count above 14 is treated as 14. */
+const MAX_WINDOW_SCALE = 14;
+
+/** seq a comes before b, modulo 2^32. */
+function before(a: number, b: number): boolean {
+  return ((a - b) | 0) < 0;
+}
+/** seq a comes after b, modulo 2^32. */
+function after(a: number, b: number): boolean {
+  return ((b - a) | 0) < 0;
+}
 /** Expired entries the sweep in `tick()` looks at, at most, per call. */
 const SWEEP = 8192;
 
@@ -124,6 +156,12 @@ export class Conntrack {
   readonly tcpState: Uint8Array;
   readonly flags: Uint8Array;
   readonly expires: Float64Array;
+  /** TCP window state per direction (index 2e + d), see the header. */
+  private readonly tdEnd: Int32Array;
+  private readonly tdMaxEnd: Int32Array;
+  private readonly tdMaxWin: Int32Array;
+  private readonly tdScale: Uint8Array;
+  private readonly tdFlags: Uint8Array;
   private readonly uPrev: Int32Array;
   private readonly uNext: Int32Array;
   /** [unreplied head, unreplied tail, free head, count, sweep cursor] for snapshots. */
@@ -149,6 +187,11 @@ export class Conntrack {
     this.tcpState = new Uint8Array(capacity);
     this.flags = new Uint8Array(capacity);
     this.expires = new Float64Array(capacity);
+    this.tdEnd = new Int32Array(2 * capacity);
+    this.tdMaxEnd = new Int32Array(2 * capacity);
+    this.tdMaxWin = new Int32Array(2 * capacity);
+    this.tdScale = new Uint8Array(2 * capacity);
+    this.tdFlags = new Uint8Array(2 * capacity);
     this.uPrev = new Int32Array(capacity).fill(-1);
     this.uNext = new Int32Array(capacity).fill(-1);
     for (let e = 0; e < capacity; e++) this.next[e] = e + 1 < capacity ? e + 1 : -1;
@@ -219,6 +262,132 @@ export class Conntrack {
     return e;
   }
 
+  /**
+   * Starts the window state of a new connection from its SYN (netfilter's tcp_new()): the
+   * original direction has sent up to seq + length (+1 for the SYN), advertising `win`.
+   * `seq` is int32; `wscale` the SYN's window-scale option or -1.
+   */
+  tcpStart(e: number, seq: number, length: number, flags: number, win: number, wscale: number): void {
+    const s = 2 * e;
+    const end = (seq + length + ((flags & SYN) !== 0 ? 1 : 0) + ((flags & FIN) !== 0 ? 1 : 0)) | 0;
+    this.tdEnd[s] = end;
+    this.tdMaxEnd[s] = end;
+    this.tdMaxWin[s] = win === 0 ? 1 : win;
+    this.tdScale[s] = wscale < 0 ? 0 : Math.min(wscale, MAX_WINDOW_SCALE);
+    this.tdFlags[s] = wscale < 0 ? 0 : WSCALE_SEEN;
+  }
+
+  /**
+   * netfilter's tcp_in_window(): whether a segment of entry `e` from direction `dir` (0 original,
+   * 1 reply) lies in the window, its TCP state being `state` before it. With `apply`, the window
+   * state moves on as netfilter's does for an in-window segment (call it again with `apply` once
+   * the packet is accepted). `seq`/`ack` are int32, `length` the payload bytes, `wscale` the
+   * segment's window-scale option or -1.
+   */
+  tcpInWindow(
+    e: number,
+    dir: number,
+    state: number,
+    seq: number,
+    ack: number,
+    win: number,
+    flags: number,
+    length: number,
+    wscale: number,
+    apply: boolean,
+  ): boolean {
+    const s = 2 * e + dir;
+    const r = 2 * e + (1 - dir);
+    let end = (seq + length + ((flags & SYN) !== 0 ? 1 : 0) + ((flags & FIN) !== 0 ? 1 : 0)) | 0;
+    let sEnd = this.tdEnd[s];
+    let sMaxEnd = this.tdMaxEnd[s];
+    let sMaxWin = this.tdMaxWin[s];
+    let sScale = this.tdScale[s];
+    let sFlags = this.tdFlags[s];
+    let rScale = this.tdScale[r];
+    const rEnd = this.tdEnd[r];
+    let rMaxEnd = this.tdMaxEnd[r];
+    let rMaxWin = this.tdMaxWin[r];
+    const syn = (flags & SYN) !== 0;
+    const hasAck = (flags & ACK) !== 0;
+    const rst = (flags & RST) !== 0;
+    let initialized = false;
+    if (sMaxWin === 0) {
+      // The first segment of this direction: the SYN-ACK (or, for a connection picked up without
+      // a handshake, any segment) sets its window state.
+      sEnd = end;
+      sMaxWin = win === 0 ? 1 : win;
+      sMaxEnd = syn ? end : (end + sMaxWin) | 0;
+      if (syn && wscale >= 0) {
+        sScale = Math.min(wscale, MAX_WINDOW_SCALE);
+        sFlags |= WSCALE_SEEN;
+      }
+      // Window scaling holds only when both SYNs offered it (RFC 7323 §2.2).
+      if ((sFlags & WSCALE_SEEN) === 0 || (this.tdFlags[r] & WSCALE_SEEN) === 0) sScale = rScale = 0;
+      initialized = true;
+    } else if (
+      ((state === TcpState.SynSent && dir === 0) || (state === TcpState.SynRecv && dir === 1)) &&
+      syn &&
+      after(end, sEnd)
+    ) {
+      // A SYN (or SYN-ACK) sent again with a new initial sequence number starts over.
+      sEnd = end;
+      sMaxEnd = end;
+      sMaxWin = win === 0 ? 1 : win;
+      sScale = wscale < 0 ? 0 : Math.min(wscale, MAX_WINDOW_SCALE);
+      sFlags = wscale < 0 ? 0 : WSCALE_SEEN;
+      initialized = true;
+    }
+    if (initialized && syn && !hasAck) {
+      // The original SYN (resent): nothing to check against yet.
+      if (apply) this.storeSender(s, sEnd, sMaxEnd, sMaxWin, sScale, sFlags);
+      return true;
+    }
+    // No ACK flag, or the RST with ack 0 of broken stacks: take the ack as what the receiver sent.
+    let sack = ack;
+    if (!hasAck || (rst && ack === 0)) sack = rEnd;
+    if (rst && seq === 0 && state === TcpState.SynSent) seq = end = sEnd;
+    // No data: only the ack is checked (a RST is checked by its sequence number, except the
+    // seq-0 RST answering a SYN).
+    if (seq === end && (!rst || (seq === 0 && state === TcpState.SynSent))) seq = end = sEnd;
+    const inReceiveWindow = rMaxWin === 0 || after(end, (sEnd - rMaxWin - 1) | 0);
+    const maxAckWindow = sMaxWin > MAX_ACK_WINDOW_MIN ? sMaxWin : MAX_ACK_WINDOW_MIN;
+    const inWindow =
+      before(seq, (sMaxEnd + 1) | 0) &&
+      inReceiveWindow &&
+      before(sack, (rEnd + 1) | 0) &&
+      after(sack, (rEnd - maxAckWindow - 1) | 0);
+    if (!inWindow || !apply) return inWindow;
+    const scaled = syn ? win : win << sScale;
+    if (sMaxWin < scaled) sMaxWin = scaled;
+    if (after(end, sEnd)) sEnd = end;
+    if (rMaxWin !== 0 && after(end, sMaxEnd)) rMaxWin = (rMaxWin + ((end - sMaxEnd) | 0)) | 0;
+    if (after((sack + scaled) | 0, (rMaxEnd - 1) | 0)) {
+      rMaxEnd = (sack + scaled) | 0;
+      if (scaled === 0) rMaxEnd = (rMaxEnd + 1) | 0;
+    }
+    this.storeSender(s, sEnd, sMaxEnd, sMaxWin, sScale, sFlags);
+    this.tdMaxEnd[r] = rMaxEnd;
+    this.tdMaxWin[r] = rMaxWin;
+    this.tdScale[r] = rScale;
+    return true;
+  }
+
+  private storeSender(
+    s: number,
+    end: number,
+    maxEnd: number,
+    maxWin: number,
+    scale: number,
+    flags: number,
+  ): void {
+    this.tdEnd[s] = end;
+    this.tdMaxEnd[s] = maxEnd;
+    this.tdMaxWin[s] = maxWin;
+    this.tdScale[s] = scale;
+    this.tdFlags[s] = flags;
+  }
+
   /** Entries evicted by the last `insert` (0 or 1). */
   evicted = 0;
 
@@ -247,6 +416,13 @@ export class Conntrack {
     this.tcpState[e] = 0;
     this.expires[e] = 0;
     this.hashOf[e] = 0;
+    for (let i = 2 * e; i < 2 * e + 2; i++) {
+      this.tdEnd[i] = 0;
+      this.tdMaxEnd[i] = 0;
+      this.tdMaxWin[i] = 0;
+      this.tdScale[i] = 0;
+      this.tdFlags[i] = 0;
+    }
     this.keys.fill(0, e * FLOW_KEY_WORDS, (e + 1) * FLOW_KEY_WORDS);
     this.next[e] = this.freeHead;
     this.freeHead = e;
@@ -293,6 +469,11 @@ export class Conntrack {
       tcpState: this.tcpState.slice(),
       flags: this.flags.slice(),
       expires: this.expires.slice(),
+      tdEnd: this.tdEnd.slice(),
+      tdMaxEnd: this.tdMaxEnd.slice(),
+      tdMaxWin: this.tdMaxWin.slice(),
+      tdScale: this.tdScale.slice(),
+      tdFlags: this.tdFlags.slice(),
       uPrev: this.uPrev.slice(),
       uNext: this.uNext.slice(),
       meta: this.meta.slice(),
@@ -311,6 +492,11 @@ export class Conntrack {
       [this.tcpState, s.tcpState],
       [this.flags, s.flags],
       [this.expires, s.expires],
+      [this.tdEnd, s.tdEnd],
+      [this.tdMaxEnd, s.tdMaxEnd],
+      [this.tdMaxWin, s.tdMaxWin],
+      [this.tdScale, s.tdScale],
+      [this.tdFlags, s.tdFlags],
       [this.uPrev, s.uPrev],
       [this.uNext, s.uNext],
       [this.meta, s.meta],
@@ -340,6 +526,11 @@ export class Conntrack {
       this.tcpState,
       this.flags,
       this.expires,
+      this.tdEnd,
+      this.tdMaxEnd,
+      this.tdMaxWin,
+      this.tdScale,
+      this.tdFlags,
       this.uPrev,
       this.uNext,
       this.meta,

@@ -89,6 +89,7 @@ const CT_ZERO = {
   ct_expired: 0,
   conntrack_full: 0,
   ct_invalid: 0,
+  ct_out_of_window: 0,
   rejected: 0,
   fragments_followed: 0,
   fragment_unknown: 0,

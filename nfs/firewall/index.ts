@@ -456,6 +456,11 @@ export default defineNf<FirewallConfig>({
       description: 'new connections dropped: table full and nothing un-replied to evict',
     },
     ct_invalid: { unit: 'packets', description: 'IP packets in connection state invalid' },
+    ct_out_of_window: {
+      unit: 'packets',
+      description:
+        'TCP segments outside the window netfilter-style tracking allows (sequence or ack), state invalid',
+    },
     fragments_followed: {
       unit: 'packets',
       description: 'later fragments accepted because their first fragment was',
@@ -620,6 +625,9 @@ export default defineNf<FirewallConfig>({
     const cExpired = ctx.counter('ct_expired');
     const cFull = ctx.counter('conntrack_full');
     const cInvalid = ctx.counter('ct_invalid');
+    const cOutOfWindow = ctx.counter('ct_out_of_window');
+    /** TCP segments found out of window in the current batch. */
+    let outOfWindow = 0;
     const cRejected = ctx.counter('rejected');
     const rejecter = new Rejecter();
     const fragments = new FragmentTable(
@@ -728,6 +736,10 @@ export default defineNf<FirewallConfig>({
           ctTimeout = TcpState.SynSent;
           return CtState.New;
         }
+        if (!parser.fragment && !tcpWindow(e, state, false)) {
+          outOfWindow++;
+          return CtState.Invalid;
+        }
         ctNextTcp = next;
         ctTimeout = next;
       } else if (l4 === Layer.Icmpv4 || l4 === Layer.Icmpv6) {
@@ -739,11 +751,32 @@ export default defineNf<FirewallConfig>({
       return ctReply === 1 || conntrack.replied(e) ? CtState.Established : CtState.New;
     }
 
+    /** The parsed TCP segment against entry e's window (conntrack.tcpInWindow), moving it when `apply`. */
+    function tcpWindow(e: number, state: number, apply: boolean): boolean {
+      const tcp = parser.tcp;
+      const flags = tcp.flags();
+      return conntrack.tcpInWindow(
+        e,
+        ctReply,
+        state,
+        tcp.seq() | 0,
+        tcp.ack() | 0,
+        tcp.window(),
+        flags,
+        tcp.payloadLength(),
+        (flags & TcpFlag.Syn) !== 0 ? tcp.windowScale() : -1,
+        apply,
+      );
+    }
+
     /** Writes the tracked state of an accepted packet; false when a new connection finds no room. */
     function commit(now: number, c: Float64Array): boolean {
       if (ctCommit === Commit.None) return true;
       if (ctCommit === Commit.Update) {
-        if (parser.l4 === Layer.Tcp) conntrack.tcpState[ctEntry] = ctNextTcp;
+        if (parser.l4 === Layer.Tcp) {
+          if (!parser.fragment) tcpWindow(ctEntry, conntrack.tcpState[ctEntry], true);
+          conntrack.tcpState[ctEntry] = ctNextTcp;
+        }
         conntrack.expires[ctEntry] = now + timeouts[ctTimeout];
         if (ctReply === 1) conntrack.markReplied(ctEntry);
         return true;
@@ -757,6 +790,17 @@ export default defineNf<FirewallConfig>({
       );
       if (conntrack.evicted !== 0) c[cEvicted]++;
       if (e < 0) return false;
+      if (parser.l4 === Layer.Tcp && !parser.fragment) {
+        const tcp = parser.tcp;
+        conntrack.tcpStart(
+          e,
+          tcp.seq() | 0,
+          tcp.payloadLength(),
+          tcp.flags(),
+          tcp.window(),
+          tcp.windowScale(),
+        );
+      }
       c[cCreated]++;
       return true;
     }
@@ -1007,6 +1051,8 @@ export default defineNf<FirewallConfig>({
         }
         c[cAccepted] += accepted;
         c[cInvalid] += invalid;
+        c[cOutOfWindow] += outOfWindow;
+        outOfWindow = 0;
         c[cFull] += full;
         c[cRejected] += rejected;
         c[cFollowed] += followed;
