@@ -1269,15 +1269,6 @@ export class Host {
     return captureHop(this.reconfigurable(), chain, hop, count, timeoutMs);
   }
 
-  /**
-   * Live reconfiguration to `plan` (see ./reconfigure.ts): a dry run returns the diff; otherwise
-   * everything is validated and the new guests started before anything changes, the untouched
-   * chains keep running, and a failure leaves the running deployment as it was.
-   */
-  apply(plan: HostPlan, options: ApplyOptions = {}): Promise<ApplyResult> {
-    return applyPlan(this as unknown as ReconfigurableHost, plan, options);
-  }
-
   restartInstance(name: string): boolean {
     const nf = this.nfs.find((n) => n.name === name && !n.retiring);
     if (!nf || nf.quarantined || this.stopping) return false;
