@@ -200,16 +200,21 @@ export function liveNfConfigs(): {
 } {
   const backends = LIVE.backends.map((address) => ({ address }));
   return {
+    // Tables sized for a testbed, not a data centre: a guest's state snapshot (twice a second)
+    // copies whole tables, and a 65,536-entry conntrack copy stalls a live chain for tens of ms.
     firewall: {
+      maxConnections: 4096,
       default: 'accept',
       rules: [{ action: 'drop', protocol: 'tcp', dstPort: String(LIVE.blockedPort) }],
     },
     nat: {
       external: LIVE.natAddress,
       inside: LIVE.clientSubnet,
+      maxFlows: 4096,
       filtering: 'endpoint-independent',
     },
     loadBalancer: {
+      maxConnections: 4096,
       services: [
         { vip: LIVE.vip, port: LIVE.httpPort, protocol: 'tcp', backends },
         { vip: LIVE.vip, port: LIVE.blockedPort, protocol: 'tcp', backends },
