@@ -8,6 +8,8 @@
  *   mem      descriptor rings between threads (bench/mem.ts).
  *   modes    the 3-NF chain in each vNIC mode, chain-length scaling; tables and a chart in
  *            bench/results/ (bench/modes.ts).
+ *   wireguard  the wireguard NF in process (encrypt and decrypt, 64 B / 1420 B / IMIX) and
+ *            wireguard-go between namespaces (root); bench/results/wireguard.md (bench/wireguard.ts).
  *
  * Each figure is the best of a few rounds (the machine is shared and noisy); GC counts are totals
  * over all rounds of that measurement.
@@ -28,6 +30,7 @@ import { TcpView } from '../src/packet/tcp.js';
 import { UdpView } from '../src/packet/udp.js';
 import { benchMem } from './mem.js';
 import { benchModes } from './modes.js';
+import { benchWireguard } from './wireguard.js';
 
 const PACKETS = 1_000_000;
 const SLOT = 64;
@@ -243,6 +246,7 @@ async function main(): Promise<void> {
   if (want('capture')) await benchCapture();
   if (want('mem')) await benchMem();
   if (want('modes')) await benchModes();
+  if (want('wireguard')) await benchWireguard();
   if (process.env.BENCH_JSON) console.log(JSON.stringify({ machine: machine(), results }, null, 2));
 }
 
