@@ -8,6 +8,7 @@ describe('builtin NF registry', () => {
     assert.deepEqual(Object.keys(builtinNfs).sort(), [
       'firewall',
       'flow-monitor',
+      'ids',
       'load-balancer',
       'nat',
       'rate-limiter',
@@ -44,6 +45,7 @@ describe('builtin NF registry', () => {
       'load-balancer': { vip: '192.0.2.10', port: 80, backends: ['10.1.0.1'] },
       'rate-limiter': { rate: 1000, burst: 10 },
       'flow-monitor': {},
+      ids: {},
       router: { mac: '02:00:00:00:00:01', routes: [{ prefix: '0.0.0.0/0', nextHop: 'blackhole' }] },
       wireguard: {
         privateKey: 'YBzmNQ3yuhdJxZN2qD7zsdRqo8sgsd7h/Gzk5CdBk3o=',

@@ -8,6 +8,7 @@
 import type { NfDefinition } from '../src/sdk/index.js';
 import firewall from './firewall/index.js';
 import flowMonitor from './flow-monitor/index.js';
+import ids from './ids/index.js';
 import loadBalancer from './load-balancer/index.js';
 import nat from './nat/index.js';
 import rateLimiter from './rate-limiter/index.js';
@@ -24,6 +25,7 @@ export const builtinNfs: Readonly<Record<string, NfDefinition<any>>> = Object.fr
   [flowMonitor.name]: flowMonitor,
   [router.name]: router,
   [wireguard.name]: wireguard,
+  [ids.name]: ids,
 });
 
 /** The built-in NF called `name`, or undefined. */

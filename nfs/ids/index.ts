@@ -107,7 +107,7 @@ const PROTO_NAMES: Readonly<Record<number, string>> = { 6: 'TCP', 17: 'UDP', 1: 
 export default defineNf<IdsConfig>({
   name: 'ids',
   summary:
-    'Intrusion detection/prevention: Snort/Suricata-style signatures over one multi-pattern automaton, TCP stream reassembly, EVE alerts; alert or prevent (drop + RST).',
+    'Intrusion detection/prevention: Snort/Suricata-style signatures, multi-pattern automaton, TCP reassembly, EVE alerts; drop + RST.',
   outputs: ['out'],
   drops: {
     signature: 'prevent mode: a drop or reject rule matched (a TCP segment is answered with a RST instead)',
@@ -166,7 +166,8 @@ export default defineNf<IdsConfig>({
       items: { type: 'string', description: 'one rule: action proto src sport -> dst dport (options)' },
       default: [],
       maxItems: 100_000,
-      description: 'signatures, one per entry, in the Snort/Suricata subset of nfs/ids/rules.ts',
+      description:
+        'signatures, one per entry: `action proto src sport -> dst dport (options)` — alert/drop/reject/pass; tcp/udp/icmp/ip; addresses with CIDRs, [lists], !negation, $VARS; ports with ranges a:b; -> or <>; options msg, sid, rev, classtype, content (|hex|) with nocase/offset/depth/distance/within, pcre (backtracking-prone shapes refused), flow:established,to_server/to_client. The full subset: nfs/ids/rules.ts',
     },
     vars: {
       type: 'array',

@@ -189,13 +189,16 @@ export interface Deployment {
   exporters: ExporterSpec[];
 }
 
-/** Exports a flow-monitor NF's ended flows as IPFIX (RFC 7011) to a UDP collector and/or a file. */
+/**
+ * `ipfix`: exports a flow-monitor NF's ended flows as IPFIX (RFC 7011) to a UDP collector and/or a
+ * file. `eve`: appends an ids NF's alerts to a file as EVE JSON lines (src/io/eve-exporter.ts).
+ */
 export interface ExporterSpec {
-  type: 'ipfix';
-  /** The flow-monitor NF instance whose records are exported. */
+  type: 'ipfix' | 'eve';
+  /** The flow-monitor (ipfix) or ids (eve) NF instance whose records are exported. */
   nf: string;
   udp?: { address: string; port: number };
-  /** Absolute path of an IPFIX file (RFC 5655). */
+  /** Absolute path of an IPFIX file (RFC 5655), or of the EVE file. */
   file?: string;
   intervalMs: number;
 }

@@ -210,12 +210,17 @@ class Checker {
         this.issues.add(['exporters', index, 'nf'], `unknown NF ${show(entry.nf)}${known(nfs.keys())}`);
         return;
       }
+      const eve = entry.type === 'eve';
+      if (eve && (entry.file === undefined || entry.udp !== undefined)) {
+        this.issues.add(['exporters', index], 'an eve exporter writes a file: needs file, and no udp', 'key');
+        return;
+      }
       if (entry.udp === undefined && entry.file === undefined) {
         this.issues.add(['exporters', index], 'needs a udp collector, a file, or both', 'key');
         return;
       }
       out.push({
-        type: 'ipfix',
+        type: eve ? 'eve' : 'ipfix',
         nf: entry.nf,
         udp: entry.udp as ExporterSpec['udp'],
         file: typeof entry.file === 'string' ? resolve(this.baseDir, entry.file) : undefined,

@@ -138,10 +138,13 @@ export const ImagesSchema = Type.Object(
   { additionalProperties: false },
 );
 
-/** An IPFIX exporter of a flow-monitor NF's records (src/io/ipfix-exporter.ts). */
+/**
+ * An IPFIX exporter of a flow-monitor NF's records (src/io/ipfix-exporter.ts), or an EVE exporter
+ * of an ids NF's alerts (src/io/eve-exporter.ts).
+ */
 export const ExporterSchema = Type.Object(
   {
-    type: Type.Literal('ipfix'),
+    type: Type.Union([Type.Literal('ipfix'), Type.Literal('eve')]),
     nf: Type.String({ minLength: 1 }),
     udp: Type.Optional(
       Type.Object(
