@@ -8,6 +8,10 @@
  *   mem      descriptor rings between threads (bench/mem.ts).
  *   modes    the 3-NF chain in each vNIC mode, chain-length scaling; tables and a chart in
  *            bench/results/ (bench/modes.ts).
+ *   nfs      each built-in NF alone at 64 B, 10⁴ and 10⁶ flows, inline and direct; firewall by rule
+ *            count, router by route count, firewall → NAT (bench/nfs.ts; BENCH_NFS_FILTER=text).
+ *   live     iperf3 TCP and 64 B UDP through nfvisor over VXLAN vs the kernel with nftables, in
+ *            namespaces (root only); bench/results/live.md (bench/live.ts).
  *   wireguard  the wireguard NF in process (encrypt and decrypt, 64 B / 1420 B / IMIX) and
  *            wireguard-go between namespaces (root); bench/results/wireguard.md (bench/wireguard.ts).
  *
@@ -28,9 +32,11 @@ import { Ipv4Field, Ipv4View } from '../src/packet/ipv4.js';
 import { PacketParser } from '../src/packet/packet-parser.js';
 import { TcpView } from '../src/packet/tcp.js';
 import { UdpView } from '../src/packet/udp.js';
+import { benchLive } from './live.js';
 import { benchMem } from './mem.js';
 import { benchModes } from './modes.js';
 import { benchWireguard } from './wireguard.js';
+import { benchNfs } from './nfs.js';
 
 const PACKETS = 1_000_000;
 const SLOT = 64;
@@ -247,6 +253,8 @@ async function main(): Promise<void> {
   if (want('mem')) await benchMem();
   if (want('modes')) await benchModes();
   if (want('wireguard')) await benchWireguard();
+  if (want('nfs')) await benchNfs(process.env.BENCH_NFS_FILTER);
+  if (want('live')) await benchLive();
   if (process.env.BENCH_JSON) console.log(JSON.stringify({ machine: machine(), results }, null, 2));
 }
 
