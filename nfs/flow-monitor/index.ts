@@ -71,6 +71,12 @@ export interface FlowMonitorSnapshot {
   exported: FlowRecord[];
   /** Records exported over the instance's life (the last sequence number). */
   exportedTotal: number;
+  /**
+   * Names the instance whose sequence numbers these are: drawn at creation, carried by restore. An
+   * exporter that sees it change knows the numbering started over; one that sees it unchanged with
+   * fewer records knows the instance was restored from an older snapshot.
+   */
+  lineage: number;
 }
 
 export interface FlowMonitorInstance extends NfInstance {
@@ -166,6 +172,7 @@ export default defineNf<FlowMonitorConfig>({
     const exSequence = new Float64Array(ring);
     /** Records exported so far; the next goes to ring slot exportedTotal % ring. */
     let exportedTotal = 0;
+    let lineage = Math.floor(Math.random() * 2 ** 31);
 
     const parser = new PacketParser({ maxTunnelDepth: 0, verifyChecksums: false });
     const key = new FlowKey();
@@ -414,7 +421,7 @@ export default defineNf<FlowMonitorConfig>({
       },
 
       snapshot(): FlowMonitorSnapshot {
-        return { version: 1, flows: activeRecords(), exported: exportedRecords(0), exportedTotal };
+        return { version: 1, flows: activeRecords(), exported: exportedRecords(0), exportedTotal, lineage };
       },
 
       restore(state) {
@@ -428,6 +435,7 @@ export default defineNf<FlowMonitorConfig>({
           ctx.log('flow-monitor: ignored a snapshot of another version');
           return;
         }
+        if (typeof s.lineage === 'number') lineage = s.lineage;
         let lost = 0;
         table.clear();
         for (const record of s.flows) {

@@ -65,6 +65,8 @@ export interface IpfixSourceSnapshot {
   exportedTotal: number;
   /** Flows still active; exported once, as a forced end, by the last pass of `stop()`. */
   flows?: IpfixSourceRecord[];
+  /** Which numbering `sequence` belongs to (kept across a restore from a snapshot); see below. */
+  lineage?: number;
 }
 
 export interface IpfixExporterOptions {
@@ -110,8 +112,9 @@ export class IpfixExporter {
   private readonly now: () => number;
   private readonly refreshMessages: number;
   private readonly refreshMs: number;
-  /** Last sequence number sent, per replica. */
+  /** Last sequence number sent, per replica, and the lineage it belongs to. */
   private readonly lastSequence: number[] = [];
+  private readonly lastLineage: (number | undefined)[] = [];
   private socket: Socket | null = null;
   private fd: number | null = null;
   private timer: ReturnType<typeof setInterval> | null = null;
@@ -252,7 +255,18 @@ export class IpfixExporter {
         const snapshot = snapshots[replica];
         if (!isSnapshot(snapshot)) continue;
         let last = this.lastSequence[replica] ?? 0;
-        if (snapshot.exportedTotal < last) last = 0; // restarted without its state: start over
+        // A new lineage, or without lineages a count that went back, is an instance that restarted
+        // without its state: its numbering starts over, and so do we. The same lineage with a count
+        // that went back was restored from an older snapshot: the numbers it hands out again belong
+        // to flows that ended (again) and were sent already, so those are skipped.
+        const lineage = snapshot.lineage;
+        const previous = this.lastLineage[replica];
+        const restarted =
+          lineage !== undefined && previous !== undefined
+            ? lineage !== previous
+            : snapshot.exportedTotal < last;
+        if (restarted) last = 0;
+        this.lastLineage[replica] = lineage;
         const { exported } = snapshot;
         let expected = last + 1;
         for (const record of exported) {
