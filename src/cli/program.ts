@@ -5,13 +5,19 @@
  */
 import { Command, CommanderError } from 'commander';
 import { isNfvError } from '../errors.js';
+import { registerApply } from './apply.js';
+import { registerCapture } from './capture.js';
 import { registerDemo } from './demo.js';
 import { registerGen } from './gen.js';
 import { registerImage } from './image.js';
 import { registerKey } from './key.js';
 import { registerPcap } from './pcap.js';
+import { registerRestart } from './restart.js';
 import { registerRun } from './run.js';
+import { registerScale } from './scale.js';
+import { registerStats } from './stats.js';
 import { registerStatus } from './status.js';
+import { registerTop } from './top.js';
 import { registerTestbed } from './testbed.js';
 
 export function buildProgram(): Command {
@@ -20,13 +26,19 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride();
+  registerApply(program);
+  registerCapture(program);
   registerDemo(program);
   registerGen(program);
   registerImage(program);
   registerKey(program);
   registerPcap(program);
+  registerRestart(program);
   registerRun(program);
+  registerScale(program);
+  registerStats(program);
   registerStatus(program);
+  registerTop(program);
   registerTestbed(program);
   return program;
 }

@@ -8,10 +8,12 @@ import { loadDeployment } from '../deploy/parse-deployment.js';
 import { builtinModule, Host, type HostProgress, type HostSummary } from '../host/host.js';
 import { validateConfig } from '../sdk/config-schema.js';
 import type { NfDefinition } from '../sdk/define-nf.js';
-import { startControlServer, TokenStore } from '../control/index.js';
+import { dirname, resolve } from 'node:path';
+import { startControlServer, TokenStore, type ControlServerOptions } from '../control/index.js';
 import { EveExporter } from '../io/eve-exporter.js';
 import { IpfixExporter } from '../io/ipfix-exporter.js';
 import { planFromDeployment } from './deployment-plan.js';
+import { deploymentPlanner } from './apply.js';
 
 /** The built-in images, loaded once so their config schemas check a deployment before it runs. */
 export const BUILTIN_IMAGES = [
@@ -68,7 +70,10 @@ export async function runDeploymentFile(
   const onSigint = (): void => host.stop();
   process.once('SIGINT', onSigint);
   const live = options.progress ? new LiveProgress() : null;
-  const control = options.control ? await serveControl(host, options.control) : null;
+  // The control API can apply new deployment files; their relative paths resolve like this one's.
+  const control = options.control
+    ? await serveControl(host, { ...options.control, deploy: deploymentPlanner(dirname(resolve(file))) })
+    : null;
   const exporters = deployment.exporters.map((e) =>
     e.type === 'eve' && e.file !== undefined
       ? new EveExporter({ source: () => host.snapshotsOf(e.nf), file: e.file })
@@ -89,11 +94,11 @@ export async function runDeploymentFile(
 /** Starts the control API for `host` with a fresh admin token, printed once on stderr. */
 async function serveControl(
   host: Host,
-  options: { listen?: string; tokenFile?: string },
+  options: { listen?: string; tokenFile?: string; deploy?: ControlServerOptions['deploy'] },
 ): Promise<{ close(): Promise<void> }> {
   const tokens = options.tokenFile ? await TokenStore.open(options.tokenFile) : TokenStore.inMemory();
   const { token } = await tokens.issue('admin', 'nfvisor run');
-  const server = await startControlServer(host, { tokens, listen: options.listen });
+  const server = await startControlServer(host, { tokens, listen: options.listen, deploy: options.deploy });
   process.stderr.write(`control API on ${server.address} — admin token (shown once): ${token}\n`);
   if (server.address.startsWith('http'))
     process.stderr.write(`dashboard: ${server.address}/dashboard#token=${token}\n`);

@@ -53,7 +53,12 @@ export class ControlClient {
     return this.send<T>('POST', path, body);
   }
 
-  private send<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** A POST whose success is not JSON (a pcap file): the body's bytes; an error reply is still an NfvError. */
+  postForBytes(path: string, body: unknown = {}): Promise<Buffer> {
+    return this.send<Buffer>('POST', path, body, true);
+  }
+
+  private send<T>(method: string, path: string, body?: unknown, raw = false): Promise<T> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
@@ -67,14 +72,16 @@ export class ControlClient {
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('error', (e) => reject(unreachable('the connection broke', e)));
         res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
+          const bytes = Buffer.concat(chunks);
+          const status = res.statusCode ?? 0;
+          if (raw && status >= 200 && status < 300) return resolve(bytes as T);
+          const text = bytes.toString('utf8');
           let data: unknown;
           try {
             data = JSON.parse(text);
           } catch {
             return reject(unreachable(`answered HTTP ${res.statusCode} without JSON (not a control API?)`));
           }
-          const status = res.statusCode ?? 0;
           if (status >= 200 && status < 300) return resolve(data as T);
           reject(fromReply(data, status) ?? unreachable(`answered HTTP ${status} (not a control API?)`));
         });
