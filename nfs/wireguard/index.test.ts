@@ -13,7 +13,9 @@ import { read16, write16, write32 } from '../../src/packet/bytes.js';
 import { internetChecksum } from '../../src/packet/checksum.js';
 import { NfHarness } from '../../src/sdk/index.js';
 import wireguard, { type WireguardConfig, type WireguardInstance } from './index.js';
+import { writeMac1 } from './cookie.js';
 import { Initiation, Response } from './messages.js';
+import { localIdentity, remoteIdentity, writeInitiation } from './noise.js';
 
 const SECOND = 1e9;
 /** Epoch nanoseconds are doubles with 256 ns steps: tests move the clock in milliseconds. */
@@ -284,10 +286,50 @@ void describe('wireguard NF: two gateways back to back', () => {
     assert.equal(B.h.counters().endpoint_changes, 1);
   });
 
-  void it('never sends to a peer with a low-order public key', () => {
-    const A = harness('a', {}, { publicKey: Buffer.alloc(32).toString('base64') });
-    assert.equal(one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7'), T0).drop, 'bad_peer_key');
-    assert.match(A.h.logs.join('\n'), /low order/);
+  void it('accepts the seven low-order public keys of WireGuard’s netns.sh as peers, and never sends to them', () => {
+    const lowOrder = [
+      'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=',
+      'AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=',
+      '4Ot6fDtBuK4WVuP68Z/EatoJjeucMrH9hmIFFl9JuAA=',
+      'X5yVvKNQjCSx0LFVnIPvWwREXMRYHI6G2CJO3dCfEVc=',
+      '7P///////////////////////////////////////38=',
+      '7f///////////////////////////////////////38=',
+      '7v///////////////////////////////////////38=',
+    ];
+    for (const publicKey of lowOrder) {
+      const A = harness('a', {}, { publicKey });
+      const r = one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7'), T0);
+      assert.equal(r.drop, 'bad_peer_key', publicKey);
+      assert.match(A.h.logs.join('\n'), /low order/);
+      assert.equal(A.h.counters().initiations_sent, 0);
+    }
+  });
+
+  void it('accepts at most one initiation per peer every 20 ms (≤ 50/s), each newer than the last', () => {
+    const B = harness('b');
+    const alice = localIdentity(Buffer.from(keyA, 'base64'));
+    const bobSeenByAlice = remoteIdentity(alice, Buffer.from(publicOf(keyB), 'base64'));
+    /** A genuine initiation from A stamped at `stamp`, in a frame from 192.0.2.1:51820. */
+    const initiation = (stamp: number): Uint8Array => {
+      const frame = udpFrame(MAC.bOut, '192.0.2.1', '192.0.2.2', Initiation.Length);
+      write16(frame, 34, 51820);
+      write16(frame, 36, 51820);
+      writeInitiation(alice, bobSeenByAlice, 1, stamp, frame, 42);
+      writeMac1(frame, 42, Initiation.Mac1, bobSeenByAlice.mac1Key);
+      return frame;
+    };
+    let answered = 0;
+    let flood = 0;
+    // 100 initiations over one second of the virtual clock, each with a newer timestamp.
+    for (let k = 0; k < 100; k++) {
+      const r = one(B.h, initiation(T0 + k * 100 * MS), T0 + k * 10 * MS);
+      if (r.output === 'outside') answered++;
+      else if (r.drop === 'handshake_flood') flood++;
+      else assert.fail(`unexpected ${r.drop}`);
+    }
+    assert.ok(answered <= 50, `at most 50 answered in a second (${answered})`);
+    assert.equal(answered + flood, 100);
+    assert.equal(B.h.counters().responses_sent, answered);
   });
 
   void it('keeps the private key out of snapshots, logs, counters and the plan', () => {
