@@ -7,7 +7,7 @@
  *   ns client  c1 10.77.0.2 ──┐            ns sw (a bridge)                 root namespace
  *   ns b11     s 10.77.1.11 ──┤                                           nfvisor VXLAN port
  *   ns b12     s 10.77.1.12 ──┼── br ── vx (VNI) ── u1 (U.2) ══ veth ══ u0 (U.1) ◀──▶ chain
- *   ns b13     s 10.77.1.13 ──┘
+ *   ns b13     s 10.77.1.13 ──┘          └─ or a TAP device nfvisor opened (attachTap)
  *
  * nfvisor is a router on a stick: the client's default route and the backends' route to the
  * NAT's address point at the router MAC, which only nfvisor's router NF uses (static neighbor
@@ -189,6 +189,18 @@ export async function liveTestbedUp(bed: Testbed, o: LiveTestbedOptions): Promis
     underlayDev: u.host,
     servers,
   };
+}
+
+/**
+ * The TAP attachment instead of the tunnel: `device`, a TAP device nfvisor's TapPort has created
+ * (so it exists only while the port holds it open), moves into the switch namespace and joins its
+ * bridge — the way a hypervisor plugs a VM's NIC into a bridge. Frames nfvisor writes to the
+ * device come out of the bridge port and vice versa. Run nfvisor with a TAP port *or* a VXLAN port
+ * bound to the underlay, not both (the bridge would loop their frames).
+ */
+export async function attachTap(bed: Testbed, tb: LiveTestbed, device: string, mtu = 1500): Promise<void> {
+  await bed.ip(undefined, ['link', 'set', device, 'netns', tb.switch]);
+  await bed.ip(tb.switch, ['link', 'set', device, 'mtu', String(mtu), 'master', bed.name('br'), 'up']);
 }
 
 /** The chain's NF configurations for the live testbed (the same as examples/live-fw-nat-lb.yaml). */

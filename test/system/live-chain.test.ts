@@ -20,15 +20,24 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { VnicMode } from '../../src/host/guest-protocol.js';
 import { builtinModule, Host, type HostPlan, type HostSummary, type NfPlan } from '../../src/host/host.js';
-import { LIVE, liveNfConfigs, liveTestbedUp, type LiveTestbed } from '../../src/testbed/live-testbed.js';
+import {
+  attachTap,
+  LIVE,
+  liveNfConfigs,
+  liveTestbedUp,
+  type LiveTestbed,
+} from '../../src/testbed/live-testbed.js';
 import { requireRoot, requireTools, sweepStale, Testbed } from '../../src/testbed/netns.js';
 
 process.env.NFVISOR_QUIET = '1';
 const FAMILY = 'nfl';
 const U = `198.19.${100 + (process.pid % 150)}`;
 
-/** The host plan: one VXLAN port, one chain through the four NFs, every guest in `vnic` mode. */
-function livePlan(tb: LiveTestbed, vnic: VnicMode): HostPlan {
+/**
+ * The host plan: one live port (the VXLAN endpoint, or a TAP device), one chain through the four
+ * NFs, every guest in `vnic` mode.
+ */
+function livePlan(tb: LiveTestbed, vnic: VnicMode, tapDevice?: string): HostPlan {
   const c = liveNfConfigs();
   const nf = (name: string, config: unknown): NfPlan => ({
     module: builtinModule(name),
@@ -44,10 +53,13 @@ function livePlan(tb: LiveTestbed, vnic: VnicMode): HostPlan {
     ringSize: 1024,
     batch: 64,
     ports: {
-      vx: {
-        kind: 'vxlan',
-        options: { bind: { address: tb.bind }, remote: { address: tb.remote }, vni: tb.vni },
-      },
+      vx:
+        tapDevice === undefined
+          ? {
+              kind: 'vxlan',
+              options: { bind: { address: tb.bind }, remote: { address: tb.remote }, vni: tb.vni },
+            }
+          : { kind: 'tap', options: { device: tapDevice } },
     },
     nfs: {
       fw: nf('firewall', c.firewall),
@@ -82,11 +94,16 @@ describe('live: ping, curl and iperf3 through firewall → NAT → load balancer
   });
 
   /** Runs `body` against a running host in `vnic` mode; stops it and checks conservation after. */
-  async function withHost(vnic: VnicMode, body: (host: Host) => Promise<void>): Promise<HostSummary> {
-    const host = await Host.create(livePlan(tb, vnic));
+  async function withHost(
+    vnic: VnicMode,
+    body: (host: Host) => Promise<void>,
+    tapDevice?: string,
+  ): Promise<HostSummary> {
+    const host = await Host.create(livePlan(tb, vnic, tapDevice));
     const running = host.run();
     try {
-      await new Promise((resolve) => setTimeout(resolve, 300)); // sockets bound, guests up
+      await host.opened; // sockets bound (or the TAP device made), guests up
+      if (tapDevice !== undefined) await attachTap(bed, tb, tapDevice);
       await body(host);
     } finally {
       host.stop();
@@ -226,6 +243,28 @@ describe('live: ping, curl and iperf3 through firewall → NAT → load balancer
       (rt?.counters.forwarded ?? 0) > 1000,
       `the router forwarded the traffic (${rt?.counters.forwarded})`,
     );
+  });
+
+  it('tap: the same chain attached by a TAP device instead of the tunnel — ping, the spread, a 3 s iperf3', async () => {
+    const device = bed.name('tp');
+    const summary = await withHost(
+      'direct',
+      async () => {
+        assert.equal(await pings(LIVE.vip, 2), 2, 'ping to the VIP is answered');
+        const perBackend = await spread(30);
+        assert.equal(perBackend.size, 3, `all three backends served: ${[...perBackend].join(', ')}`);
+        const result = await iperf3(3);
+        const bits = (result.end.sum_received?.bytes ?? 0) * 8;
+        console.error(`tap iperf3 3 s: ${(bits / 3 / 1e9).toFixed(2)} Gbit/s`);
+      },
+      device,
+    );
+    assert.ok(
+      (summary.ports.vx?.sent ?? 0) > 1000,
+      `frames left through the TAP port (${summary.ports.vx?.sent})`,
+    );
+    const links = (await bed.ip(tb.switch, ['-o', 'link', 'show'])).stdout;
+    assert.ok(!links.includes(device), 'the TAP device is gone with the port');
   });
 
   for (const vnic of ['emulated', 'paravirt'] as const) {
