@@ -14,6 +14,8 @@
  *            namespaces (root only); bench/results/live.md (bench/live.ts).
  *   wireguard  the wireguard NF in process (encrypt and decrypt, 64 B / 1420 B / IMIX) and
  *            wireguard-go between namespaces (root); bench/results/wireguard.md (bench/wireguard.ts).
+ *   ids      the ids NF inline in one thread over IMIX with 100 and 10,000 signatures: Mpps,
+ *            Gbit/s, rule compile time (bench/ids.ts).
  *
  * Each figure is the best of a few rounds (the machine is shared and noisy); GC counts are totals
  * over all rounds of that measurement.
@@ -32,6 +34,7 @@ import { Ipv4Field, Ipv4View } from '../src/packet/ipv4.js';
 import { PacketParser } from '../src/packet/packet-parser.js';
 import { TcpView } from '../src/packet/tcp.js';
 import { UdpView } from '../src/packet/udp.js';
+import { benchIds } from './ids.js';
 import { benchLive } from './live.js';
 import { benchMem } from './mem.js';
 import { benchModes } from './modes.js';
@@ -255,6 +258,7 @@ async function main(): Promise<void> {
   if (want('wireguard')) await benchWireguard();
   if (want('nfs')) await benchNfs(process.env.BENCH_NFS_FILTER);
   if (want('live')) await benchLive();
+  if (want('ids')) benchIds();
   if (process.env.BENCH_JSON) console.log(JSON.stringify({ machine: machine(), results }, null, 2));
 }
 

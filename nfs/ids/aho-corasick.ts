@@ -44,10 +44,11 @@ export class AhoCorasick {
   private readonly outStart: Uint32Array;
   private readonly outPattern: Uint32Array;
   private readonly dictLink: Int32Array;
-  private readonly denseRow: Int32Array;
-  private readonly dense: Int32Array;
+  /** Read by the scan loop directly (its fast path inlined); never written after compile. */
+  readonly denseRow: Int32Array;
+  readonly dense: Int32Array;
   /** 1 when the state or a state on its fail chain ends a pattern. */
-  private readonly emits: Uint8Array;
+  readonly emits: Uint8Array;
 
   private constructor(parts: {
     fail: Int32Array;

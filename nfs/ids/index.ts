@@ -385,9 +385,12 @@ export default defineNf<IdsConfig>({
       candidateCount = 0;
       let s = state;
       const end = at + length;
+      const { dense, denseRow, emits } = ac;
       for (let k = at; k < end; k++) {
-        s = ac.step(s, bytes[k]);
-        if (ac.hasOutput(s)) ac.forEachOutput(s, onPattern);
+        // ac.step's dense fast path, inlined: shallow states are a table look-up.
+        const row = denseRow[s];
+        s = row >= 0 ? dense[(row << 8) | bytes[k]] : ac.step(s, bytes[k]);
+        if (emits[s] === 1) ac.forEachOutput(s, onPattern);
       }
       inspected += length;
       if (candidateCount === 0) return s;
@@ -397,7 +400,11 @@ export default defineNf<IdsConfig>({
         const T = streams.tailBytes;
         const tails = streams.tails;
         const tailBase = dirIndex * T;
-        for (let q = pos - tailLen; q < pos; q++) window[n++] = tails[tailBase + (q % T)];
+        let w = (pos - tailLen) % T;
+        for (let q = 0; q < tailLen; q++) {
+          window[n++] = tails[tailBase + w];
+          if (++w === T) w = 0;
+        }
       }
       for (let k = at; k < end && n < window.length; k++) window[n++] = bytes[k];
       set.setWindow(window, n, pos - tailLen, pos);

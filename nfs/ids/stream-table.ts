@@ -355,7 +355,12 @@ export class StreamTable {
     const base = i * T;
     const pos = this.delivered[i];
     const keep = Math.min(length, T);
-    for (let k = length - keep; k < length; k++) this.tails[base + ((pos + k) % T)] = bytes[at + k];
+    // One modulo on the (double) position, then a wrapping index: % per byte dominated the profile.
+    let w = (pos + length - keep) % T;
+    for (let k = length - keep; k < length; k++) {
+      this.tails[base + w] = bytes[at + k];
+      if (++w === T) w = 0;
+    }
     this.tailLen[i] = Math.min(T, this.tailLen[i] + length);
     this.delivered[i] = pos + length;
     this.nextSeq[i] = (this.nextSeq[i] + length) >>> 0;
