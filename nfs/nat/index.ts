@@ -308,7 +308,9 @@ export default defineNf<NatConfig>({
     if (forwards.length > maxFlows)
       throw new Error(`forward: ${forwards.length} rules exceed maxFlows ${maxFlows}`);
 
-    const mappings = new FlowTable(maxFlows * 2);
+    // A mapping holds a port: there can never be more than 3 protocols × 65,536 of them, however
+    // large maxFlows is (maxFlows bounds the remotes as well, which are not so limited).
+    const mappings = new FlowTable(Math.min(maxFlows, 3 * PORTS) * 2);
     const extPort = new Uint16Array(mappings.capacity);
     const mapSeen = new Float64Array(mappings.capacity);
     const isStatic = new Uint8Array(mappings.capacity);
