@@ -8,6 +8,8 @@
  *   GET  v1/stream              the live rates, once a second (read with fetch(): EventSource
  *                               cannot send a header)
  *   POST v1/nfs/:name/restart   the Restart button
+ *   POST v1/nfs/:name/scale     the Scale button, with the replica count beside it
+ *   POST v1/nfs/:name/drain     the Drain button (Restart brings a drained NF back)
  *
  * It draws the chains as a graph (input port → NFs → output port) with packets/s on each edge and
  * drops on each node, and a card per NF with its numbers, buttons and small uPlot charts.
@@ -270,6 +272,9 @@ interface NfView {
   quarantined: HTMLElement;
   note: HTMLElement;
   restart: HTMLButtonElement;
+  scale: HTMLButtonElement;
+  drain: HTMLButtonElement;
+  replicas: HTMLInputElement;
   rate: Chart;
   dropChart: Chart;
   latency: Chart;
@@ -357,15 +362,25 @@ function nfCard(nf: HostStatus['nfs'][number]): NfView {
   const actions = el('div', { class: 'actions' });
   const restart = el('button', { class: 'primary', 'data-action': 'restart', type: 'button' }, 'Restart');
   actions.append(restart);
-  for (const name of ['Scale', 'Drain']) {
-    const button = el(
-      'button',
-      { type: 'button', 'data-action': name.toLowerCase(), title: 'not yet supported by the host' },
-      name,
-    );
-    button.disabled = true;
-    actions.append(button);
-  }
+  const replicas = el('input', {
+    type: 'number',
+    min: '1',
+    max: '64',
+    value: String(nf.replicas),
+    'data-field': 'replicas-input',
+    title: 'replicas',
+  });
+  const scale = el(
+    'button',
+    { type: 'button', 'data-action': 'scale', title: 'run this many replicas' },
+    'Scale',
+  );
+  const drain = el(
+    'button',
+    { type: 'button', 'data-action': 'drain', title: 'take out of service once what it holds is through' },
+    'Drain',
+  );
+  actions.append(replicas, scale, drain);
   const note = el('span', { class: 'note', 'data-field': 'note' });
   actions.append(note);
   card.append(actions);
@@ -380,6 +395,9 @@ function nfCard(nf: HostStatus['nfs'][number]): NfView {
     quarantined,
     note,
     restart,
+    scale,
+    drain,
+    replicas,
     rate: chart(charts, 'packets/s', ['pkt/s']),
     dropChart: chart(charts, 'drops/s by reason', []),
     latency: chart(charts, 'latency µs (host, all chains)', ['p50', 'p99']),
@@ -387,7 +405,42 @@ function nfCard(nf: HostStatus['nfs'][number]): NfView {
     awaiting: null,
   };
   restart.addEventListener('click', () => void restartNf(nf.name, view));
+  scale.addEventListener('click', () => void reconfigureNf(nf.name, view, 'scale'));
+  drain.addEventListener('click', () => void reconfigureNf(nf.name, view, 'drain'));
   return view;
+}
+
+/** Scale or drain: a live reconfiguration on the host; the card is rebuilt when the status changes. */
+async function reconfigureNf(name: string, view: NfView, action: 'scale' | 'drain'): Promise<void> {
+  const replicas = Number(view.replicas.value);
+  if (action === 'scale' && !(Number.isInteger(replicas) && replicas >= 1 && replicas <= 64)) {
+    view.note.textContent = 'replicas: a whole number from 1 to 64';
+    return;
+  }
+  view.scale.disabled = true;
+  view.drain.disabled = true;
+  view.note.textContent = action === 'scale' ? `scaling to ${replicas}…` : 'draining…';
+  try {
+    const reply = await api<{ drainMs: number; lostInDrain: number }>(
+      `v1/nfs/${encodeURIComponent(name)}/${action}`,
+      {
+        method: 'POST',
+        body: action === 'scale' ? { replicas, reason: 'dashboard' } : { reason: 'dashboard' },
+      },
+    );
+    view.note.textContent =
+      (action === 'scale' ? `scaled to ${replicas}` : 'drained; Restart brings it back') +
+      ` (old copies drained in ${Math.round(reply.drainMs)} ms, ${reply.lostInDrain} lost)`;
+  } catch (e) {
+    const error = e as ApiError;
+    view.note.textContent =
+      error.status === 403
+        ? `${action === 'scale' ? 'scaling' : 'draining'} needs the operator role`
+        : `${action} refused: ${error.message}`;
+  } finally {
+    view.scale.disabled = false;
+    view.drain.disabled = false;
+  }
 }
 
 async function restartNf(name: string, view: NfView): Promise<void> {

@@ -38,6 +38,7 @@ section h2 { font-size: 1em; margin: 0 0 0.5em; }
 .nf .badge { color: #fff; background: var(--bad); border-radius: 1em; padding: 0 0.6em; font-size: 0.8em; }
 .nf .actions { display: flex; gap: 0.5em; align-items: center; margin: 0.4em 0; }
 .nf .actions .note { color: var(--muted); font-size: 0.9em; }
+.nf .actions input { font: inherit; width: 4em; padding: 0.2em; }
 .nf .charts { display: grid; grid-template-columns: repeat(2, 1fr); gap: 0.4em; }
 .nf .chart .title { font-size: 0.8em; color: var(--muted); }
 button { font: inherit; padding: 0.25em 0.9em; border-radius: 6px; border: 1px solid var(--line);
