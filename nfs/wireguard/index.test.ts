@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { ipv4, mac } from '../../src/packet/address.js';
 import { read16, write16, write32 } from '../../src/packet/bytes.js';
@@ -269,6 +270,72 @@ void describe('wireguard NF: two gateways back to back', () => {
     const resp = one(B.h, again, T0 + 5 * SECOND);
     assert.equal(resp.bytes[42], 2, `now a response (${resp.drop})`);
     assert.equal(B.h.counters().cookie_replies_sent, 1);
+  });
+
+  void it('under a handshake flood, sends cookie replies only once the configured rate is passed', () => {
+    const B = harness('b', { handshakesUnderLoad: 5 });
+    const alice = localIdentity(Buffer.from(keyA, 'base64'));
+    const bobSeenByAlice = remoteIdentity(alice, Buffer.from(publicOf(keyB), 'base64'));
+    const kinds: number[] = [];
+    for (let k = 0; k < 10; k++) {
+      const frame = udpFrame(MAC.bOut, '192.0.2.1', '192.0.2.2', Initiation.Length);
+      write16(frame, 34, 51820);
+      write16(frame, 36, 51820);
+      writeInitiation(alice, bobSeenByAlice, 1, T0 + k * 100 * MS, frame, 42);
+      writeMac1(frame, 42, Initiation.Mac1, bobSeenByAlice.mac1Key);
+      const r = one(B.h, frame, T0 + k * 50 * MS);
+      assert.equal(r.output, 'outside', `message ${k} is answered (${r.drop})`);
+      kinds.push(r.bytes[42]);
+    }
+    assert.deepEqual(kinds, [2, 2, 2, 2, 2, 3, 3, 3, 3, 3], 'five responses, then cookie replies');
+    assert.equal(B.h.counters().handshakes_under_load, 5);
+  });
+
+  void it('drops every prefix of every message type, each in one named reason, and never throws', () => {
+    const { A, firstData } = established();
+    const init = one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7'), T0 + 200 * SECOND).bytes;
+    const cookie = one(harness('b', { handshakesUnderLoad: 0 }).h, init, T0 + 200 * SECOND).bytes;
+    assert.equal(cookie[42], 3);
+    const fresh = harness('b');
+    const response = one(fresh.h, init, T0 + 200 * SECOND).bytes;
+    assert.equal(response[42], 2);
+    const freshA = harness('a');
+    for (const message of [init, response, cookie, firstData]) {
+      // Responses and cookie replies go to A, initiations and data to B.
+      const to = message[42] === 2 || message[42] === 3 ? freshA : fresh;
+      for (let keep = 0; keep < message.length; keep++) {
+        const cut = message.slice(0, keep);
+        const [r] = to.h.run([cut], T0 + 300 * SECOND);
+        assert.ok(r.drop !== undefined, `a ${keep}-byte prefix of type ${message[42]} is not sent on`);
+        assert.ok(['malformed', 'truncated'].includes(r.drop), `${keep}: ${r.drop}`);
+        if (keep >= 42) {
+          // The same prefix with its IP and UDP lengths saying so: WireGuard's own length checks.
+          write16(cut, 16, keep - 14);
+          write16(cut, 24, 0);
+          write16(cut, 24, internetChecksum(cut, 14, 20));
+          write16(cut, 38, keep - 34);
+          const [w] = to.h.run([cut], T0 + 300 * SECOND);
+          assert.ok(
+            ['truncated', 'unknown_receiver', 'unknown_type'].includes(w.drop ?? ''),
+            `${keep}-byte type ${message[42]}: ${w.drop ?? w.output}`,
+          );
+        }
+      }
+    }
+  });
+
+  void it('random bytes after valid outer headers are always dropped, never answered', () => {
+    const B = harness('b');
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 0, maxLength: 200 }), (payload) => {
+        const frame = udpFrame(MAC.bOut, '192.0.2.9', '192.0.2.2', payload.length);
+        write16(frame, 36, 51820);
+        frame.set(payload, 42);
+        const [r] = B.h.run([frame], T0);
+        return r.drop !== undefined;
+      }),
+      { numRuns: 500, seed: 7 },
+    );
   });
 
   void it('follows the peer to a new address and port (roaming)', () => {
