@@ -199,6 +199,10 @@ export async function liveTestbedUp(bed: Testbed, o: LiveTestbedOptions): Promis
  * bound to the underlay, not both (the bridge would loop their frames).
  */
 export async function attachTap(bed: Testbed, tb: LiveTestbed, device: string, mtu = 1500): Promise<void> {
+  // The bridge may have learned the router's MAC behind the VXLAN device (an earlier run over the
+  // tunnel): taking that port down and up forgets what it learned, so frames find the TAP port.
+  await bed.ip(tb.switch, ['link', 'set', bed.name('vx'), 'down']);
+  await bed.ip(tb.switch, ['link', 'set', bed.name('vx'), 'up']);
   await bed.ip(undefined, ['link', 'set', device, 'netns', tb.switch]);
   await bed.ip(tb.switch, ['link', 'set', device, 'mtu', String(mtu), 'master', bed.name('br'), 'up']);
 }
