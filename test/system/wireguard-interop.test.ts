@@ -15,6 +15,7 @@
  *
  * 1. ping v4 and v6 from the peer's tunnel address to the inside host, and back;
  * 2. a packet from the peer with a source outside its allowed IPs is not delivered, and counted;
+ *    junk sent to the gateway's port gets no answer at all;
  * 3. nfvisor's byte counters equal `wg show transfer` (exactly: each side counts message bytes);
  * 4. a bounded iperf3 TCP transfer through the tunnel;
  * 5. the peer moves to a new address and port; traffic follows it both ways, and the NF's endpoint
@@ -289,6 +290,30 @@ describe('wireguard NF interoperates with wireguard-go', () => {
     assert.equal((nfDrops().source_not_allowed ?? 0) - before, 3, 'each spoofed packet was dropped');
   });
 
+  it('answers nothing to unauthenticated messages: a junk initiation, a junk data message', async () => {
+    const before = nfDrops();
+    // From a UDP socket in the peer namespace: one 148-byte "initiation" of random bytes and one
+    // 48-byte data message for a made-up receiver; then wait a second for any answer.
+    const probe = [
+      'import os, socket',
+      's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+      's.bind(("0.0.0.0", 40404))',
+      's.settimeout(1.0)',
+      's.sendto(bytes([1, 0, 0, 0]) + os.urandom(144), ("192.0.2.1", 51820))',
+      's.sendto(bytes([4, 0, 0, 0]) + os.urandom(44), ("192.0.2.1", 51820))',
+      'try:',
+      '    data, addr = s.recvfrom(2048)',
+      '    print("answered", len(data))',
+      'except socket.timeout:',
+      '    print("silence")',
+    ].join('\n');
+    const out = await inPeer('python3', ['-c', probe], 10_000);
+    assert.equal(out.stdout.trim(), 'silence');
+    const after = nfDrops();
+    assert.equal((after.bad_mac1 ?? 0) - (before.bad_mac1 ?? 0), 1, JSON.stringify(after));
+    assert.equal((after.unknown_receiver ?? 0) - (before.unknown_receiver ?? 0), 1, JSON.stringify(after));
+  });
+
   it('counts the same bytes as `wg show transfer`', async () => {
     await settle(1200); // the last replies are in, and a snapshot was taken since
     const line = (await inPeer('wg', ['show', wgDev, 'transfer'])).stdout.trim();
@@ -315,14 +340,15 @@ describe('wireguard NF interoperates with wireguard-go', () => {
       30_000,
     );
     const report = JSON.parse(client.stdout) as {
-      end: { sum_received: { bytes: number; bits_per_second: number } };
+      end: { sum_received: { bytes: number; bits_per_second: number }; sum_sent: { retransmits?: number } };
     };
     assert.ok(
       report.end.sum_received.bytes > 1_000_000,
       `iperf3 moved ${report.end.sum_received.bytes} bytes`,
     );
     console.log(
-      `# iperf3 through the wireguard NF: ${(report.end.sum_received.bits_per_second / 1e6).toFixed(0)} Mbit/s`,
+      `# iperf3 through the wireguard NF: ${(report.end.sum_received.bits_per_second / 1e6).toFixed(0)} Mbit/s, ` +
+        `${report.end.sum_sent.retransmits ?? '?'} retransmits`,
     );
     await server.exited;
   });
