@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { formatIpv4 } from '../../src/packet/address.js';
+import { internetChecksum } from '../../src/packet/checksum.js';
 import { DropReason } from '../../src/packet/drop-reason.js';
 import { EthernetRepr } from '../../src/packet/ethernet.js';
 import { EtherType, IpProtocol } from '../../src/packet/ip-protocol.js';
@@ -9,7 +10,7 @@ import { Ipv4Repr } from '../../src/packet/ipv4.js';
 import { Layer, PacketParser } from '../../src/packet/packet-parser.js';
 import { NfHarness } from '../../src/sdk/index.js';
 import nat, { type NatInstance } from './index.js';
-import { frame } from './test-frames.js';
+import { frame, icmpError } from './test-frames.js';
 
 const SEC = 1e9;
 const ETH = { dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01', tags: [] };
@@ -271,31 +272,61 @@ describe('nat', () => {
   });
 
   it('never throws on random bytes or damaged frames', () => {
-    const nf = new NfHarness(nat, { external: EXT, portRange: '2000-2100', maxFlows: 64 });
+    const nf = new NfHarness(nat, {
+      external: EXT,
+      inside: '10.0.0.0/8',
+      portRange: '2000-2100',
+      maxFlows: 64,
+      forward: [{ protocol: 'udp', port: 53, to: '10.0.0.9:53' }],
+    });
+    const sent = frame({ src: EXT, dst: SERVER, protocol: 'udp', srcPort: 2000, dstPort: 80, payload: 12 });
     const seeds = [
       frame({ src: '10.0.0.5', dst: SERVER, protocol: 'tcp' }),
       frame({ src: SERVER, dst: EXT, protocol: 'udp', srcPort: 80, dstPort: 2000 }),
       frame({ src: '10.0.0.5', dst: SERVER, protocol: 'icmp' }),
+      // ICMP errors both ways (quoted headers are parsed by the NAT itself) and a hairpinned packet.
+      icmpError('192.0.2.1', EXT, 11, 0, sent, 1000),
+      icmpError(
+        '10.0.0.9',
+        SERVER,
+        3,
+        3,
+        frame({ src: SERVER, dst: '10.0.0.9', protocol: 'udp', dstPort: 53 }),
+      ),
+      frame({ src: '10.0.0.6', dst: EXT, protocol: 'udp', srcPort: 7, dstPort: 53 }),
     ];
     const names = new Set(Object.keys(nat.drops));
+    const icmpParser = new PacketParser({ maxTunnelDepth: 0 });
     fc.assert(
       fc.property(
         fc.uint8Array({ maxLength: 200 }),
         fc.nat(100),
-        fc.nat(2),
+        fc.nat(5),
         fc.nat(255),
         fc.nat(1000),
         (random, cut, which, flip, t) => {
           const seed = seeds[which];
           const flipped = seed.slice();
           flipped[cut % flipped.length] ^= flip;
-          for (const result of nf.run([random, seed.subarray(0, cut), flipped], t * SEC)) {
-            assert.ok(result.output === 'out' || names.has(result.drop ?? ''));
+          // The same damage with the ICMP checksum made good again, so hostile quoted headers get
+          // past the parser and reach the NAT's own reading of them.
+          const resealed = flipped.slice();
+          if (resealed[23] === IpProtocol.Icmp && resealed.length > 42) {
+            resealed[36] = resealed[37] = 0;
+            const sum = internetChecksum(resealed, 34, resealed.length - 34);
+            resealed[36] = sum >> 8;
+            resealed[37] = sum & 0xff;
           }
+          const results = nf.run([random, seed.subarray(0, cut), flipped, resealed], t * SEC);
+          for (const result of results) assert.ok(result.output === 'out' || names.has(result.drop ?? ''));
+          // An ICMP message the NAT sends on (translated or not) still has good IP and ICMP checksums.
+          const last = results[3];
+          if (last.output && resealed[23] === IpProtocol.Icmp)
+            assert.equal(icmpParser.attach(last.bytes, 0, last.bytes.length), DropReason.None);
           nf.instance.tick?.(t * SEC);
         },
       ),
-      { seed: 1, numRuns: 500 },
+      { seed: 1, numRuns: 1000 },
     );
   });
 });
