@@ -1,8 +1,9 @@
 /**
- * From a validated deployment to what the host runs: image references become module URLs (a
- * built-in NF is the compiled module `nfs/<name>/index.js` shipped with nfvisor; a path image is a
- * compiled module next to the deployment file), ports become input or output ports by their role,
- * and chain matches become classifier plans.
+ * From a validated deployment to what the host runs: image references become verified images
+ * that run in the guest sandbox (a built-in NF `builtin/<name>` is built into an image from
+ * nfvisor's own compiled `nfs/<name>/` on first use, image/builtin-images.ts; a store reference is
+ * verified), a path names a compiled module that runs as trusted code, ports become input or
+ * output ports by their role, and chain matches become classifier plans.
  */
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import type { Cidr, Deployment, ImageSource, MatchSpec } from '../deploy/deployment.js';
 import { isNfvError, NfvError, type ErrorCode } from '../errors.js';
 import {
+  builtinImage,
   ImageStore,
   readTrustPolicy,
   resolveImage,
@@ -19,7 +21,7 @@ import {
 } from '../image/index.js';
 import type { SandboxPlan } from '../host/guest-sandbox.js';
 import type { MatchPlan, PrefixMatch } from '../host/classifier.js';
-import { builtinModule, type HostPlan, type NfPlan } from '../host/host.js';
+import type { HostPlan, NfPlan } from '../host/host.js';
 import type { PortPlan } from '../host/ports.js';
 
 /**
@@ -36,8 +38,6 @@ export async function planFromDeployment(deployment: Deployment): Promise<HostPl
     else if (port.type === 'pcap') {
       ports[name] =
         port.role === 'write' ? { kind: 'pcap-out', path: port.path } : { kind: 'pcap-in', path: port.path };
-    } else if (port.type === 'tap') {
-      ports[name] = { kind: 'tap', options: { device: port.device, mode: port.mode } };
     } else {
       ports[name] = {
         kind: port.type,
@@ -51,19 +51,21 @@ export async function planFromDeployment(deployment: Deployment): Promise<HostPl
     let sandbox: SandboxPlan | undefined;
     if (nf.source.kind === 'store')
       ({ module, sandbox } = await resolveStoreImage(deployment, name, nf.source));
-    else {
+    else if (nf.source.kind === 'builtin') {
+      // A built-in runs as an image too, built from nfvisor's own compiled NF on first use.
+      const image = await builtinImage(nf.source.name, deployment.images.store ?? ImageStore.defaultRoot());
+      module = image.moduleUrl;
+      sandbox = sandboxFor(deployment, name, { ref: nf.image }, image.script, image.manifest.capabilities);
+    } else {
       if (nf.capabilities !== undefined)
         throw located(
           deployment,
           name,
           nf.capabilities,
           'capabilities',
-          'capabilities are granted to images from the store; a built-in or a compiled module runs as trusted code',
+          'capabilities are granted to images; a compiled module given by its path runs as trusted code',
         );
-      module =
-        nf.source.kind === 'builtin'
-          ? builtinModule(nf.source.name)
-          : pathToFileURL(resolve(dirname(deployment.file), nf.source.path)).href;
+      module = pathToFileURL(resolve(dirname(deployment.file), nf.source.path)).href;
     }
     nfs[name] = {
       module,
@@ -149,13 +151,13 @@ function located(
 function sandboxFor(
   deployment: Deployment,
   nf: string,
-  source: Extract<ImageSource, { kind: 'store' }>,
+  source: { ref: string; line?: number; column?: number },
   script: string,
   asked: readonly string[],
 ): SandboxPlan {
   const written = deployment.nfs[nf].capabilities;
   const granted = written?.granted ?? [];
-  const at = written ?? source;
+  const at = written ?? { line: source.line ?? 0, column: source.column ?? 0 };
   const field = written ? 'capabilities' : 'image';
   const missing = asked.filter((c) => !granted.includes(c));
   const extra = granted.filter((c) => !asked.includes(c));

@@ -1,4 +1,5 @@
 export { buildImage, checkDeclaration, type BuildOptions, type BuiltImage } from './build-image.js';
+export { builtinImage, type BuiltinImage } from './builtin-images.js';
 export { bundleImports } from './bundle-imports.js';
 export {
   CAPABILITIES,

@@ -183,16 +183,32 @@ describe('guest sandbox: capabilities at run time', () => {
     );
   });
 
-  it('refuses capabilities on a built-in NF, which is not sandboxed', async () => {
-    const file = deployment('builtin', { image: 'builtin/firewall', attempts: [], capabilities: '[fs]' });
+  it('runs a built-in NF as an image too: built into the store, sandboxed, granted nothing it does not ask for', async () => {
+    const file = deployment('builtin', { image: 'builtin/firewall', attempts: [] });
     writeFileSync(file, readConfigless(file));
+    const { summary } = await runLogged(file);
+    assert.equal(summary.nfs[0].packets, PACKETS);
+    assert.equal(summary.nfs[0].refusals, 0, 'the firewall ran in the sandbox (refusals are counted there)');
+    const listed = (await new ImageStore(store).list()).find((image) =>
+      image.tags.some((tag) => tag.startsWith('builtin/firewall:src-')),
+    );
+    assert.ok(listed, 'the built-in image is in the store, as `nfvisor image ls` shows it');
+    assert.equal(listed.manifest.name, 'firewall');
+    assert.deepEqual(listed.manifest.capabilities, []);
+
+    const granted = deployment('builtin-granted', {
+      image: 'builtin/firewall',
+      attempts: [],
+      capabilities: '[fs]',
+    });
+    writeFileSync(granted, readConfigless(granted));
     await assert.rejects(
-      runDeploymentFile(file, { progress: false }),
+      runDeploymentFile(granted, { progress: false }),
       (e: { code?: string; message?: string }) => {
         assert.equal(e.code, 'NFV_ERR_IMAGE_CAPABILITY');
         assert.match(
           e.message ?? '',
-          /nfs\.esc\.capabilities: capabilities are granted to images from the store/,
+          /nfs\.esc\.capabilities: grants fs, which builtin\/firewall does not ask for/,
         );
         return true;
       },
