@@ -225,7 +225,7 @@ describe('wireguard NF interoperates with wireguard-go', () => {
             ],
           },
           vnic: 'direct',
-          placement: 'inline',
+          placement: 'isolated',
           replicas: 1,
           heapMb: 64,
           failure: 'fail-closed',
