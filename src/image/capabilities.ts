@@ -5,8 +5,10 @@
  * it). The check reads the imports of the bundled code — at build time from esbuild's metafile,
  * at verify time by re-parsing the bundle — and refuses any built-in not covered.
  *
- * This is a check on what the code *declares* it imports, not a sandbox: code can still reach
- * `process` or other globals. Images are signed because an isolate is not a security boundary.
+ * This is a check on what the code *declares* it imports. At run time the guest sandbox
+ * (src/host/guest-sandbox.ts) enforces the same rules on what the code actually loads, with the
+ * policy `sandboxPolicy` computes from the deployment's grants. Neither is a security boundary
+ * against hostile code; images are signed for that (docs/security.md).
  *
  * @example
  * uncoveredImports(['node:fs', 'node:dgram'], ['dgram']); // [{ module: 'node:fs', capability: 'fs' }]
