@@ -335,6 +335,28 @@ describe('ids: prevent mode', () => {
     assert.equal(n.blocked_flow, 2);
   });
 
+  it('works the same over IPv6: a split signature is found and the RST goes back over IPv6', () => {
+    const nf = harness(
+      ['reject tcp any any -> 2001:db8::/32 80 (msg:"v6"; content:"EVIL-V6-DATA"; sid:6;)'],
+      {
+        mode: 'prevent',
+      },
+    );
+    const c = new Conversation('2001:db8::1', '2001:db8::2');
+    const out = nf.run([...c.handshake(), c.data(0, 7, 'V6-DATA'), c.data(0, 0, '..EVIL-')]);
+    assert.deepEqual(
+      out.map((r) => r.output ?? r.drop),
+      ['out', 'out', 'out', 'out', 'out'],
+    );
+    const rst = out[4].bytes;
+    const parser = new PacketParser();
+    assert.equal(parser.attach(rst, 0, rst.length), DropReason.None, 'checksums verify');
+    assert.equal(parser.tcp.flags(), RST);
+    assert.equal(parser.tcp.dstPort(), 40000);
+    assert.equal(nf.ids.alerts()[0].src_ip, '2001:db8::1');
+    assert.equal(nf.counters().resets, 1);
+  });
+
   it('drops a matching UDP packet; alert rules only alert; malformed frames are dropped and counted', () => {
     const nf = harness(
       [
