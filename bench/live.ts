@@ -3,8 +3,9 @@
  * same job, measured in the same run.
  *
  * - nfvisor: the live testbed (src/testbed/live-testbed.ts) — iperf3 in the client namespace, the
- *   chain firewall → NAT → load balancer → router in this process over one VXLAN tunnel, the
- *   iperf3 server in a backend namespace — with the guests isolated in `direct` mode and inline.
+ *   chain firewall → NAT → load balancer → router in this process over one VXLAN tunnel or one
+ *   TAP device, the iperf3 server in a backend namespace — with the guests isolated in `direct`
+ *   mode and inline.
  * - kernel: a router namespace between a client and a server namespace (veths), forwarding with
  *   nftables: a filter rule (drop TCP 8080), DNAT of the VIP to the server and masquerade — the
  *   same translation the chain does, without the tunnel.
@@ -20,7 +21,14 @@ import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import type { Placement, VnicMode } from '../src/host/guest-protocol.js';
 import { builtinModule, Host, type HostPlan, type NfPlan } from '../src/host/host.js';
-import { LIVE, liveNfConfigs, liveTestbedUp, type LiveTestbed } from '../src/testbed/live-testbed.js';
+import { addonUnavailableReason, loadNativeAddon } from '../src/io/native-addon.js';
+import {
+  attachTap,
+  LIVE,
+  liveNfConfigs,
+  liveTestbedUp,
+  type LiveTestbed,
+} from '../src/testbed/live-testbed.js';
 import { isRoot, requireTools, sweepStale, Testbed } from '../src/testbed/netns.js';
 
 const SECONDS = 5;
@@ -105,7 +113,13 @@ async function measure(
   return row;
 }
 
-function livePlan(tb: LiveTestbed, vnic: VnicMode, placement: Placement, mtu: number): HostPlan {
+function livePlan(
+  tb: LiveTestbed,
+  vnic: VnicMode,
+  placement: Placement,
+  mtu: number,
+  tapDevice: string | null,
+): HostPlan {
   const c = liveNfConfigs();
   const nf = (name: string, config: unknown): NfPlan => ({
     module: builtinModule(name),
@@ -121,16 +135,19 @@ function livePlan(tb: LiveTestbed, vnic: VnicMode, placement: Placement, mtu: nu
     ringSize: 1024,
     batch: 64,
     ports: {
-      vx: {
-        kind: 'vxlan',
-        options: {
-          bind: { address: tb.bind },
-          remote: { address: tb.remote },
-          vni: tb.vni,
-          slots: 4096,
-          receiveBufferSize: 16 << 20,
-        },
-      },
+      vx:
+        tapDevice !== null
+          ? { kind: 'tap', options: { device: tapDevice } }
+          : {
+              kind: 'vxlan',
+              options: {
+                bind: { address: tb.bind },
+                remote: { address: tb.remote },
+                vni: tb.vni,
+                slots: 4096,
+                receiveBufferSize: 16 << 20,
+              },
+            },
     },
     nfs: {
       fw: nf('firewall', c.firewall),
@@ -146,20 +163,26 @@ async function nfvisorRows(bed: Testbed, mtu: number): Promise<Row[]> {
   const underlay = `198.19.${100 + ((process.pid + (mtu > 1500 ? 1 : 0)) % 150)}`;
   const tb = await liveTestbedUp(bed, { underlay, mtu });
   const rows: Row[] = [];
-  for (const [vnic, placement] of [
-    ['direct', 'isolated'],
-    ['direct', 'inline'],
+  for (const [vnic, placement, attachment] of [
+    ['direct', 'isolated', 'VXLAN'],
+    ['direct', 'inline', 'VXLAN'],
+    ['direct', 'isolated', 'TAP'],
+    ['direct', 'inline', 'TAP'],
   ] as const) {
-    const host = await Host.create(livePlan(tb, vnic, placement, mtu));
+    if (attachment === 'TAP' && loadNativeAddon() === null) continue; // no TAP without the addon
+    const tap = attachment === 'TAP' ? bed.name('tp') : null;
+    const host = await Host.create(livePlan(tb, vnic, placement, mtu, tap));
     const running = host.run();
     let row: Row;
     try {
+      await host.opened;
+      if (tap !== null) await attachTap(bed, tb, tap, mtu);
       await new Promise((resolve) => setTimeout(resolve, 500));
       row = await measure(
         bed,
         tb.client,
         LIVE.vip,
-        `nfvisor VXLAN, ${vnic} ${placement}, MTU ${mtu}`,
+        `nfvisor ${attachment}, ${vnic} ${placement}, MTU ${mtu}`,
         mtu <= 1500,
       );
     } finally {
@@ -264,11 +287,14 @@ export async function benchLive(): Promise<void> {
     `${new Date().toISOString().slice(0, 16)}Z, ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, Node ${process.version}, ` +
       `load average ${loadavg()[0].toFixed(1)} at the end (the machine is shared with other work: figures are noisy). ` +
       `iperf3, ${SECONDS} s per figure, one stream; UDP with ${UDP_PAYLOAD_64B}-byte payloads (64-byte frames), ` +
-      'offered as fast as one iperf3 sends; ratio = nfvisor ÷ kernel.',
+      'offered as fast as one iperf3 sends; ratio = nfvisor ÷ kernel. nfvisor ports: ' +
+      (loadNativeAddon() !== null
+        ? 'VXLAN with recvmmsg/sendmmsg, TAP in batches (native addon).'
+        : `node:dgram, no TAP (native addon not loaded: ${addonUnavailableReason()}).`),
     '',
     ...tables,
     'nfvisor path: client → bridge → kernel VXLAN → UDP → nfvisor (fw → NAT → LB → router) → UDP → kernel VXLAN → ' +
-      'bridge → server, and back the same way. Kernel path: client → veth → router namespace (nftables filter, DNAT, ' +
+      'bridge → server, and back the same way (TAP: bridge → TAP device → nfvisor → TAP device → bridge). Kernel path: client → veth → router namespace (nftables filter, DNAT, ' +
       'masquerade) → veth → server, no tunnel.',
     '',
   ].join('\n');
