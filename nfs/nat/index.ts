@@ -190,7 +190,8 @@ function setWord(bytes: Uint8Array, at: number, value: number): number {
 
 export default defineNf<NatConfig>({
   name: 'nat',
-  summary: 'Source NAT (NAPT) for IPv4 TCP, UDP, ICMP: endpoint-independent mapping, port forwarding, hairpinning.',
+  summary:
+    'Source NAT (NAPT) for IPv4 TCP, UDP, ICMP: endpoint-independent mapping, port forwarding, hairpinning.',
   outputs: ['out'],
   drops: {
     malformed: 'the packet parser refused the frame (truncated, bad length, IP or ICMP checksum)',

@@ -347,17 +347,15 @@ describe('nat: port allocation', () => {
       'the overflow flows',
     );
     // Existing mappings untouched: a reply to each of the first flows reaches its host.
-    const replies = results
-      .slice(0, 1000)
-      .map((r) =>
-        frame({
-          src: SERVER,
-          dst: EXT,
-          protocol: 'udp',
-          srcPort: 53,
-          dstPort: (r.bytes[34] << 8) | r.bytes[35],
-        }),
-      );
+    const replies = results.slice(0, 1000).map((r) =>
+      frame({
+        src: SERVER,
+        dst: EXT,
+        protocol: 'udp',
+        srcPort: 53,
+        dstPort: (r.bytes[34] << 8) | r.bytes[35],
+      }),
+    );
     nf.run(replies, 30 * SEC).forEach((r, n) =>
       assert.equal(tuple(r.bytes), `udp ${SERVER}:53 > ${host(n + 1)}:7`),
     );
