@@ -23,6 +23,7 @@ export const BUILTIN_IMAGES = [
   'rate-limiter',
   'flow-monitor',
   'router',
+  'ids',
 ] as const;
 
 export async function loadBuiltinDefinitions(): Promise<Map<string, NfDefinition>> {
