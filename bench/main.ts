@@ -16,6 +16,8 @@
  *            wireguard-go between namespaces (root); bench/results/wireguard.md (bench/wireguard.ts).
  *   ids      the ids NF inline in one thread over IMIX with 100 and 10,000 signatures: Mpps,
  *            Gbit/s, rule compile time (bench/ids.ts).
+ *   tap      64 B UDP packets/s received by one port: TAP (batched reads), VXLAN with recvmmsg and
+ *            with node:dgram, in the same run (root, native addon; bench/tap.ts).
  *
  * Each figure is the best of a few rounds (the machine is shared and noisy); GC counts are totals
  * over all rounds of that measurement.
@@ -38,6 +40,7 @@ import { benchIds } from './ids.js';
 import { benchLive } from './live.js';
 import { benchMem } from './mem.js';
 import { benchModes } from './modes.js';
+import { benchTap } from './tap.js';
 import { benchWireguard } from './wireguard.js';
 import { benchNfs } from './nfs.js';
 
@@ -259,6 +262,7 @@ async function main(): Promise<void> {
   if (want('nfs')) await benchNfs(process.env.BENCH_NFS_FILTER);
   if (want('live')) await benchLive();
   if (want('ids')) benchIds();
+  if (want('tap')) await benchTap();
   if (process.env.BENCH_JSON) console.log(JSON.stringify({ machine: machine(), results }, null, 2));
 }
 
