@@ -38,6 +38,8 @@ export async function planFromDeployment(deployment: Deployment): Promise<HostPl
     else if (port.type === 'pcap') {
       ports[name] =
         port.role === 'write' ? { kind: 'pcap-out', path: port.path } : { kind: 'pcap-in', path: port.path };
+    } else if (port.type === 'tap') {
+      ports[name] = { kind: 'tap', options: { device: port.device, mode: port.mode } };
     } else {
       ports[name] = {
         kind: port.type,
