@@ -58,12 +58,13 @@ import {
   type Placement,
   type VnicMode,
 } from './guest-protocol.js';
-import type { TunnelPort } from '../io/tunnel-port.js';
 import {
-  createTunnelPort,
+  createLivePort,
+  isLivePlan,
   openInputPort,
   openOutputPort,
   type InputPort,
+  type LivePort,
   type OutputPort,
   type PortPlan,
 } from './ports.js';
@@ -279,7 +280,9 @@ export class Host {
   private readonly inputs: InputPort[] = [];
   private readonly outputs = new Map<string, OutputPort>();
   /** Live tunnel ports by name: each is an input and an output at once. */
-  private readonly tunnels = new Map<string, TunnelPort>();
+  private readonly tunnels = new Map<string, LivePort>();
+  /** Live ports that could not open (device missing, no permission, address in use): the others run. */
+  readonly failedPorts: { port: string; message: string }[] = [];
   private readonly chains: ChainRuntime[] = [];
   private readonly nfs: NfRuntime[] = [];
   private readonly runs: Run[] = [];
@@ -341,8 +344,8 @@ export class Host {
     Object.keys(plan.ports).forEach((name, i) => portIds.set(name, i));
     const matches: MatchPlan[] = [];
     for (const [name, portPlan] of Object.entries(plan.ports)) {
-      if (portPlan.kind === 'vxlan' || portPlan.kind === 'geneve') {
-        this.tunnels.set(name, createTunnelPort(name, portIds.get(name) ?? 0, portPlan));
+      if (isLivePlan(portPlan)) {
+        this.tunnels.set(name, createLivePort(name, portIds.get(name) ?? 0, portPlan));
       }
     }
     plan.chains.forEach((chainPlan, c) => {
@@ -459,8 +462,17 @@ export class Host {
       }
     }
     for (const run of this.runs) await this.startRun(run);
-    for (const tunnel of this.tunnels.values()) {
-      await tunnel.open();
+    for (const [name, tunnel] of this.tunnels) {
+      try {
+        await tunnel.open();
+      } catch (error) {
+        // Reported and closed (its reads end, its writes count as errors); the other ports run.
+        const message = error instanceof Error ? error.message : String(error);
+        this.failedPorts.push({ port: name, message });
+        this.log(name, `port not opened, the other ports run: ${message}`);
+        tunnel.close();
+        continue;
+      }
       tunnel.onReadable = () => this.wake?.();
     }
     this.markOpened();
