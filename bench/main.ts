@@ -8,6 +8,7 @@
  *   mem      descriptor rings between threads (bench/mem.ts).
  *   modes    the 3-NF chain in each vNIC mode, chain-length scaling; tables and a chart in
  *            bench/results/ (bench/modes.ts).
+ *   reconfig effective blocked time of live reconfigurations at a fixed offered rate (bench/reconfig.ts).
  *   nfs      each built-in NF alone at 64 B, 10⁴ and 10⁶ flows, inline and direct; firewall by rule
  *            count, router by route count, firewall → NAT (bench/nfs.ts; BENCH_NFS_FILTER=text).
  *   live     iperf3 TCP and 64 B UDP through nfvisor over VXLAN vs the kernel with nftables, in
@@ -40,6 +41,7 @@ import { benchIds } from './ids.js';
 import { benchLive } from './live.js';
 import { benchMem } from './mem.js';
 import { benchModes } from './modes.js';
+import { benchReconfig } from './reconfig.js';
 import { benchTap } from './tap.js';
 import { benchWireguard } from './wireguard.js';
 import { benchNfs } from './nfs.js';
@@ -258,6 +260,7 @@ async function main(): Promise<void> {
   if (want('capture')) await benchCapture();
   if (want('mem')) await benchMem();
   if (want('modes')) await benchModes();
+  if (want('reconfig')) await benchReconfig();
   if (want('wireguard')) await benchWireguard();
   if (want('nfs')) await benchNfs(process.env.BENCH_NFS_FILTER);
   if (want('live')) await benchLive();
