@@ -62,8 +62,8 @@ describe('host with a live VXLAN port', () => {
     peer.on('message', (message: Buffer) => received.push(new Uint8Array(message)));
     const running = host.run();
     try {
-      // Let the host open its socket, then send FRAMES encapsulated frames, ICMP among them.
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Once the host has opened its socket, send FRAMES encapsulated frames, ICMP among them.
+      await host.opened;
       const generator = new TrafficGenerator({
         seed: 5,
         packets: FRAMES,

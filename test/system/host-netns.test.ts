@@ -82,7 +82,7 @@ describe('ping through an nfvisor chain between namespaces over VXLAN', () => {
     const running = host.run();
     let replies: number;
     try {
-      await new Promise((resolve) => setTimeout(resolve, 300)); // the host's sockets are bound by now
+      await host.opened; // guests started, sockets bound
       // -c bounds the count, -w the whole run; the exit status is not the verdict, the count is.
       const result = await bed
         .exec(
