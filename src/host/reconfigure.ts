@@ -29,7 +29,6 @@
 import { NfvError } from '../errors.js';
 import type { BufferPool } from '../mem/buffer-pool.js';
 import { DESCRIPTOR_WORDS } from '../mem/descriptor-ring.js';
-import type { TunnelPort } from '../io/tunnel-port.js';
 import { validateConfig } from '../sdk/config-schema.js';
 import type { NfDefinition } from '../sdk/define-nf.js';
 import { MAX_BATCH } from '../sdk/packet-batch.js';
@@ -43,7 +42,15 @@ import {
   type Replica,
   type Run,
 } from './host.js';
-import { createTunnelPort, openInputPort, openOutputPort, type InputPort, type OutputPort } from './ports.js';
+import {
+  createLivePort,
+  isLivePlan,
+  openInputPort,
+  openOutputPort,
+  type InputPort,
+  type LivePort,
+  type OutputPort,
+} from './ports.js';
 import { diffPlans, sameValue, type PlanDiff } from './reconfigure-diff.js';
 
 export interface ApplyOptions {
@@ -82,7 +89,7 @@ export interface ReconfigurableHost {
   needsParse: boolean;
   readonly inputs: InputPort[];
   readonly outputs: Map<string, OutputPort>;
-  readonly tunnels: Map<string, TunnelPort>;
+  readonly tunnels: Map<string, LivePort>;
   readonly slotRun: Int32Array;
   readonly started: number;
   readonly stopping: boolean;
@@ -220,7 +227,7 @@ interface Staged {
   chains: Map<string, ChainRuntime>;
   inputs: Map<string, InputPort>;
   outputs: Map<string, OutputPort>;
-  tunnels: Map<string, TunnelPort>;
+  tunnels: Map<string, LivePort>;
   /** Port objects opened for this reconfiguration (closed again on rollback). */
   opened: { close(): void }[];
   portIds: Map<string, number>;
@@ -359,10 +366,10 @@ function openPorts(host: ReconfigurableHost, next: HostPlan, staged: Staged): vo
     const readBy = next.chains.some((c) => c.from === name);
     const writtenBy = next.chains.some((c) => c.to === name);
     if (!readBy && !writtenBy) continue;
-    if (plan.kind === 'vxlan' || plan.kind === 'geneve') {
+    if (isLivePlan(plan)) {
       let tunnel = unchanged ? host.tunnels.get(name) : undefined;
       if (tunnel === undefined) {
-        tunnel = createTunnelPort(name, nextId++, plan);
+        tunnel = createLivePort(name, nextId++, plan);
         staged.opened.push(tunnel);
       }
       staged.tunnels.set(name, tunnel);
