@@ -247,9 +247,11 @@ describe('TAP and TUN ports: real stacks in namespaces through nfvisor chains', 
     running = null;
     assert.equal(summary.received, summary.sent + summary.dropped + summary.lost);
     assert.equal(summary.poolFree, summary.poolSlots);
-    // TAP: 5 requests + 5 replies, 20 + 20 datagrams, the TCP transfer (~140 segments each way at
-    // MTU 1500) and ARP; TUN: 5 + 5.
-    assert.ok(summary.ports.tb.sent >= PINGS + DATAGRAMS + 100, JSON.stringify(summary.ports));
+    // TAP: 5 requests + 5 replies, 20 + 20 datagrams and ARP each way, and the TCP transfer: ~140
+    // data segments of the 200 kB file towards a (b's server sends it), fewer ACKs towards b (the
+    // receiver acknowledges every other segment or less); TUN: 5 + 5.
+    assert.ok(summary.ports.ta.sent >= PINGS + DATAGRAMS + 100, JSON.stringify(summary.ports));
+    assert.ok(summary.ports.tb.sent >= PINGS + DATAGRAMS + 10, JSON.stringify(summary.ports));
     assert.ok(
       summary.ports.ub.sent >= PINGS && summary.ports.ua.sent >= PINGS,
       JSON.stringify(summary.ports),
