@@ -164,6 +164,12 @@ export interface HostProgress {
 const NO_RUN = -1;
 /** Bursts read from each input port per turn of the host loop. */
 const RX_BURSTS_PER_TURN = 8;
+/**
+ * Snapshots: at most this fraction of a guest's time goes to taking them (a big table is snapshotted
+ * less often), and while one is being taken the watchdog allows SNAPSHOT_GRACE times its limit.
+ */
+const SNAPSHOT_DUTY = 0.05;
+const SNAPSHOT_GRACE = 10;
 /** How often the memory monitor reads the process's memory (a cheap /proc read). */
 const MEMORY_CHECK_MS = 100;
 
@@ -207,6 +213,9 @@ export interface Replica {
   snapshot: unknown;
   /** Snapshots received from this replica's guest. */
   snapshots: number;
+  /** When the outstanding snapshot request was sent (0: none), and when the next may be. */
+  snapshotAskedAt: number;
+  nextSnapshotAt: number;
   counters: Float64Array;
   control: Int32Array;
   lastHeartbeat: number;
@@ -519,6 +528,8 @@ export class Host {
       restartAt: 0,
       snapshot: undefined,
       snapshots: 0,
+      snapshotAskedAt: 0,
+      nextSnapshotAt: 0,
       counters: new Float64Array(
         new SharedArrayBuffer(8 * Math.max(1, Object.keys(nf.definition.counters).length)),
       ),
@@ -644,12 +655,21 @@ export class Host {
           ready = true;
           replica.up = true;
           replica.lastBeatChange = performance.now();
+          replica.snapshotAskedAt = 0;
           resolve();
         } else if (message.type === 'verdict')
           this.emulatedVerdict(replica, message.verdict.id, message.verdict.verdict, message.verdict.bytes);
         else if (message.type === 'snapshot') {
           replica.snapshot = message.state;
           replica.snapshots++;
+          if (replica.snapshotAskedAt !== 0) {
+            // A state that takes long to copy is asked for less often: at most SNAPSHOT_DUTY of the
+            // guest's time goes to snapshots (the packet loop waits while one is taken).
+            const now = performance.now();
+            replica.nextSnapshotAt =
+              now + ((now - replica.snapshotAskedAt) * (1 - SNAPSHOT_DUTY)) / SNAPSHOT_DUTY;
+            replica.snapshotAskedAt = 0;
+          }
         } else if (message.type === 'log') this.log(nf.name, message.message);
         else if (message.type === 'failed') this.log(nf.name, `failed to start: ${message.error.message}`);
         this.wake?.();
@@ -1084,7 +1104,10 @@ export class Host {
         if (beat !== replica.lastHeartbeat || !busy) {
           replica.lastHeartbeat = beat;
           replica.lastBeatChange = now;
-        } else if (now - replica.lastBeatChange > limit) {
+        } else if (
+          now - replica.lastBeatChange >
+          (replica.snapshotAskedAt !== 0 ? limit * SNAPSHOT_GRACE : limit)
+        ) {
           this.fail(replica, `no progress for ${Math.round(now - replica.lastBeatChange)} ms (watchdog)`);
         }
       }
@@ -1097,7 +1120,11 @@ export class Host {
         if (!replica.up) continue;
         if (replica.worker) {
           replica.worker.postMessage({ type: 'tick', now: nowNanos } satisfies HostToGuest);
-          replica.worker.postMessage({ type: 'snapshot' } satisfies HostToGuest);
+          // One request outstanding at a time, and none before the duty cycle allows it.
+          if (replica.snapshotAskedAt === 0 && now >= replica.nextSnapshotAt) {
+            replica.snapshotAskedAt = now;
+            replica.worker.postMessage({ type: 'snapshot' } satisfies HostToGuest);
+          }
         } else if (replica.instance) {
           replica.instance.tick?.(nowNanos);
           if (replica.instance.snapshot) replica.snapshot = replica.instance.snapshot();

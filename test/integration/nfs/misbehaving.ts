@@ -1,12 +1,12 @@
 /**
  * A test NF that misbehaves on purpose: after `after` packets (counted since it was created) it
  * throws, hangs in a busy loop, allocates until its heap limit kills it, or lies about packet
- * lengths (what a compromised guest would hand the host). Everything else is
+ * lengths (what a compromised guest would hand the host); its snapshots can be made slow. Everything else is
  * passed on unchanged. Used to prove that a failing guest is contained and restarted.
  */
 import { defineNf } from '../../../src/sdk/index.js';
 
-export default defineNf<{ failure: string; after: number }>({
+export default defineNf<{ failure: string; after: number; snapshotMs: number }>({
   name: 'misbehaving',
   summary: 'Passes packets on, then fails in the configured way after a number of them.',
   outputs: ['out'],
@@ -21,13 +21,25 @@ export default defineNf<{ failure: string; after: number }>({
         'how to fail; poison: throw on one burst in every `after` packets; lie: claim packet lengths larger than any slot (a hostile guest)',
     },
     after: { type: 'integer', minimum: 1, default: 1000, description: 'packets before failing' },
+    snapshotMs: {
+      type: 'integer',
+      minimum: 0,
+      default: 0,
+      description: 'how long snapshot() keeps the thread busy (a large state being copied)',
+    },
   },
   create(config, ctx) {
     const seen = ctx.counter('seen');
     let count = 0;
     let stalled = false;
     const hoard: number[][] = [];
+    let snapshots = 0;
     return {
+      snapshot() {
+        const until = performance.now() + config.snapshotMs;
+        while (performance.now() < until);
+        return { snapshots: ++snapshots, count };
+      },
       process(batch) {
         const before = count;
         count += batch.count;
