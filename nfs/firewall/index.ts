@@ -14,7 +14,7 @@
  * updates its connection. A full table evicts the oldest un-replied connection, and with none
  * drops the new one as `conntrack_full`. Time comes from process(batch, now) and tick(now) (ns).
  *
- * `reject` (reject.ts) rewrites the packet in place into a TCP RST or an ICMP/ICMPv6 port
+ * `reject` (src/packet/reject.ts) rewrites the packet in place into a TCP RST or an ICMP/ICMPv6 port
  * unreachable and sends it out of `out`, back towards the sender. A later IP fragment follows the
  * verdict of its accepted first fragment (fragments.ts); unknown later fragments are dropped when
  * any rule looks past the IP header. Frames the parser refuses are dropped as `malformed`; frames
@@ -42,7 +42,7 @@ import {
 import { defineNf, type NfInstance } from '../../src/sdk/index.js';
 import { buildIndex } from './classify.js';
 import { FragmentTable } from './fragments.js';
-import { Rejecter } from './reject.js';
+import { Rejecter } from '../../src/packet/reject.js';
 
 /** One rule as written in the configuration (defaults filled: absent fields are 'any'). */
 export interface FirewallRule {

@@ -16,7 +16,7 @@
  * (and a TCP segment over a budget) are inspected one packet at a time.
  *
  * Modes: `alert` passes every packet and logs; `prevent` drops a packet that a `drop` or `reject`
- * rule matches, answers a TCP one with a RST to its sender (tcp-reset.ts) and drops the rest of
+ * rule matches, answers a TCP one with a RST to its sender (src/packet/reject.ts) and drops the rest of
  * that TCP flow. A matching `pass` rule lets the packet through without alerts. Alerts go into a
  * ring that `snapshot()` carries (with sequence numbers), which the host's EVE exporter
  * (src/io/eve-exporter.ts) turns into EVE JSON lines; per-signature hits come with it.
@@ -36,7 +36,7 @@ import { defineNf, type NfInstance } from '../../src/sdk/index.js';
 import { RuleSet } from './rule-set.js';
 import { Action, addressMatches, FlowFlag, parseRules, parseVars, portMatches, type Rule } from './rules.js';
 import { SegmentResult, StreamFlag, StreamStat, StreamTable } from './stream-table.js';
-import { TcpResetter } from './tcp-reset.js';
+import { Rejecter } from '../../src/packet/reject.js';
 
 export interface IdsConfig {
   mode: 'alert' | 'prevent';
@@ -238,7 +238,7 @@ export default defineNf<IdsConfig>({
     const key = new FlowKey();
     const reversed = new FlowKey();
     const scratchKey = new FlowKey();
-    const resetter = new TcpResetter();
+    const resetter = new Rejecter();
     /** The verification window: the stream's tail, then the new bytes. */
     const window = new Uint8Array(config.windowBytes + 65536);
 
@@ -630,7 +630,7 @@ export default defineNf<IdsConfig>({
           dropped++;
           if (curStream !== NO_STREAM) {
             streams.flags[curStream] |= StreamFlag.Blocked;
-            const length = resetter.build(parser, batch.at[i]);
+            const length = resetter.buildReset(parser, batch.at[i]);
             if (length > 0 && batch.setLength(i, length)) {
               resets++;
               continue;

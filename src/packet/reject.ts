@@ -1,6 +1,7 @@
 /**
- * The `reject` action: the rejected packet is rewritten in place into the answer the sender gets,
- * which goes back out towards it (an NF cannot allocate packets).
+ * A rejection built in place: the rejected packet is rewritten into the answer its sender gets,
+ * which goes back out towards it (an NF cannot allocate packets). The firewall's `reject` action
+ * uses all of it, the IDS's prevent mode the TCP reset (`buildReset`).
  *
  * - TCP: a RST (RFC 9293 §3.10.7.1): when the segment has ACK, <SEQ=SEG.ACK><CTL=RST>; otherwise
  *   <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>, SEG.LEN counting SYN and FIN. No reset answers a reset.
@@ -12,14 +13,14 @@
  * MACs, addresses and ports are swapped; the IP header is rebuilt without options or extension
  * headers (TTL/hop limit 64) and every checksum is computed afresh. VLAN tags are kept.
  */
-import { pseudoHeaderSumV4, pseudoHeaderSumV6 } from '../../src/packet/checksum.js';
-import { Icmpv4View } from '../../src/packet/icmpv4.js';
-import { Icmpv6View } from '../../src/packet/icmpv6.js';
-import { IpProtocol } from '../../src/packet/ip-protocol.js';
-import { Ipv4View } from '../../src/packet/ipv4.js';
-import { Ipv6View } from '../../src/packet/ipv6.js';
-import { Layer, type PacketParser } from '../../src/packet/packet-parser.js';
-import { TcpFlag, TcpView } from '../../src/packet/tcp.js';
+import { pseudoHeaderSumV4, pseudoHeaderSumV6 } from './checksum.js';
+import { Icmpv4View } from './icmpv4.js';
+import { Icmpv6View } from './icmpv6.js';
+import { IpProtocol } from './ip-protocol.js';
+import { Ipv4View } from './ipv4.js';
+import { Ipv6View } from './ipv6.js';
+import { Layer, type PacketParser } from './packet-parser.js';
+import { TcpFlag, TcpView } from './tcp.js';
 
 const IPV4_QUOTE_LIMIT = 576;
 const IPV6_QUOTE_LIMIT = 1280;
@@ -41,6 +42,16 @@ export class Rejecter {
     if (parser.tunnelDepth !== 0 || parser.layerKind[0] !== Layer.Ethernet) return -1;
     if (parser.l4 === Layer.Tcp && !parser.fragment) return this.reset(parser, frameAt);
     return this.unreachable(parser, frameAt, capacity);
+  }
+
+  /**
+   * The TCP half only (an IPS resetting a flow): a RST to the sender of the segment `parser` is
+   * attached to, or -1 when that is not a whole TCP segment over Ethernet or is itself a RST.
+   */
+  buildReset(parser: PacketParser, frameAt: number): number {
+    if (parser.tunnelDepth !== 0 || parser.layerKind[0] !== Layer.Ethernet) return -1;
+    if (parser.l4 !== Layer.Tcp || parser.fragment) return -1;
+    return this.reset(parser, frameAt);
   }
 
   private swapMacs(parser: PacketParser): void {
