@@ -676,6 +676,42 @@ export default defineNf<WireguardConfig>({
       batch.drop(i, kept ? D.staged : D.stagingFull);
     }
 
+    /**
+     * The gate of every handshake message (whitepaper §5.3): it counts towards the load, needs a
+     * valid mac1, and under load a valid mac2 too — without one it is answered with a cookie reply
+     * in its place. Returns true when the message may be processed; otherwise its verdict is set.
+     */
+    function admitHandshake(
+      batch: PacketBatchLike,
+      i: number,
+      m: number,
+      mac1At: number,
+      mac2At: number,
+      senderAt: number,
+      srcAddr: number,
+      srcPort: number,
+      now: number,
+    ): boolean {
+      const b = batch.bytes;
+      const at = batch.at[i];
+      const loaded = underLoad(now);
+      if (!checkMac1(b, m, mac1At, local.mac1Key)) {
+        batch.drop(i, D.badMac1);
+        return false;
+      }
+      if (!loaded) return true;
+      c[C.underLoad]++;
+      if (cookies.checkMac2(b, m, mac2At, source, now)) return true;
+      const sender = readLe32(b, m + senderAt);
+      mac1Copy.set(b.subarray(m + mac1At, m + mac2At));
+      cookies.writeReply(b, at + MESSAGE, sender, mac1Copy, source, now);
+      writeOuter(b, at, CookieReply.Length, srcAddr, srcPort);
+      batch.setLength(i, MESSAGE + CookieReply.Length);
+      c[C.cookiesSent]++;
+      batch.send(i, OUT);
+      return false;
+    }
+
     function initiation(
       batch: PacketBatchLike,
       i: number,
@@ -684,22 +720,22 @@ export default defineNf<WireguardConfig>({
       srcPort: number,
       now: number,
     ): void {
+      if (
+        !admitHandshake(
+          batch,
+          i,
+          m,
+          Initiation.Mac1,
+          Initiation.Mac2,
+          Initiation.Sender,
+          srcAddr,
+          srcPort,
+          now,
+        )
+      )
+        return;
       const b = batch.bytes;
       const at = batch.at[i];
-      const loaded = underLoad(now);
-      if (!checkMac1(b, m, Initiation.Mac1, local.mac1Key)) return batch.drop(i, D.badMac1);
-      if (loaded) {
-        c[C.underLoad]++;
-        if (!cookies.checkMac2(b, m, Initiation.Mac2, source, now)) {
-          const sender = readLe32(b, m + Initiation.Sender);
-          mac1Copy.set(b.subarray(m + Initiation.Mac1, m + Initiation.Mac2));
-          cookies.writeReply(b, at + MESSAGE, sender, mac1Copy, source, now);
-          writeOuter(b, at, CookieReply.Length, srcAddr, srcPort);
-          batch.setLength(i, MESSAGE + CookieReply.Length);
-          c[C.cookiesSent]++;
-          return batch.send(i, OUT);
-        }
-      }
       const seen = readInitiation(local, b, m, lookupPeer);
       if (seen === null) return batch.drop(i, D.handshakeFailed);
       const peer = byKey.get(encodeKey(seen.peer.publicKey));
@@ -738,22 +774,9 @@ export default defineNf<WireguardConfig>({
       srcPort: number,
       now: number,
     ): void {
+      if (!admitHandshake(batch, i, m, Response.Mac1, Response.Mac2, Response.Sender, srcAddr, srcPort, now))
+        return;
       const b = batch.bytes;
-      const at = batch.at[i];
-      const loaded = underLoad(now);
-      if (!checkMac1(b, m, Response.Mac1, local.mac1Key)) return batch.drop(i, D.badMac1);
-      if (loaded) {
-        c[C.underLoad]++;
-        if (!cookies.checkMac2(b, m, Response.Mac2, source, now)) {
-          const sender = readLe32(b, m + Response.Sender);
-          mac1Copy.set(b.subarray(m + Response.Mac1, m + Response.Mac2));
-          cookies.writeReply(b, at + MESSAGE, sender, mac1Copy, source, now);
-          writeOuter(b, at, CookieReply.Length, srcAddr, srcPort);
-          batch.setLength(i, MESSAGE + CookieReply.Length);
-          c[C.cookiesSent]++;
-          return batch.send(i, OUT);
-        }
-      }
       const entry = indices.get(readLe32(b, m + Response.Receiver));
       const peer = entry?.peer;
       if (entry === undefined || peer === undefined || entry.keypair !== null || peer.handshake === null)
