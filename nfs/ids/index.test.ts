@@ -4,7 +4,7 @@ import { TrafficGenerator } from '../../src/io/traffic-generator.js';
 import { pseudoHeaderSumV4 } from '../../src/packet/checksum.js';
 import { PacketParser } from '../../src/packet/packet-parser.js';
 import { DropReason } from '../../src/packet/drop-reason.js';
-import { NfHarness } from '../../src/sdk/index.js';
+import { checkNfConfig, createNfContext, NfHarness } from '../../src/sdk/index.js';
 import ids, { type IdsConfig, type IdsInstance, type IdsSnapshot } from './index.js';
 import { ACK, Conversation, PSH, RST, SYN, tcpSegment, udpPacket } from './test-frames.js';
 
@@ -146,7 +146,7 @@ describe('ids: signatures on single packets', () => {
     for (const bad of ['/(a+)+b/', '/(a|aa)*b/', '/((a))*b/', '/(a)\\1/', '/(?=a)b/', '/a{2000}/'])
       assert.throws(
         () => harness([`alert tcp any any -> any any (content:"a"; pcre:"${bad}"; sid:7;)`]),
-        /rules\[0\] \(sid 7\): option "pcre"/,
+        /rules\[0\]: sid 7: option "pcre"/,
         bad,
       );
     assert.throws(
@@ -168,25 +168,42 @@ describe('ids: signatures on single packets', () => {
       'frobnicate tcp any any -> any 80 (sid:10;)',
       'alert tcp any any -> any 80 (content:"a"; sid:1;)',
     ];
-    assert.throws(
-      () => harness(rules),
-      (error: Error) => {
-        const lines = error.message.split('\n');
-        assert.equal(lines.length, 9, error.message);
-        assert.match(lines[0], /^rules\[1\] \(sid 2\): option "depth": 3 is shorter than the content/);
-        assert.match(lines[1], /^rules\[2\]: option "sid": every rule needs one/);
-        assert.match(lines[2], /^rules\[3\] \(sid 4\): option "bogus": not supported/);
-        assert.match(lines[3], /^rules\[4\] \(sid 5\): destination address "10.0.0.256"/);
-        assert.match(
-          lines[4],
-          /^rules\[5\] \(sid 6\): option "within": modifies a content, and none comes before it/,
-        );
-        assert.match(lines[5], /^rules\[6\] \(sid 7\): option "flow": only tcp rules/);
-        assert.match(lines[6], /^rules\[7\] \(sid 9\): source address "\$NOPE": undefined variable/);
-        assert.match(lines[7], /^rules\[8\] \(sid 10\): action "frobnicate"/);
-        assert.match(lines[8], /^rules\[9\] \(sid 1\): option "sid": 1 is also rules\[0\]'s/);
-        return true;
-      },
+    // Checked before anything starts (a deployment error at the rule's own line), each with its path.
+    const { errors } = checkNfConfig(ids, { rules });
+    assert.deepEqual(
+      errors.map((e) => e.path),
+      [
+        'rules[1]',
+        'rules[2]',
+        'rules[3]',
+        'rules[4]',
+        'rules[5]',
+        'rules[6]',
+        'rules[7]',
+        'rules[8]',
+        'rules[9]',
+      ],
+    );
+    const messages = errors.map((e) => e.message);
+    assert.match(messages[0], /^sid 2: option "depth": 3 is shorter than the content/);
+    assert.match(messages[1], /^option "sid": every rule needs one/);
+    assert.match(messages[2], /^sid 4: option "bogus": not supported/);
+    assert.match(messages[3], /^sid 5: destination address "10.0.0.256"/);
+    assert.match(messages[4], /^sid 6: option "within": modifies a content, and none comes before it/);
+    assert.match(messages[5], /^sid 7: option "flow": only tcp rules/);
+    assert.match(messages[6], /^sid 9: source address "\$NOPE": undefined variable/);
+    assert.match(messages[7], /^sid 10: action "frobnicate"/);
+    assert.match(messages[8], /^sid 1: option "sid": 1 is also rules\[0\]'s/);
+    assert.deepEqual(checkNfConfig(ids, { rules: rules.slice(0, 1), vars: ['1BAD'] }).errors, [
+      { path: 'vars[0]', message: 'must be NAME=value (got "1BAD")' },
+    ]);
+    assert.deepEqual(checkNfConfig(ids, { rules: rules.slice(0, 1) }).errors, []);
+    // and create() refuses the same rules when nothing checked them first.
+    assert.throws(() =>
+      ids.create(
+        { ...checkNfConfig(ids, { rules: [] }).value, rules } as IdsConfig,
+        createNfContext(ids, 'ids', 0, 1, () => {}),
+      ),
     );
   });
 

@@ -221,6 +221,20 @@ export default defineNf<IdsConfig>({
       description: 'alerts kept for the exporter (a ring; it must hold what arrives between snapshots)',
     },
   },
+  check(config) {
+    // The rule texts are parsed here too, so a broken rule is a deployment error at its own line.
+    try {
+      parseRules(config.rules, parseVars(config.vars));
+      return [];
+    } catch (error) {
+      return (error as Error).message.split('\n').map((line) => {
+        const at = /^((?:rules|vars)\[\d+\])(?: \((sid \d+)\))?: (.*)$/.exec(line);
+        return at
+          ? { path: at[1], message: at[2] ? `${at[2]}: ${at[3]}` : at[3] }
+          : { path: 'rules', message: line };
+      });
+    }
+  },
   create(config, ctx): IdsInstance {
     const set = new RuleSet(parseRules(config.rules, parseVars(config.vars)));
     const rules = set.rules;

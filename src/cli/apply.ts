@@ -17,7 +17,7 @@ import { parseDeployment } from '../deploy/parse-deployment.js';
 import type { HostPlan } from '../host/host.js';
 import type { ApplyResult } from '../host/reconfigure.js';
 import { describeDiff } from '../host/reconfigure-diff.js';
-import { validateConfig } from '../sdk/config-schema.js';
+import { checkNfConfig } from '../sdk/define-nf.js';
 import { controlClient, withControlOptions, type ControlFlags } from './control-client.js';
 import { planFromDeployment } from './deployment-plan.js';
 import { loadBuiltinDefinitions } from './run.js';
@@ -34,7 +34,7 @@ export function deploymentPlanner(baseDir: string): (text: string, file: string)
       baseDir,
       validateNfConfig: (image, config) => {
         const definition = definitions.get(image);
-        return definition ? validateConfig(definition.config, config).errors : [];
+        return definition ? checkNfConfig(definition, config).errors : [];
       },
     });
     return planFromDeployment(deployment);

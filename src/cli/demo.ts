@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { parseDeployment } from '../deploy/parse-deployment.js';
 import type { Deployment } from '../deploy/deployment.js';
 import { Host, type HostSummary } from '../host/host.js';
-import { validateConfig } from '../sdk/config-schema.js';
+import { checkNfConfig } from '../sdk/define-nf.js';
 import { planFromDeployment } from './deployment-plan.js';
 import { parsePositive } from './options.js';
 import { formatSummary, LiveProgress, loadBuiltinDefinitions, table } from './run.js';
@@ -73,7 +73,7 @@ export async function runDemo(seconds: number, modeSeconds: number): Promise<voi
   const deployment = parseDeployment(DEMO_DEPLOYMENT, '<embedded demo>', {
     validateNfConfig: (image, config) => {
       const definition = definitions.get(image);
-      return definition ? validateConfig(definition.config, config).errors : [];
+      return definition ? checkNfConfig(definition, config).errors : [];
     },
   });
   console.log(

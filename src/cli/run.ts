@@ -6,8 +6,7 @@
 import type { Command } from 'commander';
 import { loadDeployment } from '../deploy/parse-deployment.js';
 import { builtinModule, Host, type HostProgress, type HostSummary } from '../host/host.js';
-import { validateConfig } from '../sdk/config-schema.js';
-import type { NfDefinition } from '../sdk/define-nf.js';
+import { checkNfConfig, type NfDefinition } from '../sdk/define-nf.js';
 import { dirname, resolve } from 'node:path';
 import { startControlServer, TokenStore, type ControlServerOptions } from '../control/index.js';
 import { EveExporter } from '../io/eve-exporter.js';
@@ -64,7 +63,7 @@ export async function runDeploymentFile(
   const deployment = loadDeployment(file, {
     validateNfConfig: (image, config) => {
       const definition = definitions.get(image);
-      return definition ? validateConfig(definition.config, config).errors : [];
+      return definition ? checkNfConfig(definition, config).errors : [];
     },
   });
   const host = await Host.create(await planFromDeployment(deployment));

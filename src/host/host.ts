@@ -29,8 +29,7 @@ import { DropReason } from '../packet/drop-reason.js';
 import { FlowKey } from '../packet/flow-key.js';
 import { Layer, PacketParser } from '../packet/packet-parser.js';
 import { TcpFlag } from '../packet/tcp.js';
-import { validateConfig } from '../sdk/config-schema.js';
-import { createNfContext, type NfDefinition, type NfInstance } from '../sdk/define-nf.js';
+import { checkNfConfig, createNfContext, type NfDefinition, type NfInstance } from '../sdk/define-nf.js';
 import { MAX_BATCH, PacketBatch } from '../sdk/packet-batch.js';
 import { Classifier, type MatchPlan } from './classifier.js';
 import { EXCEPTION_DROP, EXCEPTION_REASON, ExceptionGuard } from './exception-guard.js';
@@ -368,7 +367,7 @@ export class Host {
         const definition = definitions.get(name);
         if (!nfPlan || !definition)
           throw new NfvError('NFV_ERR_BAD_ARGUMENT', `chain ${chainPlan.name}: no NF named ${name}`);
-        const { value } = validateConfig(definition.config, nfPlan.config);
+        const { value } = checkNfConfig(definition, nfPlan.config);
         const nf: NfRuntime = {
           name,
           plan: nfPlan,
@@ -426,7 +425,7 @@ export class Host {
         continue;
       }
       definitions.set(name, module.default);
-      for (const error of validateConfig(module.default.config, nf.config).errors) {
+      for (const error of checkNfConfig(module.default, nf.config).errors) {
         problems.push(`nfs.${name}.config.${error.path}: ${error.message}`);
       }
     }

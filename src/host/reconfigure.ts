@@ -29,8 +29,7 @@
 import { NfvError } from '../errors.js';
 import type { BufferPool } from '../mem/buffer-pool.js';
 import { DESCRIPTOR_WORDS } from '../mem/descriptor-ring.js';
-import { validateConfig } from '../sdk/config-schema.js';
-import type { NfDefinition } from '../sdk/define-nf.js';
+import { checkNfConfig, type NfDefinition } from '../sdk/define-nf.js';
 import { MAX_BATCH } from '../sdk/packet-batch.js';
 import { Classifier, type MatchPlan } from './classifier.js';
 import { Control } from './guest-protocol.js';
@@ -213,7 +212,7 @@ async function loadDefinitions(plan: HostPlan, chains: ReadonlySet<string>): Pro
       problems.push(`nfs.${name}: ${nf.module} has no default export (an NF definition)`);
       continue;
     }
-    const { value, errors } = validateConfig(module.default.config, nf.config);
+    const { value, errors } = checkNfConfig(module.default, nf.config);
     for (const error of errors) problems.push(`nfs.${name}.config.${error.path}: ${error.message}`);
     loaded.set(name, { definition: module.default, config: value });
   }

@@ -20,7 +20,7 @@
  */
 import { dropReasonName } from '../packet/drop-reason.js';
 import { layerName } from '../packet/packet-parser.js';
-import type { ConfigSchema } from './config-schema.js';
+import { validateConfig, type ConfigError, type ConfigSchema } from './config-schema.js';
 import type { PacketBatch } from './packet-batch.js';
 
 export interface CounterSpec {
@@ -75,11 +75,36 @@ export interface NfDefinition<Config = Record<string, unknown>> {
   drops: Readonly<Record<string, string>>;
   counters: Readonly<Record<string, CounterSpec>>;
   config: ConfigSchema;
+  /**
+   * Checks beyond the schema (rule texts that must parse, say), on a config the schema accepted:
+   * each problem with its field path, so a deployment error points at the file's line. Runs before
+   * anything starts; `create()` may still refuse what it cannot check earlier.
+   */
+  check?(config: Config): readonly ConfigError[];
   /** Compiles `config` (already validated, defaults filled) into a packet handler. */
   create(config: Config, ctx: NfContext): NfInstance;
 }
 
 const NAME = /^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$/;
+
+/**
+ * Validates an NF's configuration the way a host does before starting it: the schema (defaults
+ * filled, unknown keys refused), then the NF's own `check` on what the schema accepted. Never throws.
+ */
+export function checkNfConfig<Config>(
+  definition: Pick<NfDefinition<Config>, 'config' | 'check'>,
+  raw: unknown,
+): { value: Record<string, unknown>; errors: ConfigError[] } {
+  const result = validateConfig(definition.config, raw);
+  if (result.errors.length === 0 && definition.check) {
+    try {
+      result.errors.push(...definition.check(result.value as Config));
+    } catch (error) {
+      result.errors.push({ path: '', message: `the NF's check failed: ${(error as Error).message}` });
+    }
+  }
+  return result;
+}
 
 /**
  * Declares an NF. Checks the declaration itself (names, at least one output) and throws a plain

@@ -1,5 +1,6 @@
 export { validateConfig, type ConfigError, type ConfigSchema, type FieldSchema } from './config-schema.js';
 export {
+  checkNfConfig,
   createNfContext,
   defineNf,
   type CounterSpec,

@@ -8,8 +8,7 @@
  * const [result] = nf.run([frame]);
  * assert.equal(result.drop, 'no_match');
  */
-import { validateConfig } from './config-schema.js';
-import { createNfContext, type NfDefinition, type NfInstance } from './define-nf.js';
+import { checkNfConfig, createNfContext, type NfDefinition, type NfInstance } from './define-nf.js';
 import { MAX_BATCH, PacketBatch } from './packet-batch.js';
 
 export interface HarnessResult {
@@ -34,7 +33,7 @@ export class NfHarness<Config> {
     rawConfig: unknown,
     options: { slotSize?: number; replica?: number; replicas?: number } = {},
   ) {
-    const { value, errors } = validateConfig(definition.config, rawConfig);
+    const { value, errors } = checkNfConfig(definition, rawConfig);
     if (errors.length > 0) {
       throw new Error(
         `${definition.name} config: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`,
