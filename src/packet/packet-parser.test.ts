@@ -2,11 +2,17 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { hex, placeAt } from '../../test/support/hex.js';
-import { formatIpv4, formatIpv6 } from './address.js';
+import { formatIpv4, formatIpv6, ipv4 } from './address.js';
+import { pseudoHeaderSumV4 } from './checksum.js';
 import { DropReason } from './drop-reason.js';
+import { EthernetRepr } from './ethernet.js';
 import { FlowKey } from './flow-key.js';
+import { EtherType, IpProtocol } from './ip-protocol.js';
+import { Ipv4Repr } from './ipv4.js';
 import { LinkType } from './link-type.js';
 import { Layer, PacketParser } from './packet-parser.js';
+import { TcpRepr } from './tcp.js';
+import { UdpRepr } from './udp.js';
 
 // Frames built by scapy 2.5 (python3-scapy on Debian 12), checksums and lengths filled in by scapy.
 const frames = {
@@ -215,5 +221,122 @@ describe('PacketParser', () => {
       ),
       { numRuns: 20_000 },
     );
+  });
+
+  describe('the fast path for Ethernet / IPv4 / TCP or UDP', () => {
+    /** Everything attach() leaves behind that a caller may read. */
+    function state(p: PacketParser, reason: number): unknown {
+      return {
+        reason,
+        failedLayer: p.failedLayer,
+        layers: layers(p),
+        at: Array.from(p.layerAt.subarray(0, p.layerCount)),
+        l3: p.l3,
+        l4: p.l4,
+        tunnel: p.tunnel,
+        tunnelDepth: p.tunnelDepth,
+        protocol: p.protocol,
+        fragment: p.fragment,
+        payload: reason === DropReason.None ? [p.payloadAt, p.payloadLength] : null,
+        eth: reason === DropReason.None ? [p.eth.at, p.eth.available, p.eth.tagCount()] : null,
+        ipv4: p.l3 === Layer.Ipv4 ? [p.ipv4.at, p.ipv4.available] : null,
+        udp: p.l4 === Layer.Udp ? [p.udp.at, p.udp.available] : null,
+        tcp: p.l4 === Layer.Tcp ? [p.tcp.at, p.tcp.available] : null,
+      };
+    }
+
+    /** A checksummed frame at `at` in a buffer with `tail` spare bytes: UDP or TCP, `payload` bytes. */
+    function frame(tcp: boolean, payload: number, padding: number, at: number, ports: [number, number]) {
+      const l4Length = (tcp ? 20 : 8) + payload;
+      const bytes = new Uint8Array(at + 34 + l4Length + padding);
+      for (let i = 0; i < payload; i++) bytes[at + 34 + l4Length - payload + i] = (i * 37 + 11) & 255;
+      const protocol = tcp ? IpProtocol.Tcp : IpProtocol.Udp;
+      EthernetRepr.emit(
+        { dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01', tags: [], etherType: EtherType.Ipv4 },
+        bytes,
+        at,
+      );
+      Ipv4Repr.emit(
+        { src: '198.18.0.1', dst: '203.0.113.9', protocol, payloadLength: l4Length },
+        bytes,
+        at + 14,
+      );
+      const pseudo = pseudoHeaderSumV4(ipv4('198.18.0.1'), ipv4('203.0.113.9'), protocol, l4Length);
+      if (tcp)
+        TcpRepr.emit(
+          {
+            srcPort: ports[0],
+            dstPort: ports[1],
+            seq: 1,
+            ack: 2,
+            flags: 0x18,
+            window: 512,
+            urgentPointer: 0,
+            options: new Uint8Array(0),
+            payloadLength: payload,
+          },
+          bytes,
+          at + 34,
+          pseudo,
+        );
+      else
+        UdpRepr.emit(
+          { srcPort: ports[0], dstPort: ports[1], payloadLength: payload },
+          bytes,
+          at + 34,
+          pseudo,
+        );
+      return bytes;
+    }
+
+    for (const verifyChecksums of [true, false]) {
+      it(`leaves the state the layered walk leaves, on valid and mutated frames (verifyChecksums ${verifyChecksums})`, () => {
+        const fast = new PacketParser({ verifyChecksums });
+        const walk = new PacketParser({ verifyChecksums });
+        let accepted = 0;
+        let refused = 0;
+        fc.assert(
+          fc.property(
+            fc.boolean(),
+            fc.integer({ min: 0, max: 40 }),
+            fc.integer({ min: 0, max: 8 }),
+            fc.integer({ min: 0, max: 5 }),
+            fc.tuple(fc.constantFrom(53, 4789, 6081, 40000), fc.constantFrom(80, 4789, 6081, 53)),
+            fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }),
+            fc.integer({ min: -4, max: 80 }),
+            (tcp, payload, padding, at, ports, edits, cut) => {
+              const bytes = frame(tcp, payload, padding, at, ports);
+              // Edits land in the headers (the first 60 bytes after `at`) most of the time.
+              for (const [where, value] of edits)
+                bytes[at + (where % Math.min(60, bytes.length - at))] = value;
+              const length = cut < 0 ? bytes.length - at : Math.min(cut, bytes.length - at);
+              const reason = fast.attach(bytes, at, length);
+              const expected = walk.attachLayers(bytes, at, length, LinkType.Ethernet);
+              assert.deepEqual(state(fast, reason), state(walk, expected));
+              if (reason === DropReason.None) accepted++;
+              else refused++;
+            },
+          ),
+          { numRuns: 20_000 },
+        );
+        // Both outcomes were exercised, not one of them only.
+        assert.ok(accepted > 1000 && refused > 1000, `accepted ${accepted}, refused ${refused}`);
+      });
+    }
+
+    it('takes the fast path after a refused frame without keeping its state', () => {
+      const p = new PacketParser();
+      assert.equal(p.attach(frames.vxlan, 0, frames.vxlan.length), DropReason.None);
+      assert.equal(p.tunnelDepth, 1);
+      const udp = frame(false, 18, 0, 0, [1234, 53]);
+      assert.equal(p.attach(frames.tcpV4, 0, 20), DropReason.Truncated);
+      assert.equal(p.attach(udp, 0, udp.length), DropReason.None);
+      assert.deepEqual(layers(p), [Layer.Ethernet, Layer.Ipv4, Layer.Udp]);
+      assert.equal(p.tunnelDepth, 0);
+      assert.equal(p.failedLayer, Layer.None);
+      assert.equal(p.udp.srcPort(), 1234);
+      assert.equal(p.payloadAt, 42);
+      assert.equal(p.payloadLength, 18);
+    });
   });
 });

@@ -15,18 +15,18 @@
  * else if (parser.flowKey(key)) table.lookup(key);
  */
 import { ArpView } from './arp.js';
-import { pseudoHeaderSumV4, pseudoHeaderSumV6 } from './checksum.js';
+import { foldSum, pseudoHeaderSumV4, pseudoHeaderSumV6, sum16 } from './checksum.js';
 import { DropReason } from './drop-reason.js';
-import { EthernetView } from './ethernet.js';
+import { ETHERNET_HEADER_LENGTH, EthernetView } from './ethernet.js';
 import type { FlowKey } from './flow-key.js';
 import { GeneveView } from './geneve.js';
 import { Icmpv4Type, Icmpv4View } from './icmpv4.js';
 import { Icmpv6Type, Icmpv6View } from './icmpv6.js';
 import { EtherType, IpProtocol, UdpPort } from './ip-protocol.js';
-import { Ipv4Field, Ipv4View } from './ipv4.js';
+import { IPV4_MIN_HEADER_LENGTH, Ipv4Field, Ipv4View } from './ipv4.js';
 import { Ipv6View } from './ipv6.js';
 import { LinkType } from './link-type.js';
-import { TcpView } from './tcp.js';
+import { TCP_MIN_HEADER_LENGTH, TcpView } from './tcp.js';
 import { UDP_HEADER_LENGTH, UdpView } from './udp.js';
 import { VxlanView } from './vxlan.js';
 
@@ -130,6 +130,98 @@ export class PacketParser {
 
   /** Parses `bytes[at, at+length)` as a frame of `linkType`. Never throws; returns why it refused. */
   attach(bytes: Uint8Array, at: number, length: number, linkType: LinkType = LinkType.Ethernet): DropReason {
+    if (linkType === LinkType.Ethernet && this.attachCommon(bytes, at, length)) return DropReason.None;
+    return this.attachLayers(bytes, at, length, linkType);
+  }
+
+  /**
+   * The fast path for the common frame: untagged Ethernet, IPv4 without options and not a fragment,
+   * then TCP without options or UDP that is not a tunnel port. It reads the bytes directly (no view
+   * calls, which V8 stops inlining in a long packet loop), and succeeds only when every check the
+   * layered walk makes passes, leaving exactly the state the walk would. Anything else — another
+   * layout, or a check that fails — returns false and the walk decides (and names the drop).
+   */
+  private attachCommon(bytes: Uint8Array, at: number, length: number): boolean {
+    const limit = Math.min(bytes.length, at + Math.max(0, length));
+    const ip = at + ETHERNET_HEADER_LENGTH;
+    const l4 = ip + IPV4_MIN_HEADER_LENGTH;
+    // Written as !(a <= b) so that a NaN length fails here too and the walk decides.
+    if (!(l4 + UDP_HEADER_LENGTH <= limit)) return false;
+    if (((bytes[at + 12] << 8) | bytes[at + 13]) !== EtherType.Ipv4 || bytes[ip] !== 0x45) return false;
+    const total = (bytes[ip + 2] << 8) | bytes[ip + 3];
+    // Total length covers the header and fits the capture; MF clear and fragment offset 0.
+    if (total < IPV4_MIN_HEADER_LENGTH || !(ip + total <= limit)) return false;
+    if ((bytes[ip + 6] & 0x3f) !== 0 || bytes[ip + 7] !== 0) return false;
+    const addresses =
+      ((bytes[ip + 12] << 8) | bytes[ip + 13]) +
+      ((bytes[ip + 14] << 8) | bytes[ip + 15]) +
+      ((bytes[ip + 16] << 8) | bytes[ip + 17]) +
+      ((bytes[ip + 18] << 8) | bytes[ip + 19]);
+    let sum =
+      0x4500 +
+      ((bytes[ip + 1] | 0) + total) +
+      ((bytes[ip + 4] << 8) | bytes[ip + 5]) +
+      ((bytes[ip + 6] << 8) | bytes[ip + 7]) +
+      ((bytes[ip + 8] << 8) | bytes[ip + 9]) +
+      ((bytes[ip + 10] << 8) | bytes[ip + 11]) +
+      addresses;
+    sum = (sum & 0xffff) + (sum >>> 16);
+    if ((sum & 0xffff) + (sum >>> 16) !== 0xffff) return false;
+    const protocol = bytes[ip + 9];
+    const segment = total - IPV4_MIN_HEADER_LENGTH;
+    const verify = this.options.verifyChecksums;
+    let payloadAt: number;
+    let payloadLength: number;
+    let layer: Layer;
+    if (protocol === IpProtocol.Udp) {
+      if (segment < UDP_HEADER_LENGTH) return false;
+      const datagram = (bytes[l4 + 4] << 8) | bytes[l4 + 5];
+      if (datagram < UDP_HEADER_LENGTH || datagram > segment) return false;
+      const port = (bytes[l4 + 2] << 8) | bytes[l4 + 3];
+      if (isTunnelPort(port)) return false;
+      if (verify && (bytes[l4 + 6] | bytes[l4 + 7]) !== 0) {
+        if (foldSum(sum16(bytes, l4, datagram, addresses + IpProtocol.Udp + datagram)) !== 0xffff)
+          return false;
+      }
+      payloadAt = l4 + UDP_HEADER_LENGTH;
+      payloadLength = datagram - UDP_HEADER_LENGTH;
+      layer = Layer.Udp;
+      this.udp.attachUnchecked(bytes, l4, segment);
+    } else if (protocol === IpProtocol.Tcp) {
+      if (segment < TCP_MIN_HEADER_LENGTH || bytes[l4 + 12] >>> 4 !== 5) return false;
+      if (verify && foldSum(sum16(bytes, l4, segment, addresses + IpProtocol.Tcp + segment)) !== 0xffff)
+        return false;
+      payloadAt = l4 + TCP_MIN_HEADER_LENGTH;
+      payloadLength = segment - TCP_MIN_HEADER_LENGTH;
+      layer = Layer.Tcp;
+      this.tcp.attachUnchecked(bytes, l4, segment);
+    } else return false;
+    this.eth.attachUnchecked(bytes, at, limit - at, 0);
+    this.ipv4.attachUnchecked(bytes, ip, limit - ip);
+    this.layerKind[0] = Layer.Ethernet;
+    this.layerAt[0] = at;
+    this.layerKind[1] = Layer.Ipv4;
+    this.layerAt[1] = ip;
+    this.layerKind[2] = layer;
+    this.layerAt[2] = l4;
+    this.layerCount = 3;
+    this.failedLayer = Layer.None;
+    this.l3 = Layer.Ipv4;
+    this.l4 = layer;
+    this.tunnel = Layer.None;
+    this.tunnelDepth = 0;
+    this.protocol = protocol;
+    this.fragment = false;
+    this.payloadAt = payloadAt;
+    this.payloadLength = payloadLength;
+    return true;
+  }
+
+  /**
+   * The layered walk alone: every link type, tag, extension header and tunnel, and the drop reasons.
+   * `attach` uses it for every frame the fast path does not take; call `attach`.
+   */
+  attachLayers(bytes: Uint8Array, at: number, length: number, linkType: LinkType): DropReason {
     this.layerCount = 0;
     this.failedLayer = Layer.None;
     this.l3 = Layer.None;
