@@ -13,6 +13,7 @@ export function fakeStatus(): HostStatus {
     running: true,
     seconds: 12.5,
     received: 1000,
+    originated: 0,
     sent: 900,
     dropped: 80,
     lost: 20,

@@ -6,7 +6,7 @@
  * scrapes (an NF that goes away takes its series with it).
  *
  * Families:
- *   nfvisor_packets_{received,sent,lost}_total               host-wide
+ *   nfvisor_packets_{received,originated,sent,lost}_total    host-wide
  *   nfvisor_packets_dropped_total{nf,reason}                 nf="" for the host's own drops
  *   nfvisor_port_packets_sent_total{port}
  *   nfvisor_instance_{packets,restarts}_total{nf}            what the host measures of each NF
@@ -59,6 +59,10 @@ export async function renderMetrics(
   counter('nfvisor_packets_received_total', 'Packets read from every input port (packets).').inc(
     status.received,
   );
+  counter(
+    'nfvisor_packets_originated_total',
+    'Packets the NFs made themselves: keepalives, handshake retries (packets).',
+  ).inc(status.originated);
   counter('nfvisor_packets_sent_total', 'Packets written to every output port (packets).').inc(status.sent);
   counter(
     'nfvisor_packets_lost_total',

@@ -62,6 +62,8 @@ export const HostStatus = Type.Object(
     running: Type.Boolean(),
     seconds: Count,
     received: Count,
+    /** Packets the NFs made themselves (keepalives, handshake retries). */
+    originated: Count,
     sent: Count,
     dropped: Count,
     lost: Count,

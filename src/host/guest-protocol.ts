@@ -7,6 +7,12 @@
  *   flags:  bit 15 set → dropped, bits 0–14 the drop-reason index
  *           bit 15 clear → sent, bits 0–14 the output index
  *   meta:   the symmetric flow hash the host computed at classification (replica steering)
+ *   port:   ORIGINATED_PORT for a packet an NF made (`ctx.emit`): it came in on no port
+ *
+ *   spare ring (direct and paravirt guests of an NF that `originates`): host → guest, free slots
+ *   the host set aside, the way a NIC driver fills an AF_XDP fill ring. A guest emitting a packet
+ *   takes one, writes the packet into it and sends its descriptor on its output ring like any
+ *   other, so a packet made in the middle of a run of direct guests needs no host hop.
  *
  *   control (Int32Array over a SharedArrayBuffer, written by the side named):
  *     [Stop]       host  → 1 asks the guest to finish its current burst and exit
@@ -28,6 +34,10 @@ export const CONTROL_WORDS = 8;
 
 export const FLAG_DROP = 0x8000;
 export const FLAG_INDEX_MASK = 0x7fff;
+/** The input port of a packet an NF made: it came in on no port. */
+export const ORIGINATED_PORT = 0xffff;
+/** Free slots a host keeps in the spare ring of each guest that originates packets. */
+export const SPARE_SLOTS = 16;
 
 export interface GuestInit {
   guestId: number;
@@ -46,6 +56,8 @@ export interface GuestInit {
   inRing: DescriptorRingShared | null;
   outRing: DescriptorRingShared | null;
   returnRing: DescriptorRingShared | null;
+  /** Free slots for packets the NF emits (direct and paravirt, when the NF originates packets). */
+  spareRing: DescriptorRingShared | null;
   control: SharedArrayBuffer;
   /** The NF's counters, one f64 per declared counter. */
   counters: SharedArrayBuffer;
@@ -72,6 +84,8 @@ export type HostToGuest =
 export type GuestToHost =
   | { type: 'ready' }
   | { type: 'verdict'; verdict: EmulatedVerdict }
+  /** A packet the NF emitted (emulated guests: the host puts it in a slot and sends it on). */
+  | { type: 'emit'; output: number; bytes: Uint8Array }
   | { type: 'snapshot'; state: unknown }
   | { type: 'log'; message: string }
   | { type: 'failed'; error: { code?: string; message: string } };

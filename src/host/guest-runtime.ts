@@ -20,9 +20,22 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { BufferPool } from '../mem/buffer-pool.js';
 import { copyBytes } from '../io/capture-buffer.js';
 import { DESCRIPTOR_WORDS, DescriptorRing, portFlags } from '../mem/descriptor-ring.js';
-import { createNfContext, type NfDefinition, type NfInstance } from '../sdk/define-nf.js';
+import {
+  createNfContext,
+  MAX_EMITS_PER_TICK,
+  type EmitSink,
+  type NfDefinition,
+  type NfInstance,
+} from '../sdk/define-nf.js';
 import { MAX_BATCH, PacketBatch } from '../sdk/packet-batch.js';
-import { Control, FLAG_DROP, type GuestInit, type GuestToHost, type HostToGuest } from './guest-protocol.js';
+import {
+  Control,
+  FLAG_DROP,
+  ORIGINATED_PORT,
+  type GuestInit,
+  type GuestToHost,
+  type HostToGuest,
+} from './guest-protocol.js';
 import { nowNs } from './clock.js';
 import { ExceptionGuard } from './exception-guard.js';
 import {
@@ -45,6 +58,23 @@ const MAX_LOG_LINES = 100;
 /** Refusals logged one by one; after these only the count in control[Refused] grows. */
 const LOGGED_REFUSALS = 10;
 
+/** Packets the NF emitted since the host's last tick (at most MAX_EMITS_PER_TICK). */
+let emittedSinceTick = 0;
+/**
+ * How an emitted packet leaves the guest. Emulated: as its own message, a copy the host puts into
+ * a slot. The ring loop replaces it with the spare-ring path (a slot the host set aside).
+ */
+let emitPacket: EmitSink = (bytes, at, length, output) => {
+  if (length > init.pool.slotSize) return false;
+  post({ type: 'emit', output, bytes: bytes.slice(at, at + length) });
+  return true;
+};
+const emit: EmitSink = (bytes, at, length, output) => {
+  if (emittedSinceTick >= MAX_EMITS_PER_TICK || !emitPacket(bytes, at, length, output)) return false;
+  emittedSinceTick++;
+  return true;
+};
+
 async function start(): Promise<void> {
   let logged = 0;
   const log = (message: string): void => {
@@ -54,14 +84,16 @@ async function start(): Promise<void> {
     ? loadImage(init.sandbox, log)
     : ((await import(init.nfModule)) as { default: NfDefinition<Record<string, unknown>> }).default;
   const counters = new Float64Array(init.counters);
-  const ctx = createNfContext(definition, init.instance, init.replica, init.replicas, log, counters);
+  const ctx = createNfContext(definition, init.instance, init.replica, init.replicas, log, counters, emit);
   const instance = definition.create(init.config, ctx);
   if (init.snapshot !== undefined && instance.restore) instance.restore(init.snapshot);
   port.on('message', (message: HostToGuest) => {
     if (message.type === 'snapshot')
       post({ type: 'snapshot', state: instance.snapshot ? instance.snapshot() : undefined });
-    else if (message.type === 'tick') instance.tick?.(message.now);
-    else if (message.type === 'packet') emulated(instance, message);
+    else if (message.type === 'tick') {
+      emittedSinceTick = 0;
+      instance.tick?.(message.now);
+    } else if (message.type === 'packet') emulated(instance, message);
   });
   post({ type: 'ready' });
   if (init.mode !== 'emulated') ringLoop(instance);
@@ -124,6 +156,22 @@ function ringLoop(instance: NfInstance): void {
   const incoming = new Uint32Array(limit * DESCRIPTOR_WORDS);
   const sent = new Uint32Array(limit * DESCRIPTOR_WORDS);
   const dropped = new Uint32Array(limit * DESCRIPTOR_WORDS);
+  if (init.spareRing !== null) {
+    // An emitted packet goes into a spare slot and out on the output ring, after any burst this
+    // thread already sent there (message handlers run between bursts: one producer, in order).
+    const spareRing = DescriptorRing.attach(init.spareRing);
+    const spare = new Uint32Array(DESCRIPTOR_WORDS);
+    emitPacket = (bytes, at, length, output) => {
+      if (length > pool.slotSize || spareRing.dequeueBurst(spare, 0, 1) !== 1) return false;
+      if (spare[0] >= pool.slotCount) return false; // not a slot: the host never hands out such
+      copyBytes(bytes, at, pool.bytes, pool.slotOffset(spare[0]), length);
+      spare[1] = length;
+      spare[2] = portFlags(ORIGINATED_PORT, output);
+      spare[3] = 0;
+      pushAll(outRing, spare, 1);
+      return true;
+    };
+  } else emitPacket = () => false;
 
   const turn = (): void => {
     // Bursts until the ring is empty, then back to the event loop for control messages.

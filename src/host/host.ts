@@ -29,7 +29,14 @@ import { DropReason } from '../packet/drop-reason.js';
 import { FlowKey } from '../packet/flow-key.js';
 import { Layer, PacketParser } from '../packet/packet-parser.js';
 import { TcpFlag } from '../packet/tcp.js';
-import { checkNfConfig, createNfContext, type NfDefinition, type NfInstance } from '../sdk/define-nf.js';
+import { copyBytes } from '../io/capture-buffer.js';
+import {
+  checkNfConfig,
+  createNfContext,
+  MAX_EMITS_PER_TICK,
+  type NfDefinition,
+  type NfInstance,
+} from '../sdk/define-nf.js';
 import { MAX_BATCH, PacketBatch } from '../sdk/packet-batch.js';
 import { Classifier, type MatchPlan } from './classifier.js';
 import { EXCEPTION_DROP, EXCEPTION_REASON, ExceptionGuard } from './exception-guard.js';
@@ -51,6 +58,8 @@ import {
   Control,
   FLAG_DROP,
   FLAG_INDEX_MASK,
+  ORIGINATED_PORT,
+  SPARE_SLOTS,
   type GuestInit,
   type GuestToHost,
   type HostToGuest,
@@ -137,6 +146,8 @@ export interface NfSummary {
 export interface HostSummary {
   seconds: number;
   received: number;
+  /** Packets the NFs made (`ctx.emit`): with `received`, what has to be sent, dropped or lost. */
+  originated: number;
   sent: number;
   dropped: number;
   lost: number;
@@ -154,6 +165,7 @@ export interface HostSummary {
 export interface HostProgress {
   seconds: number;
   received: number;
+  originated: number;
   sent: number;
   dropped: number;
   lost: number;
@@ -161,6 +173,8 @@ export interface HostProgress {
 }
 
 const NO_RUN = -1;
+/** Packets emitted by inline and emulated NFs that wait for the next loop turn, at most. */
+const PENDING_EMITS = 256;
 /** Bursts read from each input port per turn of the host loop. */
 const RX_BURSTS_PER_TURN = 8;
 /**
@@ -232,6 +246,13 @@ export interface Replica {
   guard: ExceptionGuard;
   // Emulated guests: id → slot of each packet in flight.
   emulatedInFlight: Map<number, number>;
+  // NFs that originate packets. Inline and emulated: emits since the last tick (the host's budget).
+  emitsSinceTick: number;
+  /** Direct and paravirt: the spare ring, and the slots in it, oldest first (a FIFO like the ring). */
+  spareRing: DescriptorRing | null;
+  spares: Uint32Array;
+  spareHead: number;
+  spareCount: number;
 }
 
 export interface NfRuntime {
@@ -304,12 +325,23 @@ export class Host {
   private readonly slotNanos: Uint32Array;
   /** When each slot's packet was read (performance.now(), ms), and a histogram of rx→tx latency. */
   private readonly slotRxMs: Float64Array;
+  /** 1 while a slot waits in a guest's spare ring: not a packet yet, and never one a guest may hand back. */
+  private readonly slotSpare: Uint8Array;
+  /** Packets inline and emulated NFs emitted, waiting for the next turn; the NF that made each. */
+  private readonly pendingEmits = new Uint32Array(PENDING_EMITS * DESCRIPTOR_WORDS);
+  private readonly pendingEmitFrom: (NfRuntime | null)[] = new Array<NfRuntime | null>(PENDING_EMITS).fill(
+    null,
+  );
+  private pendingEmitCount = 0;
+  private readonly emitBurst = new Uint32Array(PENDING_EMITS * DESCRIPTOR_WORDS);
+  private readonly spareDescriptor = new Uint32Array(DESCRIPTOR_WORDS);
   private readonly latency = new LatencyHistogram();
   private readonly scratch = new Uint32Array(MAX_BATCH * DESCRIPTOR_WORDS);
   private readonly slots = new Uint32Array(MAX_BATCH);
   private readonly inlineBatch: PacketBatch;
   private readonly batchSize: number;
   private received = 0;
+  private originated = 0;
   private sent = 0;
   private dropped = 0;
   private lost = 0;
@@ -340,6 +372,7 @@ export class Host {
     this.slotSeconds = new Float64Array(plan.pool.slots);
     this.slotNanos = new Uint32Array(plan.pool.slots);
     this.slotRxMs = new Float64Array(plan.pool.slots);
+    this.slotSpare = new Uint8Array(plan.pool.slots);
     this.inlineBatch = new PacketBatch(this.pool.bytes, this.pool.slotSize);
     this.opened = new Promise((resolve) => (this.markOpened = resolve));
     this.overload = plan.memory
@@ -495,6 +528,7 @@ export class Host {
         let moved = 0;
         if (!this.inputsDone) moved += this.receive();
         moved += this.collect();
+        moved += this.flushEmits();
         moved += this.flushBacklogs();
         await this.restartDue();
         if (this.inputsDone && this.inFlight() === 0) break;
@@ -544,6 +578,11 @@ export class Host {
       instance: null,
       guard: new ExceptionGuard(),
       emulatedInFlight: new Map(),
+      emitsSinceTick: 0,
+      spareRing: null,
+      spares: new Uint32Array(SPARE_SLOTS),
+      spareHead: 0,
+      spareCount: 0,
     };
   }
 
@@ -586,6 +625,10 @@ export class Host {
               : chainRings[k + 1];
         const returnRing = DescriptorRing.create(ringSize);
         if (outRing === null) throw new Error('run without an output ring');
+        // Spare slots are stocked once the run is part of the host (collect → stockSpares).
+        replica.spareRing = nf.definition.originates === true ? DescriptorRing.create(SPARE_SLOTS) : null;
+        replica.spareHead = 0;
+        replica.spareCount = 0;
         starts.push(this.startWorker(replica, inRing, outRing, returnRing));
       }
     });
@@ -601,6 +644,7 @@ export class Host {
       nf.replicas.length,
       (m) => this.log(nf.name, m),
       replica.counters,
+      (bytes, at, length, output) => this.originate(replica, bytes, at, length, output),
     );
     replica.instance = nf.definition.create(nf.config, ctx);
     if (replica.snapshot !== undefined) replica.instance.restore?.(replica.snapshot);
@@ -631,6 +675,7 @@ export class Host {
       inRing: inRing?.shared ?? null,
       outRing: outRing?.shared ?? null,
       returnRing: returnRing?.shared ?? null,
+      spareRing: inRing !== null ? (replica.spareRing?.shared ?? null) : null,
       control: replica.control.buffer as SharedArrayBuffer,
       counters: replica.counters.buffer as SharedArrayBuffer,
       batch: this.batchSize,
@@ -658,7 +703,17 @@ export class Host {
           resolve();
         } else if (message.type === 'verdict')
           this.emulatedVerdict(replica, message.verdict.id, message.verdict.verdict, message.verdict.bytes);
-        else if (message.type === 'snapshot') {
+        else if (message.type === 'emit') {
+          // A guest's message is as untrusted as its descriptors: checked before the host acts on it.
+          const { bytes, output } = message;
+          if (
+            bytes instanceof Uint8Array &&
+            Number.isInteger(output) &&
+            output >= 0 &&
+            output < nf.definition.outputs.length
+          )
+            this.originate(replica, bytes, 0, bytes.length, output);
+        } else if (message.type === 'snapshot') {
           replica.snapshot = message.state;
           replica.snapshots++;
           if (replica.snapshotAskedAt !== 0) {
@@ -943,6 +998,16 @@ export class Host {
   private collect(): number {
     let moved = 0;
     const d = this.scratch;
+    // Spare slots a guest used are packets from now on; this comes first so that a packet made
+    // from one is counted as originated before the host can see it sent or dropped.
+    for (const nf of this.nfs) {
+      if (nf.definition.originates !== true || nf.run < 0) continue;
+      for (const replica of nf.replicas) {
+        if (!replica.up || replica.spareRing === null) continue;
+        this.syncSpares(replica);
+        this.stockSpares(replica);
+      }
+    }
     for (const run of this.runs) {
       const chain = this.chains[run.chain];
       const last = chain.stages[run.last];
@@ -1002,9 +1067,131 @@ export class Host {
 
   /** A guest's descriptor is read once and checked before the host acts on it; a bad one is counted. */
   private validDescriptor(slot: number, length: number, run: number): boolean {
-    if (slot < this.pool.slotCount && length <= this.pool.slotSize && this.slotRun[slot] === run) return true;
+    if (
+      slot < this.pool.slotCount &&
+      length <= this.pool.slotSize &&
+      this.slotRun[slot] === run &&
+      this.slotSpare[slot] === 0
+    )
+      return true;
     this.hostDrops.set(HostDrop.Invalid, (this.hostDrops.get(HostDrop.Invalid) ?? 0) + 1);
     return false;
+  }
+
+  // ── packets the NFs make (`ctx.emit`) ─────────────────────────────────────────────────────────
+
+  /**
+   * An inline or emulated NF emitted a packet: it is copied into a free slot and, at the next loop
+   * turn, goes on to the stage after the NF (never into a burst that is half done). False when the
+   * NF's budget for this tick is spent, it is not running, or no slot is free.
+   */
+  private originate(
+    replica: Replica,
+    bytes: Uint8Array,
+    at: number,
+    length: number,
+    output: number,
+  ): boolean {
+    const nf = replica.nf;
+    if (!replica.up || nf.retiring === true || nf.run < 0 || this.stopping) return false;
+    if (replica.emitsSinceTick >= MAX_EMITS_PER_TICK || length > this.pool.slotSize) return false;
+    if (this.pendingEmitCount === PENDING_EMITS) return false;
+    const slot = this.pool.alloc();
+    if (slot < 0) return false;
+    replica.emitsSinceTick++;
+    copyBytes(bytes, at, this.pool.bytes, this.pool.slotOffset(slot), length);
+    this.stampOriginated(slot, nf);
+    const o = this.pendingEmitCount * DESCRIPTOR_WORDS;
+    this.pendingEmits[o] = slot;
+    this.pendingEmits[o + 1] = length;
+    this.pendingEmits[o + 2] = portFlags(ORIGINATED_PORT, output);
+    this.pendingEmits[o + 3] = 0;
+    this.pendingEmitFrom[this.pendingEmitCount++] = nf;
+    this.originated++;
+    this.wake?.();
+    return true;
+  }
+
+  /** Sends the packets inline and emulated NFs emitted on to the stage after each. */
+  private flushEmits(): number {
+    const count = this.pendingEmitCount;
+    if (count === 0) return 0;
+    // A copy: an inline NF downstream may emit again while these are delivered.
+    const d = this.emitBurst;
+    d.set(this.pendingEmits.subarray(0, count * DESCRIPTOR_WORDS));
+    const from = this.pendingEmitFrom.slice(0, count);
+    this.pendingEmitFrom.fill(null, 0, count);
+    this.pendingEmitCount = 0;
+    for (let k = 0; k < count; k++) {
+      const nf = from[k];
+      if (nf === null || nf.retiring === true || nf.run < 0)
+        this.hostDrop(HostDrop.NfDown, d[k * DESCRIPTOR_WORDS]);
+      else this.deliver(this.chains[nf.chain], nf.stage + 1, d, k, 1);
+    }
+    return count;
+  }
+
+  /** Timestamps for a packet an NF made: it was "received" now. */
+  private stampOriginated(slot: number, nf: NfRuntime): void {
+    const wallMs = Date.now();
+    this.slotSeconds[slot] = Math.floor(wallMs / 1000);
+    this.slotNanos[slot] = (wallMs % 1000) * 1e6;
+    this.slotRxMs[slot] = performance.now();
+    this.slotChain[slot] = nf.chain;
+  }
+
+  /**
+   * A direct or paravirt guest takes spare slots in ring order; those it took (its ring has room
+   * again) are packets now, held by its run like any other.
+   */
+  private syncSpares(replica: Replica): void {
+    const ring = replica.spareRing;
+    if (ring === null) return;
+    const waiting = SPARE_SLOTS - ring.freeSpace(); // an impossible cursor reads as "all waiting"
+    for (let taken = replica.spareCount - waiting; taken > 0; taken--) {
+      const slot = replica.spares[replica.spareHead];
+      replica.spareHead = (replica.spareHead + 1) % SPARE_SLOTS;
+      replica.spareCount--;
+      this.slotSpare[slot] = 0;
+      this.stampOriginated(slot, replica.nf);
+      this.originated++;
+    }
+  }
+
+  /** Tops a guest's spare ring up to SPARE_SLOTS, leaving at least a burst of free slots for input. */
+  private stockSpares(replica: Replica): void {
+    const ring = replica.spareRing;
+    if (ring === null) return;
+    const d = this.spareDescriptor;
+    while (replica.spareCount < SPARE_SLOTS && this.pool.freeCount() > this.batchSize) {
+      const slot = this.pool.alloc();
+      if (slot < 0) return;
+      d[0] = slot;
+      d[1] = 0;
+      d[2] = 0;
+      d[3] = 0;
+      if (ring.enqueueBurst(d, 0, 1) !== 1) {
+        this.pool.free(slot);
+        return;
+      }
+      this.slotRun[slot] = replica.nf.run;
+      this.slotSpare[slot] = 1;
+      replica.spares[(replica.spareHead + replica.spareCount) % SPARE_SLOTS] = slot;
+      replica.spareCount++;
+    }
+  }
+
+  /** A guest stopped: the spare slots it used are counted (as packets of its run), the rest go back to the pool. */
+  reclaimSpares(replica: Replica): void {
+    this.syncSpares(replica);
+    while (replica.spareCount > 0) {
+      const slot = replica.spares[replica.spareHead];
+      replica.spareHead = (replica.spareHead + 1) % SPARE_SLOTS;
+      replica.spareCount--;
+      this.slotSpare[slot] = 0;
+      this.release(slot);
+    }
+    replica.spareRing = null;
   }
 
   private nfDrop(nf: NfRuntime, reason: number, slot: number): void {
@@ -1031,7 +1218,7 @@ export class Host {
   }
 
   private inFlight(): number {
-    return this.received - this.sent - this.dropped - this.lost;
+    return this.received + this.originated - this.sent - this.dropped - this.lost;
   }
 
   /** Marks a replica down, counts what its run held as lost, and schedules the restart. */
@@ -1061,6 +1248,8 @@ export class Host {
         r.emulatedInFlight.clear();
       }
     }
+    for (let k = run.first; k <= run.last; k++)
+      for (const r of chain.stages[k].replicas) this.reclaimSpares(r);
     const runIndex = nf.run;
     for (let slot = 0; slot < this.slotRun.length; slot++)
       if (this.slotRun[slot] === runIndex) this.lose(slot);
@@ -1118,6 +1307,7 @@ export class Host {
       for (const replica of nf.replicas) {
         if (!replica.up) continue;
         if (replica.worker) {
+          replica.emitsSinceTick = 0;
           replica.worker.postMessage({ type: 'tick', now: nowNanos } satisfies HostToGuest);
           // One request outstanding at a time, and none before the duty cycle allows it.
           if (replica.snapshotAskedAt === 0 && now >= replica.nextSnapshotAt) {
@@ -1125,6 +1315,7 @@ export class Host {
             replica.worker.postMessage({ type: 'snapshot' } satisfies HostToGuest);
           }
         } else if (replica.instance) {
+          replica.emitsSinceTick = 0;
           replica.instance.tick?.(nowNanos);
           if (replica.instance.snapshot) replica.snapshot = replica.instance.snapshot();
         }
@@ -1215,6 +1406,11 @@ export class Host {
       }
     }
     await Promise.all(exits);
+    for (const nf of this.nfs) for (const replica of nf.replicas) this.reclaimSpares(replica);
+    // Only a packet an NF made after the loop's last turn can still be held: it is lost.
+    if (this.inFlight() > 0)
+      for (let slot = 0; slot < this.slotRun.length; slot++)
+        if (this.slotRun[slot] !== NO_RUN) this.lose(slot);
     for (const input of this.inputs) input.close();
     for (const output of this.outputs.values()) output.close();
   }
@@ -1228,6 +1424,7 @@ export class Host {
     return {
       seconds: (performance.now() - this.started) / 1000,
       received: this.received,
+      originated: this.originated,
       sent: this.sent,
       dropped: this.dropped,
       lost: this.lost,
@@ -1356,6 +1553,7 @@ export class Host {
     return {
       seconds: (performance.now() - this.started) / 1000,
       received: this.received,
+      originated: this.originated,
       sent: this.sent,
       dropped: this.dropped,
       lost: this.lost,

@@ -90,6 +90,8 @@ export interface ReconfigurableHost {
   readonly outputs: Map<string, OutputPort>;
   readonly tunnels: Map<string, LivePort>;
   readonly slotRun: Int32Array;
+  /** 1 for a slot waiting in a guest's spare ring (not a packet). */
+  readonly slotSpare: Uint8Array;
   readonly started: number;
   readonly stopping: boolean;
   readonly inputsDone: boolean;
@@ -99,6 +101,7 @@ export interface ReconfigurableHost {
   startStages(stages: NfRuntime[]): Promise<void>;
   planRuns(): void;
   lose(slot: number): void;
+  reclaimSpares(replica: Replica): void;
   log(nf: string, message: string): void;
 }
 
@@ -545,7 +548,8 @@ function heldByRetiring(host: ReconfigurableHost): number {
   }
   if (runs.size === 0) return 0;
   const slotRun = host.slotRun;
-  for (let slot = 0; slot < slotRun.length; slot++) if (runs.has(slotRun[slot])) held++;
+  for (let slot = 0; slot < slotRun.length; slot++)
+    if (runs.has(slotRun[slot]) && host.slotSpare[slot] === 0) held++;
   return held;
 }
 
@@ -563,13 +567,15 @@ async function drainRetiring(host: ReconfigurableHost, timeoutMs: number): Promi
     const retiring = host.chains.filter((c) => c.retiring);
     if (retiring.length === 0) return;
     const runs = new Set(retiring.flatMap((c) => c.stages.map((nf) => nf.run)));
+    stopGuests(retiring.flatMap((c) => c.stages));
+    // Spare slots the guests never used go back to the pool; those they used are counted below.
+    for (const nf of retiring.flatMap((c) => c.stages)) for (const r of nf.replicas) host.reclaimSpares(r);
     for (let slot = 0; slot < host.slotRun.length; slot++) {
       if (runs.has(host.slotRun[slot])) {
         host.lose(slot);
         lost++;
       }
     }
-    stopGuests(retiring.flatMap((c) => c.stages));
     // An old output no live chain writes any more closes now that nothing is left to write to it.
     const live = new Set<unknown>([...host.outputs.values(), ...host.tunnels.values()]);
     for (const output of new Set(retiring.map((c) => c.output))) if (!live.has(output)) output.close();

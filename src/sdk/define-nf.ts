@@ -50,13 +50,28 @@ export interface NfContext {
    * and reason, later ones cost nothing (the NF counts them). Call it on the drop path.
    */
   malformed(layer: number, reason: number): void;
+  /**
+   * Sends a packet the NF made itself — a keepalive, a handshake retry — to output `output`: it
+   * enters the chain after this NF, as if this NF had sent it. For timers, not the packet path:
+   * only an NF that declares `originates: true` may, at most MAX_EMITS_PER_TICK times between two
+   * `tick` calls; the bytes `bytes[at, at + length)` are copied. Returns false, sending nothing,
+   * when the budget is spent, the packet is larger than a slot, or the host has no slot free now
+   * (the NF tries again at a later tick).
+   */
+  emit(bytes: Uint8Array, at: number, length: number, output?: number): boolean;
 }
+
+/** Packets an NF may emit between two ticks (the host reserves slots for them). */
+export const MAX_EMITS_PER_TICK = 16;
+
+/** Where a context's `emit` goes: the host's or the harness's delivery of an NF-made packet. */
+export type EmitSink = (bytes: Uint8Array, at: number, length: number, output: number) => boolean;
 
 /** What `create()` returns: the packet handler and the optional lifecycle hooks. */
 export interface NfInstance {
   /** Handles one burst: give each packet a verdict (default: output 0). `now` is in nanoseconds. */
   process(batch: PacketBatch, now: number): void;
-  /** Called periodically with the time, for expiry and timers. */
+  /** Called periodically (every few hundred ms) with the time, for expiry and timers; may `emit`. */
   tick?(now: number): void;
   /** State to carry across a restart (structured-cloneable). */
   snapshot?(): unknown;
@@ -75,6 +90,8 @@ export interface NfDefinition<Config = Record<string, unknown>> {
   drops: Readonly<Record<string, string>>;
   counters: Readonly<Record<string, CounterSpec>>;
   config: ConfigSchema;
+  /** The NF sends packets of its own with `ctx.emit`; the host keeps a few slots ready for it. */
+  originates?: boolean;
   /**
    * Checks beyond the schema (rule texts that must parse, say), on a config the schema accepted:
    * each problem with its field path, so a deployment error points at the file's line. Runs before
@@ -125,7 +142,11 @@ export function defineNf<Config = Record<string, unknown>>(
   return Object.freeze({ ...definition });
 }
 
-/** Builds the context an NF instance gets; the host and the test harness both use it. */
+/**
+ * Builds the context an NF instance gets; the host and the test harness both use it. `emit` is
+ * where packets the NF makes go (an NF that does not declare `originates` never reaches it); the
+ * sink enforces MAX_EMITS_PER_TICK, since only its owner sees the ticks.
+ */
 export function createNfContext(
   definition: NfDefinition<never>,
   instance: string,
@@ -133,6 +154,7 @@ export function createNfContext(
   replicas: number,
   log: (message: string) => void,
   counters: Float64Array = new Float64Array(Object.keys(definition.counters).length),
+  emit: EmitSink = () => false,
 ): NfContext {
   const counterNames = Object.keys(definition.counters);
   const dropNames = Object.keys(definition.drops);
@@ -161,5 +183,16 @@ export function createNfContext(
     dropReason: (name) => lookup('drop reason', dropNames, name),
     output: (name) => lookup('output', definition.outputs, name),
     log,
+    emit: (bytes, at, length, output = 0) =>
+      definition.originates === true &&
+      Number.isInteger(at) &&
+      Number.isInteger(length) &&
+      at >= 0 &&
+      length > 0 &&
+      at + length <= bytes.length &&
+      Number.isInteger(output) &&
+      output >= 0 &&
+      output < definition.outputs.length &&
+      emit(bytes, at, length, output),
   };
 }

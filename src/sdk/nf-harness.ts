@@ -8,7 +8,13 @@
  * const [result] = nf.run([frame]);
  * assert.equal(result.drop, 'no_match');
  */
-import { checkNfConfig, createNfContext, type NfDefinition, type NfInstance } from './define-nf.js';
+import {
+  checkNfConfig,
+  createNfContext,
+  MAX_EMITS_PER_TICK,
+  type NfDefinition,
+  type NfInstance,
+} from './define-nf.js';
 import { MAX_BATCH, PacketBatch } from './packet-batch.js';
 
 export interface HarnessResult {
@@ -26,7 +32,10 @@ export class NfHarness<Config> {
   readonly instance: NfInstance;
   readonly counterValues: Float64Array;
   readonly logs: string[] = [];
+  /** Packets the NF made with `ctx.emit`, in order (a test takes them with `takeEmitted`). */
+  readonly emitted: HarnessResult[] = [];
   private readonly batch: PacketBatch;
+  private emittedSinceTick = 0;
 
   constructor(
     readonly definition: NfDefinition<Config>,
@@ -49,6 +58,12 @@ export class NfHarness<Config> {
       options.replicas ?? 1,
       (message) => this.logs.push(message),
       this.counterValues,
+      (bytes, at, length, output) => {
+        if (this.emittedSinceTick >= MAX_EMITS_PER_TICK || length > slotSize) return false;
+        this.emittedSinceTick++;
+        this.emitted.push({ output: definition.outputs[output], bytes: bytes.slice(at, at + length) });
+        return true;
+      },
     );
     this.instance = definition.create(value as Config, ctx);
   }
@@ -79,6 +94,17 @@ export class NfHarness<Config> {
       }
     }
     return results;
+  }
+
+  /** Calls the NF's `tick(now)` as the host does between bursts (and renews its emit budget). */
+  tick(now: number): void {
+    this.emittedSinceTick = 0;
+    this.instance.tick?.(now);
+  }
+
+  /** The packets emitted since the last call, oldest first. */
+  takeEmitted(): HarnessResult[] {
+    return this.emitted.splice(0, this.emitted.length);
   }
 
   /** The counters by name. */
