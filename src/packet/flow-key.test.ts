@@ -138,6 +138,42 @@ test('flow-key: the symmetric hash is the same for both directions; the plain ha
   assert.notEqual(a.hash(), b.hash());
 });
 
+test('flow-key: hash values are stable (conntrack snapshots store them)', () => {
+  // Computed before the IPv4 shortcut in symmetricHash and the unrolled equalsAt; they must not change.
+  const k = new FlowKey();
+  const v6 = new Uint8Array(32);
+  v6.set([0x20, 0x01], 0);
+  v6.set([0x20, 0x01], 16);
+  v6[15] = 1;
+  v6[31] = 2;
+  const cases: [() => void, number, number][] = [
+    [() => k.setV4(0x0a000001, 0xc0000201, 17, 40000, 53), 574114339, 574114339],
+    [() => k.setV4(0xc0000201, 0x0a000001, 17, 53, 40000), 169133194, 574114339],
+    [() => k.setV4(0xfffffffe, 0x80000000, 6, 1, 2), -1608813077, -1597094272],
+    [() => k.setV4(0x0a000001, 0x0a000001, 6, 9000, 80), -1562558778, 738968613],
+    [() => k.setV4(0x0a000001, 0x0a000001, 6, 80, 9000), 738968613, 738968613],
+    [() => k.setV6(v6, 0, 16, 58, 7, 7), 1673211315, 1673211315],
+    [() => k.setV6(v6, 16, 0, 6, 443, 50000), -1918330982, 1907903498],
+  ];
+  for (const [set, hash, symmetric] of cases) {
+    set();
+    assert.equal(k.hash(), hash, k.toString());
+    assert.equal(k.symmetricHash(), symmetric, k.toString());
+  }
+});
+
+test('flow-key: equalsAt tells apart keys differing in any one word', () => {
+  const a = new FlowKey();
+  a.setV6(udp6, 8, 24, IpProtocol.Udp, 40000, 5353);
+  const table = new Uint32Array(3 * FLOW_KEY_WORDS);
+  for (let w = 0; w < FLOW_KEY_WORDS; w++) {
+    a.writeTo(table, FLOW_KEY_WORDS);
+    assert.equal(a.equalsAt(table, FLOW_KEY_WORDS), true);
+    table[FLOW_KEY_WORDS + w] ^= 1 << (w * 3);
+    assert.equal(a.equalsAt(table, FLOW_KEY_WORDS), false, `word ${w}`);
+  }
+});
+
 test('flow-key: 10^5 structured keys spread evenly over 2^16 buckets', () => {
   const key = new FlowKey();
   const low = new Uint32Array(1 << 16);

@@ -183,7 +183,16 @@ export class FlowKey {
    * first (by address, then port) is hashed first. @example a.symmetricHash() === reversedA.symmetricHash()
    */
   symmetricHash(): number {
-    const swap = this.compareEndpoints() > 0;
+    const w = this.words;
+    // Addresses that differ only in their last word (every IPv4 key): compare that word directly.
+    const swap =
+      w[FlowKeyWord.Src] === w[FlowKeyWord.Dst] &&
+      w[FlowKeyWord.Src + 1] === w[FlowKeyWord.Dst + 1] &&
+      w[FlowKeyWord.Src + 2] === w[FlowKeyWord.Dst + 2]
+        ? w[FlowKeyWord.Src + 3] !== w[FlowKeyWord.Dst + 3]
+          ? w[FlowKeyWord.Src + 3] > w[FlowKeyWord.Dst + 3]
+          : w[FlowKeyWord.Ports] >>> 16 > (w[FlowKeyWord.Ports] & 0xffff)
+        : this.compareEndpoints() > 0;
     return hashWords(
       this.words,
       swap ? FlowKeyWord.Dst : FlowKeyWord.Src,
@@ -222,8 +231,19 @@ export class FlowKey {
   /** True when the key stored at word `index` of a table equals this one. */
   equalsAt(table: Uint32Array, index: number): boolean {
     const w = this.words;
-    for (let i = 0; i < FLOW_KEY_WORDS; i++) if (w[i] !== table[index + i]) return false;
-    return true;
+    // Unrolled, the words that tell IPv4 keys apart first (addresses' last words, ports).
+    return (
+      w[3] === table[index + 3] &&
+      w[7] === table[index + 7] &&
+      w[8] === table[index + 8] &&
+      w[9] === table[index + 9] &&
+      w[0] === table[index] &&
+      w[1] === table[index + 1] &&
+      w[2] === table[index + 2] &&
+      w[4] === table[index + 4] &&
+      w[5] === table[index + 5] &&
+      w[6] === table[index + 6]
+    );
   }
 
   /** `'6 10.0.0.1:1234 -> 10.0.0.2:80'`, or `'17 [2001:db8::1]:53 -> [2001:db8::2]:5353'` (allocates). */

@@ -60,4 +60,25 @@ describe('FlowTable', () => {
     assert.equal(table.find(a, 7), -1);
     assert.equal(table.size, 0);
   });
+
+  it('finds a key whose hash is 0, and forgets every key and hash on clear', () => {
+    const table = new FlowTable(16);
+    const zero = keyFor(3);
+    const other = keyFor(4);
+    const slotZero = table.insert(zero, 0);
+    assert.equal(table.find(zero, 0), slotZero);
+    // A probe run that starts on the hash-0 slot and goes on past it.
+    const slotOther = table.insert(other, 0);
+    assert.equal(table.find(other, 0), slotOther);
+    table.clear();
+    assert.deepEqual(Array.from(table.hashes), new Array(16).fill(0));
+    assert.equal(table.find(zero, 0), -1);
+    assert.equal(table.find(other, 0), -1);
+    // The slots are reused, and a stale key in a freed slot is never found.
+    const a = keyFor(5);
+    const slotA = table.insert(a, 0);
+    assert.equal(slotA, slotZero);
+    assert.equal(table.find(a, 0), slotA);
+    assert.equal(table.find(other, 0), -1);
+  });
 });

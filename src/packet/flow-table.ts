@@ -5,7 +5,7 @@
  *
  *   slot i:  used[i] (0/1) │ hashes[i] (u32) │ keys[i*W … i*W+W-1] (W = FLOW_KEY_WORDS)
  *
- * Invariant: a key sits in the first free slot of the linear probe sequence that starts at
+ * Invariants: a free slot's hash is 0 (so a probe reads `used` only when it meets a hash of 0); a key sits in the first free slot of the linear probe sequence that starts at
  * `hash & mask`, and no slot is ever freed (no tombstones): expiry is a later issue's `clear()` of
  * a whole generation. Capacity is fixed at construction — nothing grows on the packet path; when the
  * table is full, `insert` returns -1 and the caller counts the overflow.
@@ -44,10 +44,13 @@ export class FlowTable {
 
   /** The slot holding `key` (whose hash is `hash`), or -1. */
   find(key: FlowKey, hash: number): number {
+    const h = hash >>> 0;
     let slot = hash & this.mask;
     for (let probe = 0; probe < this.maxProbes; probe++) {
-      if (this.used[slot] === 0) return -1;
-      if (this.hashes[slot] === hash >>> 0 && key.equalsAt(this.keys, slot * FLOW_KEY_WORDS)) return slot;
+      const stored = this.hashes[slot];
+      // A free slot's hash is 0, so `used` (another cache line) is read only for a hash of 0.
+      if (stored === 0 && this.used[slot] === 0) return -1;
+      if (stored === h && key.equalsAt(this.keys, slot * FLOW_KEY_WORDS)) return slot;
       slot = (slot + 1) & this.mask;
     }
     return -1;
@@ -78,6 +81,7 @@ export class FlowTable {
   /** Forgets every key. */
   clear(): void {
     this.used.fill(0);
+    this.hashes.fill(0);
     this.size = 0;
   }
 }
