@@ -443,3 +443,121 @@ void describe('wireguard NF: two gateways back to back', () => {
     }
   });
 });
+
+void describe('wireguard NF: what the timers send (ctx.emit, injected clock)', () => {
+  const type = (frame: Uint8Array): number => frame[42];
+
+  void it('retries an unanswered initiation every REKEY_TIMEOUT, and gives up after REKEY_ATTEMPT_TIME', () => {
+    const A = harness('a');
+    const B = harness('b');
+    assert.equal(type(one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7'), T0).bytes), 1, 'lost on its way');
+    A.h.tick(T0 + 5 * SECOND - MS);
+    assert.deepEqual(A.h.takeEmitted(), [], 'not before REKEY_TIMEOUT');
+    A.h.tick(T0 + 5 * SECOND);
+    const [retry, ...more] = A.h.takeEmitted();
+    assert.equal(more.length, 0);
+    assert.equal(retry.output, 'outside');
+    assert.equal(type(retry.bytes), 1, 'a new initiation');
+    assert.equal(A.h.counters().handshake_retries, 1);
+    // The retry is a genuine initiation: B answers it, and A's staged packet goes out in the reply.
+    const response = one(B.h, retry.bytes, T0 + 5 * SECOND + MS);
+    assert.equal(response.output, 'outside');
+    const staged = one(A.h, response.bytes, T0 + 5 * SECOND + 2 * MS);
+    assert.equal(one(B.h, staged.bytes, T0 + 5 * SECOND + 3 * MS).output, 'inside');
+
+    const C = harness('a');
+    one(C.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7'), T0);
+    for (let t = 5; t < 90; t += 5) C.h.tick(T0 + t * SECOND);
+    assert.equal(C.h.takeEmitted().length, 17, 'one retry per REKEY_TIMEOUT for 90 s');
+    C.h.tick(T0 + 90 * SECOND);
+    C.h.tick(T0 + 95 * SECOND);
+    assert.deepEqual(C.h.takeEmitted(), [], 'after REKEY_ATTEMPT_TIME, nothing more');
+    assert.equal(C.h.counters().staged_discarded, 1);
+  });
+
+  void it('owes a keepalive KEEPALIVE_TIMEOUT after receiving data it did not answer, and only one', () => {
+    const { A, B } = established(); // B received A's first packet at T0 + 3 ms
+    B.h.tick(T0 + 3 * MS + 10 * SECOND - MS);
+    assert.deepEqual(B.h.takeEmitted(), []);
+    B.h.tick(T0 + 3 * MS + 10 * SECOND);
+    const [keepalive, ...more] = B.h.takeEmitted();
+    assert.equal(more.length, 0);
+    assert.equal(type(keepalive.bytes), 4, 'a data message…');
+    assert.equal(keepalive.bytes.length, 42 + 32, '…with nothing in it');
+    assert.equal(one(A.h, keepalive.bytes, T0 + 11 * SECOND).drop, 'keepalive', 'A authenticates it');
+    B.h.tick(T0 + 30 * SECOND);
+    assert.deepEqual(B.h.takeEmitted(), [], 'the debt is paid');
+    assert.equal(B.h.counters().keepalives_sent, 1);
+    assert.equal(
+      B.h.counters().tx_bytes,
+      A.h.counters().rx_bytes,
+      'byte counts agree with the emitted keepalive',
+    );
+  });
+
+  void it('starts a new handshake when data it sent got nothing back for 15 s', () => {
+    const { A } = established(); // A's first data (the staged packet) left at T0 + 2 ms; B never answers
+    const first = T0 + 2 * MS;
+    assert.equal(type(one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7'), T0 + 5 * SECOND).bytes), 4);
+    A.h.tick(first + 15 * SECOND - MS);
+    assert.deepEqual(A.h.takeEmitted(), [], 'the timer runs from the first unanswered packet, not the last');
+    A.h.tick(first + 15 * SECOND);
+    assert.deepEqual(
+      A.h.takeEmitted().map((e) => type(e.bytes)),
+      [1],
+    );
+    assert.equal(A.h.counters().timer_handshakes, 1);
+  });
+
+  void it('with persistentKeepalive, brings the tunnel up by itself and keeps it alive', () => {
+    const A = harness('a', {}, { persistentKeepalive: 25 });
+    const B = harness('b');
+    A.h.tick(T0);
+    const [init] = A.h.takeEmitted();
+    assert.equal(type(init.bytes), 1, 'no session yet: an initiation');
+    const response = one(B.h, init.bytes, T0 + MS);
+    const confirm = one(A.h, response.bytes, T0 + 2 * MS);
+    assert.equal(one(B.h, confirm.bytes, T0 + 3 * MS).drop, 'keepalive', 'the session is confirmed');
+    A.h.tick(T0 + 2 * MS + 25 * SECOND - MS);
+    assert.deepEqual(A.h.takeEmitted(), []);
+    A.h.tick(T0 + 2 * MS + 25 * SECOND);
+    const [keepalive] = A.h.takeEmitted();
+    assert.equal(one(B.h, keepalive.bytes, T0 + 26 * SECOND).drop, 'keepalive');
+    // Traffic either way restarts the interval.
+    const back = one(B.h, udpFrame(MAC.bIn, '10.2.0.7', '10.1.0.5'), T0 + 40 * SECOND);
+    assert.equal(one(A.h, back.bytes, T0 + 40 * SECOND).output, 'inside');
+    A.h.tick(T0 + 50 * SECOND - MS);
+    assert.deepEqual(A.h.takeEmitted(), [], 'a packet just now: no keepalive due');
+    A.h.tick(T0 + 50 * SECOND);
+    assert.equal(A.h.takeEmitted().length, 1, 'but B’s data is owed a keepalive after 10 s');
+    A.h.tick(T0 + 75 * SECOND - MS);
+    assert.deepEqual(A.h.takeEmitted(), []);
+    A.h.tick(T0 + 75 * SECOND);
+    assert.equal(A.h.takeEmitted().length, 1, 'and the persistent one 25 s after that');
+    assert.equal(A.h.counters().timer_handshakes, 1);
+    assert.equal(A.h.counters().keepalives_sent, 4);
+  });
+
+  void it('sends what the host has room for, and the rest at the next tick, counting nothing it did not send', () => {
+    const peerKeys = Array.from({ length: 20 }, () => publicOf(rawPrivate()));
+    const h = new NfHarness(wireguard, {
+      ...(config('a') as object),
+      peers: peerKeys.map((publicKey, n) => ({
+        publicKey,
+        endpoint: `192.0.2.${10 + n}:51820`,
+        allowedIPs: [`10.3.${n}.0/24`],
+        persistentKeepalive: 25,
+      })),
+    });
+    h.tick(T0);
+    assert.equal(h.takeEmitted().length, 16, 'the host’s budget per tick');
+    assert.equal(h.counters().emits_refused, 1, 'the 17th was refused and undone');
+    assert.equal(h.counters().initiations_sent, 16);
+    h.tick(T0 + 100 * MS);
+    const rest = h.takeEmitted();
+    assert.equal(rest.length, 4, 'the others at the next tick');
+    assert.equal(new Set(rest.map((e) => e.bytes.subarray(30, 34).join('.'))).size, 4, 'to four other peers');
+    assert.equal(h.counters().initiations_sent, 20);
+    assert.equal(h.counters().tx_bytes, 20 * Initiation.Length, 'tx_bytes counts only what was sent');
+  });
+});

@@ -14,13 +14,18 @@
  *                            (no session: copied to the peer's staging area, rewritten into an
  *                             initiation — at most one per REKEY_TIMEOUT — or dropped as staged)
  *
- * An NF cannot make packets, so what WireGuard sends on its own is sent in a packet that is
- * already here: the response and cookie reply in the message they answer, the initiation in the
- * inside packet that needs it, the handshake-confirming keepalive (or first staged packet) in the
- * response. When a response arrives with several packets staged, the first is sent in it and the
- * rest are discarded and counted (`staged_discarded`): the senders' transports retransmit them.
- * Timer-driven sends of the reference — persistent keepalives, handshake retries while nothing
- * arrives from the inside — need a way for an NF to emit a packet, which the SDK does not have yet.
+ * What answers a packet is sent in that packet: the response and cookie reply in the message they
+ * answer, the initiation in the inside packet that needs it, the handshake-confirming keepalive (or
+ * first staged packet) in the response. When a response arrives with several packets staged, the
+ * first is sent in it and the rest are discarded and counted (`staged_discarded`): the senders'
+ * transports retransmit them. What the timers send (whitepaper §6, wireguard-go's timers.go) the NF
+ * makes itself (`ctx.emit`, checked at every tick):
+ *
+ *   handshake retry     no response REKEY_TIMEOUT after an initiation, until REKEY_ATTEMPT_TIME
+ *   passive keepalive   data received and nothing sent back for KEEPALIVE_TIMEOUT
+ *   new handshake       data sent and nothing authenticated received for KEEPALIVE_TIMEOUT + REKEY_TIMEOUT
+ *   persistent keepalive  `persistentKeepalive` seconds without any authenticated packet either way
+ *                       (with no session, an initiation instead: the tunnel comes up on its own)
  *
  * Security: a message whose mac1 fails is dropped before any public-key work; nothing that fails
  * to authenticate gets an answer; under load (more handshake messages per second than
@@ -69,6 +74,7 @@ import {
   REJECT_AFTER_TIME,
   REKEY_AFTER_MESSAGES_HI,
   REKEY_AFTER_TIME,
+  KEEPALIVE_TIMEOUT,
   REKEY_ATTEMPT_TIME,
   REKEY_TIMEOUT,
 } from './timers.js';
@@ -81,6 +87,7 @@ export interface WireguardPeerConfig {
   presharedKey: string;
   endpoint: string;
   allowedIPs: string[];
+  persistentKeepalive: number;
 }
 
 export interface WireguardConfig {
@@ -165,6 +172,15 @@ class Peer {
   rxBytes = 0;
   txBytes = 0;
   lastHandshake = 0;
+  /** Timers (ns; -1: not running). Any authenticated packet, either way; the last one sent. */
+  lastTraversal = -1;
+  lastSent = -1;
+  /** Data received since we last sent anything: a keepalive is owed KEEPALIVE_TIMEOUT after it. */
+  unansweredSince = -1;
+  /** Data sent since we last received anything authenticated: a new handshake is due after 15 s. */
+  awaitingReplySince = -1;
+  /** Seconds between persistent keepalives (0: off). */
+  persistentKeepalive = 0;
 
   constructor(
     readonly index: number,
@@ -201,6 +217,7 @@ export default defineNf<WireguardConfig>({
   summary:
     'A WireGuard VPN gateway: Noise IK handshakes, encrypted transport, cryptokey routing by allowed IPs.',
   outputs: ['outside', 'inside'],
+  originates: true,
   drops: {
     malformed: 'the packet parser refused the frame (truncated, bad length or IPv4 header checksum)',
     not_ip: 'neither IPv4 nor IPv6 (ARP and other EtherTypes: the gateway does not answer them)',
@@ -250,7 +267,20 @@ export default defineNf<WireguardConfig>({
     packets_decrypted: { unit: 'packets', description: 'packets from the tunnel delivered to the inside' },
     keepalives_sent: {
       unit: 'messages',
-      description: 'keepalives sent (confirming a handshake we initiated)',
+      description: 'keepalives sent (confirming a handshake we initiated, owed, or persistent)',
+    },
+    handshake_retries: {
+      unit: 'messages',
+      description: 'initiations sent again because no response came within REKEY_TIMEOUT',
+    },
+    timer_handshakes: {
+      unit: 'handshakes',
+      description:
+        'handshakes started by a timer: data sent and nothing heard for 15 s, or a persistent keepalive with no session',
+    },
+    emits_refused: {
+      unit: 'messages',
+      description: 'timer messages the host had no room for this tick (tried again at the next)',
     },
     keepalives_received: { unit: 'messages', description: 'keepalives received' },
     tx_bytes: {
@@ -332,6 +362,14 @@ export default defineNf<WireguardConfig>({
             items: { type: 'string', description: 'an IPv4 or IPv6 CIDR' },
             description: 'prefixes routed to this peer and accepted from it (longest prefix wins)',
           },
+          persistentKeepalive: {
+            type: 'integer',
+            default: 0,
+            minimum: 0,
+            maximum: 65535,
+            description:
+              'seconds between keepalives when nothing else is sent or received (0: off), as `wg set … persistent-keepalive`',
+          },
         },
       },
     },
@@ -384,6 +422,7 @@ export default defineNf<WireguardConfig>({
         [peer.endpointAddr, peer.endpointPort] = parseEndpoint(p.endpoint, `${where}.endpoint`);
         peer.endpointKnown = true;
       }
+      peer.persistentKeepalive = p.persistentKeepalive;
       if (remote.staticShared === null)
         ctx.log(
           `${where}: public key ${peer.publicKeyText} is of low order; this peer will never get a packet`,
@@ -437,6 +476,9 @@ export default defineNf<WireguardConfig>({
       stagingOverflow: ctx.counter('staging_overflow'),
       endpointChanges: ctx.counter('endpoint_changes'),
       underLoad: ctx.counter('handshakes_under_load'),
+      retries: ctx.counter('handshake_retries'),
+      timerHandshakes: ctx.counter('timer_handshakes'),
+      emitsRefused: ctx.counter('emits_refused'),
     };
     const D = {
       malformed: ctx.dropReason('malformed'),
@@ -566,6 +608,7 @@ export default defineNf<WireguardConfig>({
       src: Uint8Array,
       srcAt: number,
       length: number,
+      now: number,
     ): boolean {
       const b = batch.bytes;
       const at = batch.at[i];
@@ -585,7 +628,23 @@ export default defineNf<WireguardConfig>({
       writeOuter(b, at, messageLength, peer.endpointAddr, peer.endpointPort);
       peer.txBytes += messageLength;
       c[C.txBytes] += messageLength;
+      sent(peer, length > 0, now);
       return true;
+    }
+
+    /** Timer bookkeeping for every authenticated message sent to `peer` (data when `isData`). */
+    function sent(peer: Peer, isData: boolean, now: number): void {
+      peer.lastTraversal = now;
+      peer.lastSent = now;
+      peer.unansweredSince = -1;
+      if (isData && peer.awaitingReplySince < 0) peer.awaitingReplySince = now;
+    }
+
+    /** …and for every authenticated message received from it (data when `isData`). */
+    function received(peer: Peer, isData: boolean, now: number): void {
+      peer.lastTraversal = now;
+      peer.awaitingReplySince = -1;
+      if (isData && peer.unansweredSince < 0) peer.unansweredSince = now;
     }
 
     /** Rewrites packet `i` into an initiation to `peer`; false for a low-order peer key. */
@@ -605,6 +664,7 @@ export default defineNf<WireguardConfig>({
       peer.txBytes += Initiation.Length;
       c[C.txBytes] += Initiation.Length;
       c[C.initiationsSent]++;
+      sent(peer, false, now);
       return true;
     }
 
@@ -661,7 +721,7 @@ export default defineNf<WireguardConfig>({
         keypair.initiator &&
         (now - keypair.createdAt >= REKEY_AFTER_TIME || keypair.sendHi >= REKEY_AFTER_MESSAGES_HI);
       if (usable && !(rekey && canInitiate)) {
-        sendData(batch, i, peer, keypair, b, l3, length); // fits: checked above
+        sendData(batch, i, peer, keypair, b, l3, length, now); // fits: checked above
         c[C.encrypted]++;
         return batch.send(i, OUT);
       }
@@ -749,6 +809,7 @@ export default defineNf<WireguardConfig>({
       peer.rxBytes += Initiation.Length;
       c[C.rxBytes] += Initiation.Length;
       c[C.initiationsReceived]++;
+      received(peer, false, now);
       roam(peer, srcAddr, srcPort);
       const index = newIndex();
       const keys = writeResponse(seen, index, b, at + MESSAGE);
@@ -763,6 +824,7 @@ export default defineNf<WireguardConfig>({
       peer.txBytes += Response.Length;
       c[C.txBytes] += Response.Length;
       c[C.responsesSent]++;
+      sent(peer, false, now);
       batch.send(i, OUT);
     }
 
@@ -791,6 +853,7 @@ export default defineNf<WireguardConfig>({
       peer.rxBytes += Response.Length;
       c[C.rxBytes] += Response.Length;
       c[C.responsesReceived]++;
+      received(peer, false, now);
       roam(peer, srcAddr, srcPort);
       forget(peer.previous);
       peer.previous = peer.current;
@@ -807,6 +870,7 @@ export default defineNf<WireguardConfig>({
           peer.staged,
           slot * peer.stageSlot,
           peer.stagedLength[slot],
+          now,
         );
         peer.stagedHead = (peer.stagedHead + 1) % peer.stagedLength.length;
         peer.stagedCount--;
@@ -817,7 +881,7 @@ export default defineNf<WireguardConfig>({
         discardStaged(peer);
         if (ok) return batch.send(i, OUT);
       }
-      sendData(batch, i, peer, peer.current, b, 0, 0);
+      sendData(batch, i, peer, peer.current, b, 0, 0, now);
       c[C.keepalivesSent]++;
       batch.send(i, OUT);
     }
@@ -856,6 +920,7 @@ export default defineNf<WireguardConfig>({
       const peer = entry.peer;
       peer.rxBytes += n;
       c[C.rxBytes] += n;
+      received(peer, plain > 0, now);
       roam(peer, srcAddr, srcPort);
       if (keypair === peer.next) {
         // The initiator used the session: it is confirmed; the one before stays for late packets.
@@ -924,6 +989,91 @@ export default defineNf<WireguardConfig>({
       }
     }
 
+    // ── what the timers send (made here, emitted with ctx.emit) ─────────────────────────────────
+
+    /** A one-packet batch for the messages the NF makes: an initiation is the largest. */
+    const OWN_ROOM = MESSAGE + Initiation.Length;
+    const own: PacketBatchLike = {
+      bytes: new Uint8Array(OWN_ROOM),
+      capacity: OWN_ROOM,
+      at: new Uint32Array(1),
+      length: new Uint32Array(1),
+      send: () => undefined,
+      drop: () => undefined,
+      setLength: (_i, length) => {
+        if (length > OWN_ROOM) return false;
+        own.length[0] = length;
+        return true;
+      },
+    };
+
+    /** Set when the host refused an emit: the remaining peers wait for the next tick (no wasted DH). */
+    let hostFull = false;
+
+    /** Emits what `own` holds; when the host has no room, undoes the send's accounting and timers. */
+    function emitOwn(peer: Peer, messageLength: number, timers: readonly number[]): boolean {
+      if (ctx.emit(own.bytes, 0, MESSAGE + messageLength, OUT)) return true;
+      hostFull = true;
+      peer.txBytes -= messageLength;
+      c[C.txBytes] -= messageLength;
+      [peer.lastTraversal, peer.lastSent, peer.unansweredSince, peer.awaitingReplySince] = timers;
+      c[C.emitsRefused]++;
+      return false;
+    }
+
+    function timerState(peer: Peer): number[] {
+      return [peer.lastTraversal, peer.lastSent, peer.unansweredSince, peer.awaitingReplySince];
+    }
+
+    function emitKeepalive(peer: Peer, keypair: Keypair, now: number): boolean {
+      const timers = timerState(peer);
+      sendData(own, 0, peer, keypair, own.bytes, 0, 0, now); // 32 bytes: always fits
+      if (!emitOwn(peer, Data.Payload + 16, timers)) return false;
+      c[C.keepalivesSent]++;
+      return true;
+    }
+
+    function emitInitiation(peer: Peer, now: number): boolean {
+      const timers = timerState(peer);
+      if (!sendInitiation(own.bytes, 0, peer, now)) return false;
+      if (emitOwn(peer, Initiation.Length, timers)) return true;
+      // Not sent: the handshake state stands (nothing else can answer it), and the next tick retries.
+      c[C.initiationsSent]--;
+      peer.handshakeSentAt = -Infinity;
+      return false;
+    }
+
+    /** What a peer's timers owe it now (see the file comment). */
+    function runTimers(peer: Peer, now: number): void {
+      if (hostFull || peer.remote.staticShared === null || !peer.endpointKnown) return;
+      const mayInitiate =
+        now - peer.handshakeSentAt >= REKEY_TIMEOUT &&
+        (peer.next === null || now - peer.next.createdAt >= REKEY_TIMEOUT);
+      if (peer.handshake !== null) {
+        if (mayInitiate && emitInitiation(peer, now)) c[C.retries]++;
+      } else if (
+        peer.awaitingReplySince >= 0 &&
+        now - peer.awaitingReplySince >= KEEPALIVE_TIMEOUT + REKEY_TIMEOUT &&
+        mayInitiate
+      ) {
+        if (emitInitiation(peer, now)) {
+          peer.awaitingReplySince = -1;
+          c[C.timerHandshakes]++;
+        }
+      }
+      const keypair = peer.current;
+      const usable = sendable(keypair, now);
+      if (usable && peer.unansweredSince >= 0 && now - peer.unansweredSince >= KEEPALIVE_TIMEOUT) {
+        emitKeepalive(peer, keypair, now);
+        return;
+      }
+      const interval = peer.persistentKeepalive * 1e9;
+      if (interval > 0 && (peer.lastTraversal < 0 || now - peer.lastTraversal >= interval)) {
+        if (usable) emitKeepalive(peer, keypair, now);
+        else if (peer.handshake === null && mayInitiate && emitInitiation(peer, now)) c[C.timerHandshakes]++;
+      }
+    }
+
     function macIs(b: Uint8Array, at: number, mac: Uint8Array): boolean {
       return (
         b[at] === mac[0] &&
@@ -981,6 +1131,7 @@ export default defineNf<WireguardConfig>({
         }
       },
       tick(now) {
+        hostFull = false;
         for (const peer of peers) {
           if (peer.handshake !== null && now - peer.handshakeStartedAt >= REKEY_ATTEMPT_TIME) {
             // Whitepaper §6.4: after REKEY_ATTEMPT_TIME of trying, give up and drop what waited.
@@ -989,6 +1140,7 @@ export default defineNf<WireguardConfig>({
             peer.handshakeStartedAt = -1;
             discardStaged(peer);
           }
+          runTimers(peer, now);
           // Sessions are useless after REJECT_AFTER_TIME; their keys are forgotten after three times that.
           for (const keypair of [peer.previous, peer.current, peer.next]) {
             if (keypair !== null && now - keypair.createdAt >= 3 * REJECT_AFTER_TIME) {

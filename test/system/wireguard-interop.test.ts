@@ -19,7 +19,11 @@
  * 3. nfvisor's byte counters equal `wg show transfer` (exactly: each side counts message bytes);
  * 4. a bounded iperf3 TCP transfer through the tunnel;
  * 5. the peer moves to a new address and port; traffic follows it both ways, and the NF's endpoint
- *    for the peer is the new address:port.
+ *    for the peer is the new address:port;
+ * 6. a live apply gives the gateway's peer `persistentKeepalive: 1`: the new guest has no session,
+ *    and its timers bring the tunnel up by themselves — an initiation wireguard-go answers (its
+ *    latest handshake moves), then keepalives that `wg show transfer` counts — with no packet sent
+ *    by anyone; then traffic flows on the session the gateway made.
  *
  * Needs root, iproute2, iputils-ping, iperf3, wireguard-go and wireguard-tools (`wg`), python3.
  */
@@ -53,6 +57,7 @@ describe('wireguard NF interoperates with wireguard-go', () => {
   let gatewayPrivate = '';
   let gatewayPublic = '';
   let host: Host | null = null;
+  let plan: HostPlan | null = null;
   let running: Promise<HostSummary> | null = null;
 
   const inPeer = (cmd: string, args: string[], timeoutMs?: number) => bed.exec(peerNs, cmd, args, timeoutMs);
@@ -197,7 +202,7 @@ describe('wireguard NF interoperates with wireguard-go', () => {
     await bed.ip(insideNs, ['route', 'add', '10.200.0.0/16', 'via', '10.77.0.1']);
     await bed.ip(insideNs, ['-6', 'route', 'add', 'fd00:200::/64', 'via', 'fd00:77::1']);
 
-    const plan: HostPlan = {
+    plan = {
       pool: { slots: 4096, slotSize: 2048 },
       ringSize: 1024,
       batch: 64,
@@ -246,9 +251,9 @@ describe('wireguard NF interoperates with wireguard-go', () => {
     assert.deepEqual(await bed.leftovers(), [], 'no namespace or interface left behind');
     if (summary) {
       assert.equal(
-        summary.received,
+        summary.received + summary.originated,
         summary.sent + summary.dropped + summary.lost,
-        'every packet accounted for',
+        'every packet accounted for, those the gateway made itself too',
       );
       assert.equal(summary.poolFree, summary.poolSlots);
     }
@@ -377,5 +382,51 @@ describe('wireguard NF interoperates with wireguard-go', () => {
     await settle(1200);
     assert.equal(wgStatus().peers[0].endpoint, '192.0.2.3:51821');
     assert.ok((nfCounters().endpoint_changes ?? 0) >= 1);
+  });
+
+  it('brings the tunnel up and keeps it alive by itself (persistentKeepalive, live apply)', async () => {
+    assert.ok(host && plan);
+    const wgShow = async (what: string) =>
+      (await inPeer('wg', ['show', wgDev, what])).stdout.trim().split('\t');
+    const [, handshakeBefore] = await wgShow('latest-handshakes');
+    const [, rxBefore] = await wgShow('transfer');
+    await settle(1100); // wg's handshake times are in whole seconds
+    const nf = plan.nfs.wg;
+    const config = nf.config as { peers: Record<string, unknown>[] };
+    const applied = await host.apply({
+      ...plan,
+      nfs: {
+        wg: {
+          ...nf,
+          config: {
+            ...config,
+            // The peer roamed in the test before: the new guest starts from the configuration.
+            peers: [{ ...config.peers[0], endpoint: '192.0.2.3:51821', persistentKeepalive: 1 }],
+          },
+        },
+      },
+    });
+    assert.ok(applied.applied, JSON.stringify(applied.diff));
+    // Nobody sends anything for 3.5 s: whatever crosses the tunnel, the gateway's timers made.
+    await settle(3500);
+    const [, handshakeAfter] = await wgShow('latest-handshakes');
+    const [, rxAfter] = await wgShow('transfer');
+    const c = nfCounters();
+    assert.ok(
+      Number(handshakeAfter) > Number(handshakeBefore),
+      `wireguard-go completed a handshake the gateway started (${handshakeBefore} → ${handshakeAfter}; ${JSON.stringify(c)})`,
+    );
+    assert.ok(c.timer_handshakes >= 1 && c.initiations_sent >= 1, JSON.stringify(c));
+    assert.ok(c.keepalives_sent >= 3, `a keepalive a second: ${JSON.stringify(c)}`);
+    // An initiation (148 bytes) and keepalives (32 bytes each) reached wireguard-go and were counted there.
+    assert.ok(
+      Number(rxAfter) - Number(rxBefore) >= 148 + 3 * 32,
+      `wg show transfer: ${rxBefore} → ${rxAfter}`,
+    );
+    assert.equal(
+      await ping(insideNs, ['-c', '3', '-i', '0.2', '-W', '2', '10.200.0.2']),
+      3,
+      'traffic flows on the session the gateway made',
+    );
   });
 });
