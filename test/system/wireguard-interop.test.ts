@@ -17,13 +17,15 @@
  * 2. a packet from the peer with a source outside its allowed IPs is not delivered, and counted;
  *    junk sent to the gateway's port gets no answer at all;
  * 3. nfvisor's byte counters equal `wg show transfer` (exactly: each side counts message bytes);
- * 4. a bounded iperf3 TCP transfer through the tunnel;
+ * 4. bounded iperf3 transfers through the tunnel: TCP, TCP with 5 and 50 parallel streams, UDP;
  * 5. the peer moves to a new address and port; traffic follows it both ways, and the NF's endpoint
  *    for the peer is the new address:port;
  * 6. a live apply gives the gateway's peer `persistentKeepalive: 1`: the new guest has no session,
  *    and its timers bring the tunnel up by themselves — an initiation wireguard-go answers (its
  *    latest handshake moves), then keepalives that `wg show transfer` counts — with no packet sent
- *    by anyone; then traffic flows on the session the gateway made.
+ *    by anyone; then traffic flows on the session the gateway made;
+ * 7. key rotation, live: the peer takes a new private key and a live apply gives the gateway its
+ *    new public key; the tunnel works again with the new key, and not for the old one.
  *
  * Needs root, iproute2, iputils-ping, iperf3, wireguard-go and wireguard-tools (`wg`), python3.
  */
@@ -358,6 +360,45 @@ describe('wireguard NF interoperates with wireguard-go', () => {
     await server.exited;
   });
 
+  /** A bounded iperf3 client run from the peer to the inside host; returns its JSON report. */
+  async function iperf(args: string[]): Promise<{
+    end: {
+      sum_received?: { bytes: number };
+      sum?: { bytes: number; lost_percent: number; packets: number };
+    };
+  }> {
+    const server = bed.start(insideNs, 'iperf3', ['-s', '-1', '-B', '10.77.0.2', '-p', '5202']);
+    await settle(500);
+    try {
+      const client = await inPeer(
+        'iperf3',
+        ['-c', '10.77.0.2', '-p', '5202', '-t', '2', '-J', '--connect-timeout', '5000', ...args],
+        60_000,
+      );
+      return JSON.parse(client.stdout) as Awaited<ReturnType<typeof iperf>>;
+    } finally {
+      await server.exited;
+    }
+  }
+
+  it('carries 5 and 50 parallel TCP streams, and a UDP stream, through the tunnel', async () => {
+    for (const streams of [5, 50]) {
+      const report = await iperf(['-P', String(streams)]);
+      assert.ok(
+        (report.end.sum_received?.bytes ?? 0) > 100_000,
+        `${streams} streams moved ${report.end.sum_received?.bytes} bytes`,
+      );
+    }
+    // UDP at a modest rate: datagrams of 1200 bytes, bounded by rate and time.
+    const udp = await iperf(['-u', '-b', '20M', '-l', '1200']);
+    const sum = udp.end.sum;
+    assert.ok(sum && sum.packets > 1000, `UDP: ${JSON.stringify(sum)}`);
+    assert.ok(sum.lost_percent < 20, `UDP loss ${sum.lost_percent} %`);
+    console.log(
+      `# iperf3 UDP through the wireguard NF: ${sum.packets} datagrams, ${sum.lost_percent.toFixed(2)} % lost`,
+    );
+  });
+
   it('follows the peer to a new address and port (roaming)', async () => {
     await bed.ip(peerNs, ['addr', 'del', '192.0.2.2/24', 'dev', peerDev]);
     await bed.ip(peerNs, ['addr', 'add', '192.0.2.3/24', 'dev', peerDev]);
@@ -428,5 +469,41 @@ describe('wireguard NF interoperates with wireguard-go', () => {
       3,
       'traffic flows on the session the gateway made',
     );
+  });
+
+  it('rotates the peer’s key live: the new key works, the old one no longer does', async () => {
+    assert.ok(host && plan);
+    const newPrivate = (await run('wg', ['genkey'])).stdout.trim();
+    const newPublic = (await run('sh', ['-c', `echo ${newPrivate} | wg pubkey`])).stdout.trim();
+    const current = host.reconfigurable().plan.nfs.wg;
+    const config = current.config as { peers: Record<string, unknown>[] };
+    const applied = await host.apply({
+      ...host.reconfigurable().plan,
+      nfs: {
+        wg: { ...current, config: { ...config, peers: [{ ...config.peers[0], publicKey: newPublic }] } },
+      },
+    });
+    assert.ok(applied.applied, JSON.stringify(applied.diff));
+    // The gateway now knows only the new key: the peer, still on the old one, cannot get through.
+    const before = nfCounters();
+    assert.equal(
+      await ping(peerNs, ['-c', '2', '-i', '0.3', '-W', '1', '10.77.0.2']),
+      0,
+      'the old key is refused',
+    );
+    writeFileSync(join(keyDir, 'peer.key'), `${newPrivate}\n`, { mode: 0o600 });
+    await inPeer('wg', ['set', wgDev, 'private-key', join(keyDir, 'peer.key')]);
+    let replies = 0;
+    for (let i = 0; i < 4 && replies === 0; i++)
+      replies = await ping(peerNs, ['-c', '1', '-W', '3', '10.77.0.2']);
+    assert.equal(
+      replies,
+      1,
+      `the new key works: ${JSON.stringify(nfDrops())} ${JSON.stringify(nfCounters())}`,
+    );
+    assert.equal(await ping(peerNs, ['-c', '3', '-i', '0.2', '-W', '2', '10.77.0.2']), 3);
+    const after = nfCounters();
+    assert.ok(after.handshakes_completed > (before.handshakes_completed ?? 0), JSON.stringify(after));
+    assert.equal(wgStatus().peers[0].publicKey, newPublic);
   });
 });
