@@ -203,20 +203,10 @@ export class Conntrack {
    */
   find(key: FlowKey, reverse: FlowKey, hash: number, now: number): number {
     let e = this.head[hash & (this.buckets - 1)];
-    let reversed = false;
     while (e >= 0) {
       if (this.hashOf[e] === hash) {
         const at = e * FLOW_KEY_WORDS;
-        let dir = -1;
-        if (key.equalsAt(this.keys, at)) dir = 0;
-        else {
-          if (!reversed) {
-            reverse.copyFrom(key);
-            reverse.reverse();
-            reversed = true;
-          }
-          if (reverse.equalsAt(this.keys, at)) dir = 1;
-        }
+        const dir = key.equalsAt(this.keys, at) ? 0 : this.matchesReversed(key, reverse, at) ? 1 : -1;
         if (dir >= 0) {
           if (this.expires[e] <= now) {
             this.remove(e);
@@ -229,6 +219,13 @@ export class Conntrack {
       e = this.next[e];
     }
     return -1;
+  }
+
+  /** Whether the entry key at word `at` is `key` reversed (built in `reverse`). Apart from `find` to keep it small. */
+  private matchesReversed(key: FlowKey, reverse: FlowKey, at: number): boolean {
+    reverse.copyFrom(key);
+    reverse.reverse();
+    return reverse.equalsAt(this.keys, at);
   }
 
   /**

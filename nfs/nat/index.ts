@@ -421,6 +421,21 @@ export default defineNf<NatConfig>({
           return m;
         }
       }
+      return mapOutboundSlow(src, protocol, p, insidePort, peerHash, now);
+    }
+
+    /**
+     * mapOutbound past its fast path (no known peer): finds or makes the endpoint's mapping and
+     * records the peer. Apart so that the fast path stays small enough for V8 to inline.
+     */
+    function mapOutboundSlow(
+      src: number,
+      protocol: number,
+      p: number,
+      insidePort: number,
+      peerHash: number,
+      now: number,
+    ): number {
       mapKey.setV4(src, 0, protocol, insidePort, 0);
       let m = mappings.find(mapKey, mapKey.hash());
       if (m < 0) {

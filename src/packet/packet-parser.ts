@@ -418,6 +418,25 @@ export class PacketParser {
    * identifier for both ports, so a request and its reply are one flow.
    */
   flowKey(key: FlowKey): boolean {
+    // The common case first, small enough to inline; every other layering takes flowKeyAny().
+    if (this.l3 === Layer.Ipv4 && (this.l4 === Layer.Udp || this.l4 === Layer.Tcp)) {
+      const b = this.ipv4.bytes;
+      const ip = this.ipv4.at;
+      const l4 = this.l4 === Layer.Udp ? this.udp.at : this.tcp.at;
+      key.setV4At(
+        b,
+        ip + Ipv4Field.Src,
+        ip + Ipv4Field.Dst,
+        this.protocol,
+        (b[l4] << 8) | b[l4 + 1],
+        (b[l4 + 2] << 8) | b[l4 + 3],
+      );
+      return true;
+    }
+    return this.flowKeyAny(key);
+  }
+
+  private flowKeyAny(key: FlowKey): boolean {
     let srcPort = 0;
     let dstPort = 0;
     // l4 is reset at every IP layer and tunnel, so the transport views describe the innermost packet.
