@@ -48,6 +48,28 @@ describe('diffPlans', () => {
     assert.deepEqual(diff.chains.kept, ['two']);
   });
 
+  it('refuses a tunnel port changed on the address it binds, and allows one that moves', () => {
+    const vxlan = (vni: number, port?: number): HostPlan['ports'][string] => ({
+      kind: 'vxlan',
+      options: { bind: { address: '192.0.2.1', ...(port === undefined ? {} : { port }) }, vni },
+    });
+    const on = (p: HostPlan['ports'][string]): HostPlan => ({ ...base, ports: { ...base.ports, vx: p } });
+    const kept = diffPlans(on(vxlan(1)), on(vxlan(2, 4789)));
+    assert.deepEqual(kept.ports.changed, [{ name: 'vx', fields: ['port'] }]);
+    assert.equal(kept.refused.length, 1);
+    assert.match(
+      kept.refused[0],
+      /^ports\.vx: a vxlan port that keeps its bind address 192\.0\.2\.1:4789 cannot change live/,
+    );
+    assert.match(describeDiff(kept)[0], /^! ports\.vx: /);
+    assert.deepEqual(diffPlans(on(vxlan(1)), on(vxlan(2, 4790))).refused, []);
+    const tap = (batch: number): HostPlan['ports'][string] => ({
+      kind: 'tap',
+      options: { device: 't0', batch },
+    });
+    assert.deepEqual(diffPlans(on(tap(64)), on(tap(16))).refused, [], 'a TAP port takes its device over');
+  });
+
   it('a changed port changes the chains on it; a changed match changes its chain', () => {
     const next: HostPlan = {
       ...base,

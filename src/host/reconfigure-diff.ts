@@ -25,7 +25,10 @@ export interface PlanDiff {
   ports: { added: string[]; removed: string[]; changed: NamedChange[] };
   nfs: { added: string[]; removed: string[]; changed: NamedChange[] };
   chains: { added: string[]; removed: string[]; changed: NamedChange[]; kept: string[] };
-  /** Host settings a running host cannot change (pool, ringSize, batch), with both values. */
+  /**
+   * What a running host cannot change: host settings (pool, ringSize, batch), with both values,
+   * and a tunnel port changed while it keeps its bind address.
+   */
   refused: string[];
   /** True when nothing at all differs. */
   empty: boolean;
@@ -44,6 +47,10 @@ export function diffPlans(current: HostPlan, next: HostPlan): PlanDiff {
       );
   }
   const ports = diffRecords<PortPlan>(current.ports, next.ports, (a, b) => (sameValue(a, b) ? [] : ['port']));
+  for (const { name } of ports.changed) {
+    const why = socketKept(current.ports[name], next.ports[name]);
+    if (why !== '') refused.push(`ports.${name}: ${why}`);
+  }
   const nfs = diffRecords<NfPlan>(current.nfs, next.nfs, (a, b) =>
     NF_FIELDS.filter((field) => !sameValue(a[field], b[field])),
   );
@@ -68,6 +75,27 @@ export function diffPlans(current: HostPlan, next: HostPlan): PlanDiff {
     [ports, nfs].every((d) => d.added.length + d.removed.length + d.changed.length === 0) &&
     chains.added.length + chains.removed.length + chains.changed.length === 0;
   return { ports, nfs, chains, refused, empty };
+}
+
+/** The IANA ports a tunnel port binds when its plan names none. */
+const TUNNEL_DEFAULT_PORT = { vxlan: 4789, geneve: 6081 } as const;
+
+/**
+ * Why a changed tunnel port cannot be changed live ('' when it can): its new socket would bind the
+ * address and UDP port the running one holds (make before break opens the new port first, and the
+ * kernel says "address in use"). A TAP port that keeps its device takes it over instead (see
+ * reconfigure.ts), so only tunnels are refused.
+ */
+function socketKept(a: PortPlan, b: PortPlan): string {
+  if ((a.kind !== 'vxlan' && a.kind !== 'geneve') || (b.kind !== 'vxlan' && b.kind !== 'geneve')) return '';
+  const portA = a.options.bind.port ?? TUNNEL_DEFAULT_PORT[a.kind];
+  const portB = b.options.bind.port ?? TUNNEL_DEFAULT_PORT[b.kind];
+  if (a.options.bind.address !== b.options.bind.address || portA !== portB || portA === 0) return '';
+  return (
+    `a ${b.kind} port that keeps its bind address ${b.options.bind.address}:${portB} cannot change live ` +
+    '(the new socket would need the address the running one holds): bind the new one elsewhere, or remove ' +
+    'the port in one apply and add it back in the next'
+  );
 }
 
 function chainChanges(

@@ -27,6 +27,7 @@
  * `stopInstance`), and `captureHop` taps one hop of a chain.
  */
 import { NfvError } from '../errors.js';
+import { TapPort } from '../io/tap-port.js';
 import type { BufferPool } from '../mem/buffer-pool.js';
 import { DESCRIPTOR_WORDS } from '../mem/descriptor-ring.js';
 import { checkNfConfig, type NfDefinition } from '../sdk/define-nf.js';
@@ -233,6 +234,11 @@ interface Staged {
   /** Port objects opened for this reconfiguration (closed again on rollback). */
   opened: { close(): void }[];
   portIds: Map<string, number>;
+  /**
+   * New TAP ports that take over the device of a port leaving the plan (changed or renamed) at
+   * the swap instead of opening it: new → old (see `TapPort.adopt`).
+   */
+  adopt: Map<TapPort, TapPort>;
 }
 
 /** Opens new ports and starts the guests of every new or changed chain; undoes all of it on failure. */
@@ -250,14 +256,27 @@ async function prepare(
     tunnels: new Map(),
     opened: [],
     portIds: new Map(),
+    adopt: new Map(),
   };
   const newNfs: NfRuntime[] = [];
   try {
     openPorts(host, next, staged);
-    for (const tunnel of staged.tunnels.values()) {
+    for (const [name, tunnel] of staged.tunnels) {
       if (host.tunnels.get(tunnel.name) === tunnel) continue;
-      await tunnel.open();
       tunnel.onReadable = () => host.wake?.();
+      if (tunnel instanceof TapPort && staged.adopt.has(tunnel)) continue; // at the swap
+      try {
+        await tunnel.open();
+      } catch (e) {
+        // NFV_ERR_IO naming the port and the cause (address in use, device busy, no permission):
+        // the apply fails as a whole, and the catch below closes what was opened.
+        const message = (e as Error).message.replace(/ \(NFV_ERR_[A-Z_]+\)$/, '');
+        throw failed(message, {
+          field: `ports.${name}`,
+          port: name,
+          errno: (e as NfvError).detail?.errno,
+        });
+      }
     }
     const oldChains = new Map(host.chains.filter((c) => !c.retiring).map((c) => [c.name, c]));
     let guestId = nextGuestIds.get(host) ?? FIRST_GUEST_ID;
@@ -373,6 +392,8 @@ function openPorts(host: ReconfigurableHost, next: HostPlan, staged: Staged): vo
       if (tunnel === undefined) {
         tunnel = createLivePort(name, nextId++, plan);
         staged.opened.push(tunnel);
+        const previous = tunnel instanceof TapPort ? leavingTapPort(host, next, tunnel, staged) : null;
+        if (previous !== null) staged.adopt.set(tunnel as TapPort, previous);
       }
       staged.tunnels.set(name, tunnel);
       staged.portIds.set(name, tunnel.id);
@@ -399,6 +420,30 @@ function openPorts(host: ReconfigurableHost, next: HostPlan, staged: Staged): vo
     }
     staged.portIds.set(name, id);
   }
+}
+
+/**
+ * The running TAP port whose device `port` should take over, or null: one that leaves the plan
+ * (removed, or changed under the same name) and holds the same device in the same mode. A port that
+ * stays keeps its device, and a new port asking for it gets "device busy" as it should.
+ */
+function leavingTapPort(
+  host: ReconfigurableHost,
+  next: HostPlan,
+  port: TapPort,
+  staged: Staged,
+): TapPort | null {
+  const current = host.plan.ports;
+  const taken = new Set(staged.adopt.values());
+  for (const [name, old] of host.tunnels) {
+    if (!(old instanceof TapPort) || taken.has(old)) continue;
+    const stays =
+      Object.hasOwn(next.ports, name) &&
+      sameValue(current[name], next.ports[name]) &&
+      next.chains.some((c) => c.from === name || c.to === name);
+    if (!stays && port.adoptionProblem(old) === '') return old;
+  }
+  return null;
 }
 
 /** Runs `change` at the top of the host loop's next turn; rejects if the host never gets there. */
@@ -455,6 +500,18 @@ function swap(host: ReconfigurableHost, next: HostPlan, staged: Staged): void {
   const needsParse =
     matches.some((m) => m.protocol !== undefined || m.src || m.dst || m.srcPort || m.dstPort) ||
     Object.values(next.nfs).some((nf) => nf.replicas > 1);
+  // Last check before the first change: every device to take over is still held open.
+  const lost = [...staged.adopt].filter(([port, old]) => port.adoptionProblem(old) !== '');
+  if (lost.length > 0) {
+    stopGuests(stagedNfs);
+    for (const port of staged.opened) port.close();
+    throw failed(
+      lost
+        .map(([port, old]) => `ports.${port.name}: cannot take over: ${port.adoptionProblem(old)}`)
+        .join('; '),
+    );
+  }
+  for (const [port, old] of staged.adopt) port.adopt(old);
 
   for (const chain of retiring) {
     chain.retiring = true;
@@ -474,6 +531,11 @@ function swap(host: ReconfigurableHost, next: HostPlan, staged: Staged): void {
   host.inputs.push(...inputs);
   host.outputs.clear();
   for (const [name, output] of staged.outputs) host.outputs.set(name, output);
+  // As Host.create does: a live port a chain writes to is an output too (status, summary, metrics).
+  for (const plan of next.chains) {
+    const tunnel = staged.tunnels.get(plan.to);
+    if (tunnel !== undefined) host.outputs.set(plan.to, tunnel);
+  }
   const oldTunnels = [...host.tunnels.values()];
   host.tunnels.clear();
   for (const [name, tunnel] of staged.tunnels) host.tunnels.set(name, tunnel);

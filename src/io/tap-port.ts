@@ -144,6 +144,8 @@ export class TapPort {
   private actualDevice = '';
   private opened = false;
   private closed = false;
+  /** The port that took over this one's device (`adopt`): what is written here goes on to it. */
+  private successor: TapPort | null = null;
 
   constructor(options: TapPortOptions) {
     this.mode = options.mode ?? 'tap';
@@ -227,6 +229,70 @@ export class TapPort {
   }
 
   /**
+   * Why this port cannot `adopt` the device `previous` holds, or '' when it can: both TAP or both
+   * TUN, the same device, `previous` open and this one not opened yet.
+   */
+  adoptionProblem(previous: TapPort): string {
+    if (previous === this) return 'a port cannot adopt itself';
+    if (previous.mode !== this.mode) return `the mode changes (${previous.mode} → ${this.mode})`;
+    if (previous.device !== this.device) return `the device changes (${previous.device} → ${this.device})`;
+    if (!previous.opened || previous.closed || previous.fd < 0)
+      return `${previous.name} does not hold its device open`;
+    if (this.opened || this.closed) return `${this.name} was opened already`;
+    return '';
+  }
+
+  /**
+   * Takes over the device `previous` holds open, instead of opening it again: for a live
+   * reconfiguration that changes a port's batch or slot size. Opening the device a second time would
+   * fail (EBUSY) — or, once the device has been moved into another namespace, create a new device of
+   * that name here while the configured one disappeared with the old port's fd. The fd moves over;
+   * the device, its namespace, addresses and bridge stay. Frames `previous` had read and not handed
+   * out move too (those longer than this port's slots are counted in `oversize`); what is staged on
+   * `previous` is sent first; what is written to `previous` afterwards (an old chain draining) goes
+   * on to this port; closing `previous` no longer closes the device. Synchronous, so it can run
+   * between two turns of the host loop. Throws NFV_ERR_BAD_ARGUMENT when `adoptionProblem` says why not.
+   */
+  adopt(previous: TapPort): void {
+    const problem = this.adoptionProblem(previous);
+    if (problem !== '')
+      throw new NfvError('NFV_ERR_BAD_ARGUMENT', `${this.mode} port ${this.name}: cannot adopt: ${problem}`, {
+        port: this.name,
+      });
+    const addon = previous.addon!;
+    previous.flush();
+    // One uv_poll per fd: the old watch stops before the new one is made.
+    if (previous.watch !== null) addon.watchStop(previous.watch);
+    previous.watch = null;
+    this.addon = addon;
+    this.fd = previous.fd;
+    this.actualDevice = previous.actualDevice;
+    this.opened = true;
+    let queued = 0;
+    for (let i = previous.head; i < previous.count && queued < this.batch; i++) {
+      const length = previous.lengths[i];
+      if (length > this.slotSize) {
+        this.oversize++;
+        continue;
+      }
+      copyBytes(previous.frames, previous.frameAt[i], this.frames, queued * this.slotSize, length);
+      this.frameAt[queued] = queued * this.slotSize;
+      this.lengths[queued] = length;
+      queued++;
+    }
+    this.head = 0;
+    this.count = queued;
+    this.batchSeconds = previous.batchSeconds;
+    this.batchNanos = previous.batchNanos;
+    previous.head = previous.count;
+    previous.fd = -1;
+    previous.closed = true;
+    previous.successor = this;
+    this.watch = addon.watchCreate(this.fd, () => this.deviceReadable());
+    addon.watchArm(this.watch);
+  }
+
+  /**
    * Copies the next frame into `bytes[at..]` (at most `room` bytes) and returns its length; 0 when
    * nothing is waiting now; -1 once the port is closed and its batch drained. A frame longer than
    * `room` is counted in `oversize` and skipped.
@@ -252,7 +318,11 @@ export class TapPort {
    * Queues `bytes[at, at+length)` for the device (in TUN mode, its IP packet). Failures are
    * counted, never thrown. The timestamp is not sent.
    */
-  write(bytes: Uint8Array, at: number, length: number, _seconds: number, _nanos: number): void {
+  write(bytes: Uint8Array, at: number, length: number, seconds: number, nanos: number): void {
+    if (this.successor !== null) {
+      this.successor.write(bytes, at, length, seconds, nanos);
+      return;
+    }
     this.packets++;
     this.bytes += length;
     if (this.closed || this.fd < 0) {
