@@ -233,6 +233,8 @@ export interface Replica {
   control: Int32Array;
   lastHeartbeat: number;
   lastBeatChange: number;
+  /** Busy time without a heartbeat, as the watchdog counts it (see checkGuests). */
+  stalledMs: number;
   // Worker guests.
   worker: Worker | null;
   inRing: DescriptorRing | null;
@@ -351,6 +353,7 @@ export class Host {
   private stopping = false;
   private wake: (() => void) | null = null;
   private watchCursor = 0;
+  private lastWatchdogAt = 0;
   private turns = 0;
   /**
    * Resolves once `run()` has started every guest and opened every live port: a datagram sent to
@@ -518,7 +521,8 @@ export class Host {
     }
     this.markOpened();
     const progressTimer = onProgress ? setInterval(() => onProgress(this.progress()), progressEveryMs) : null;
-    const watchdog = setInterval(() => this.checkGuests(), Math.max(50, (this.plan.watchdogMs ?? 2000) / 4));
+    this.lastWatchdogAt = performance.now();
+    const watchdog = setInterval(() => this.checkGuests(), watchdogPeriod(this.plan.watchdogMs ?? 2000));
     const overload = this.overload;
     overload?.update();
     const memoryMonitor = overload ? setInterval(() => overload.update(), MEMORY_CHECK_MS) : null;
@@ -569,6 +573,7 @@ export class Host {
       control: new Int32Array(new SharedArrayBuffer(4 * CONTROL_WORDS)),
       lastHeartbeat: 0,
       lastBeatChange: 0,
+      stalledMs: 0,
       worker: null,
       inRing: null,
       outRing: null,
@@ -699,6 +704,7 @@ export class Host {
           ready = true;
           replica.up = true;
           replica.lastBeatChange = performance.now();
+          replica.stalledMs = 0;
           replica.snapshotAskedAt = 0;
           resolve();
         } else if (message.type === 'verdict')
@@ -1277,10 +1283,16 @@ export class Host {
     }
   }
 
-  /** The watchdog: a ring guest with queued work whose heartbeat has not moved is hung. */
+  /**
+   * The watchdog: a ring guest with queued work whose heartbeat has not moved is hung. Stalled
+   * time grows by at most one check period per check: when the host's own timer fires late (a
+   * machine loaded far beyond its cores), its guests were most likely starved too, not hung.
+   */
   private checkGuests(): void {
     const now = performance.now();
     const limit = this.plan.watchdogMs ?? 2000;
+    const sinceLastCheck = Math.min(now - this.lastWatchdogAt, watchdogPeriod(limit));
+    this.lastWatchdogAt = now;
     for (const nf of this.nfs) {
       for (const replica of nf.replicas) {
         if (!replica.up || replica.worker === null) continue;
@@ -1292,11 +1304,15 @@ export class Host {
         if (beat !== replica.lastHeartbeat || !busy) {
           replica.lastHeartbeat = beat;
           replica.lastBeatChange = now;
+          replica.stalledMs = 0;
         } else if (
-          now - replica.lastBeatChange >
+          (replica.stalledMs += sinceLastCheck) >
           (replica.snapshotAskedAt !== 0 ? limit * SNAPSHOT_GRACE : limit)
         ) {
-          this.fail(replica, `no progress for ${Math.round(now - replica.lastBeatChange)} ms (watchdog)`);
+          this.fail(
+            replica,
+            `no progress for ${Math.round(now - replica.lastBeatChange)} ms (watchdog; ${Math.round(replica.stalledMs)} ms counted)`,
+          );
         }
       }
     }
@@ -1566,6 +1582,11 @@ export class Host {
       ...(this.overload ? { overload: this.overload.status() } : {}),
     };
   }
+}
+
+/** How often the watchdog (and the NFs' tick) runs for a watchdog limit of `limitMs`. */
+function watchdogPeriod(limitMs: number): number {
+  return Math.max(50, limitMs / 4);
 }
 
 /** Not being replaced by a live reconfiguration: what status and summaries show. */
