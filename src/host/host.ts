@@ -544,7 +544,8 @@ export class Host {
       if (progressTimer) clearInterval(progressTimer);
       clearInterval(watchdog);
       if (memoryMonitor) clearInterval(memoryMonitor);
-      await this.finalSnapshots(1000);
+      // Generous: a loaded machine may take a while to answer, and exporters need the final state.
+      await this.finalSnapshots(5000);
       await this.shutdown();
     }
     return this.summary();
@@ -1388,19 +1389,22 @@ export class Host {
    * run (an exporter's last pass reads it); waits at most `timeoutMs` for the answers.
    */
   private async finalSnapshots(timeoutMs: number): Promise<void> {
-    const waiting: { replica: Replica; seen: number }[] = [];
+    const waiting: { replica: Replica; answer: number }[] = [];
     for (const nf of this.nfs) {
       for (const replica of nf.replicas) {
         if (!replica.up) continue;
         if (replica.worker) {
-          waiting.push({ replica, seen: replica.snapshots });
+          // A guest answers in order: with a periodic request still outstanding, that answer (maybe
+          // taken before the last bursts) comes first, and ours is the one after it.
+          const outstanding = replica.snapshotAskedAt !== 0 ? 1 : 0;
+          waiting.push({ replica, answer: replica.snapshots + outstanding + 1 });
           replica.worker.postMessage({ type: 'snapshot' } satisfies HostToGuest);
         } else if (replica.instance?.snapshot) replica.snapshot = replica.instance.snapshot();
       }
     }
     const deadline = performance.now() + timeoutMs;
     while (
-      waiting.some((w) => w.replica.up && w.replica.snapshots === w.seen) &&
+      waiting.some((w) => w.replica.up && w.replica.snapshots < w.answer) &&
       performance.now() < deadline
     ) {
       await new Promise((resolve) => setTimeout(resolve, 5));
