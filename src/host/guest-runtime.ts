@@ -228,17 +228,23 @@ function ringLoop(instance: NfInstance): void {
   turn();
 }
 
-/** Enqueues every descriptor, waiting briefly while the ring is full (the consumer is draining it). */
+/**
+ * Enqueues every descriptor; while the ring is full, sleeps until its consumer takes some (its
+ * dequeue wakes us), looking at `control[Stop]` at least every FULL_RING_WAIT_MS.
+ */
 function pushAll(ring: DescriptorRing, descriptors: Uint32Array, count: number): void {
   let done = 0;
   while (done < count) {
     done += ring.enqueueBurst(descriptors, done, count - done);
     if (done < count) {
       if (Atomics.load(control, Control.Stop) !== 0) return;
-      Atomics.wait(control, Control.Doorbell, Atomics.load(control, Control.Doorbell), 0.05);
+      ring.waitForSpace(FULL_RING_WAIT_MS);
     }
   }
 }
+
+/** The longest a guest sleeps on a full ring before looking at `control[Stop]` again. */
+const FULL_RING_WAIT_MS = 5;
 
 function requireRing<T>(ring: T | null): T {
   if (ring === null) throw new Error(`${init.mode} guest started without its rings`);

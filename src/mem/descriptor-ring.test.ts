@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { isNfvError } from '../errors.js';
 import { DESCRIPTOR_WORDS, Desc, DescriptorRing, portFlags } from './descriptor-ring.js';
@@ -105,6 +107,35 @@ describe('DescriptorRing', () => {
     assert.equal(await ring.waitForDataAsync(5000), true, 'still there');
     ring.dequeueBurst(new Uint32Array(4), 0, 1);
     assert.equal(await ring.waitForDataAsync(10), false);
+  });
+
+  it('a producer facing a full ring sleeps until the consumer dequeues, woken by it', async () => {
+    const ring = DescriptorRing.create(2);
+    ring.enqueueBurst(descriptors(0, 2), 0, 2);
+    assert.equal(ring.waitForSpace(10), false, 'full, and nobody dequeues: timed out');
+    // The producer is a worker that blocks on the full ring; the consumer (here) dequeues later.
+    const source = `
+      const { workerData, parentPort } = require('node:worker_threads');
+      import(workerData.module).then(({ DescriptorRing }) => {
+        const ring = DescriptorRing.attach(workerData.shared);
+        const started = performance.now();
+        const room = ring.waitForSpace(10000);
+        parentPort.postMessage({ room, ms: performance.now() - started });
+      });`;
+    const worker = new Worker(source, {
+      eval: true,
+      workerData: { shared: ring.shared, module: new URL('./descriptor-ring.js', import.meta.url).href },
+    });
+    try {
+      const answer = once(worker, 'message');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(ring.dequeueBurst(new Uint32Array(DESCRIPTOR_WORDS), 0, 1), 1);
+      const [{ room, ms }] = (await answer) as [{ room: boolean; ms: number }];
+      assert.equal(room, true);
+      assert.ok(ms < 9000, `woken by the dequeue, not by its 10 s timeout (${ms.toFixed(0)} ms)`);
+    } finally {
+      await worker.terminate();
+    }
   });
 
   it('detects a corrupted tail: moves nothing, counts it, never throws or blocks for long', () => {

@@ -3,7 +3,7 @@
  * move between the host and a guest, and from guest to guest, in `direct` mode.
  *
  *   byte 0     i32 × 16   magic │ capacity                                  (written once)
- *   byte 64    i32 × 16   tail │ enqueued │ wakeups                          (producer's cache line)
+ *   byte 64    i32 × 16   tail │ enqueued │ wakeups │ producerSleeping      (producer's cache line)
  *   byte 128   i32 × 16   head │ dequeued │ sleeps │ consumerSleeping       (consumer's cache line)
  *   byte 192   u32 × 4 × capacity   descriptors: slot │ length │ port | flags << 16 │ meta
  *
@@ -26,6 +26,11 @@
  * and calls `Atomics.notify`. Both sides use sequentially consistent atomics in the opposite order
  * (store mine, load theirs), so at least one of them sees the other, and `Atomics.wait` itself
  * re-checks `tail` against the value the consumer saw: a wake-up is never lost.
+ *
+ * A producer facing a full ring sleeps the same way, mirrored (`waitForSpace`: `producerSleeping`,
+ * `Atomics.wait` on `head`, woken by the consumer's next `dequeueBurst`), instead of waking on a
+ * timer to look: on two cores, a guest polling a full ring takes the CPU its consumer needs to
+ * empty it. Its timeout only bounds how long a consumer that never notifies can hold it.
  *
  * The shared counters (enqueued, dequeued, sleeps, wakeups) are u32, wrap, and are written by the
  * side that owns their line — a guest's own report, for statistics only.
@@ -87,6 +92,7 @@ const R = {
   Tail: 16,
   Enqueued: 17,
   Wakeups: 18,
+  ProducerSleeping: 19,
   Head: 32,
   Dequeued: 33,
   Sleeps: 34,
@@ -224,6 +230,24 @@ export class DescriptorRing {
     return n;
   }
 
+  /**
+   * Producer, in a worker (it blocks the thread). With the ring full, sleeps on `head` until the
+   * consumer's next dequeue wakes it or `timeoutMs` passes; returns whether there is room now.
+   */
+  waitForSpace(timeoutMs: number): boolean {
+    if (this.freeSpace() > 0) return true;
+    const h = this.header;
+    Atomics.store(h, R.ProducerSleeping, 1);
+    const head = Atomics.load(h, R.Head);
+    if (this.freeSpace() > 0) {
+      Atomics.store(h, R.ProducerSleeping, 0);
+      return true;
+    }
+    Atomics.wait(h, R.Head, head, timeoutMs);
+    Atomics.store(h, R.ProducerSleeping, 0);
+    return this.freeSpace() > 0;
+  }
+
   /** Producer. Room for this many more descriptors now (0 when the consumer's head is impossible). */
   freeSpace(): number {
     const used = (this.tail - (Atomics.load(this.header, R.Head) >>> 0)) >>> 0;
@@ -263,6 +287,11 @@ export class DescriptorRing {
     this.head = head;
     Atomics.store(h, R.Head, head | 0);
     h[R.Dequeued] = (h[R.Dequeued] + n) | 0;
+    if (
+      Atomics.load(h, R.ProducerSleeping) !== 0 &&
+      Atomics.compareExchange(h, R.ProducerSleeping, 1, 0) === 1
+    )
+      Atomics.notify(h, R.Head, 1);
     return n;
   }
 
