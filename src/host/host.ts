@@ -1347,7 +1347,14 @@ export class Host {
    */
   private async idle(): Promise<void> {
     if (!this.inputsDone && this.anyBacklog()) {
-      await new Promise((resolve) => setImmediate(resolve));
+      // A guest's input ring is full: sleep until that guest takes some (its dequeue wakes us) or a
+      // guest publishes output to move on, instead of spinning through the event loop (that took
+      // the CPU the guests needed to drain their rings).
+      const full = this.fullInputRing();
+      const output = this.inFlight() > 0 ? this.ringToWatch() : null;
+      if (full === null) await new Promise((resolve) => setImmediate(resolve));
+      else if (output === null) await full.waitForSpaceAsync(1);
+      else await Promise.race([full.waitForSpaceAsync(1), output.waitForDataAsync(1)]);
       return;
     }
     const ring = this.inFlight() > 0 ? this.ringToWatch() : null;
@@ -1366,6 +1373,15 @@ export class Host {
         done();
       };
     });
+  }
+
+  /** The input ring of a guest whose backlog is a burst or more (the host waits for room in it). */
+  private fullInputRing(): DescriptorRing | null {
+    for (const nf of this.nfs)
+      for (const replica of nf.replicas)
+        if (replica.up && replica.inRing !== null && replica.backlogCount >= this.batchSize)
+          return replica.inRing;
+    return null;
   }
 
   /** The output ring of the first running ring guest whose output the host consumes, round-robin. */

@@ -350,6 +350,31 @@ export class DescriptorRing {
     return this.available() > 0;
   }
 
+  /**
+   * Producer on a thread that must not block (the host's): resolves, without spinning, when the
+   * consumer's dequeue makes room (true) or after `timeoutMs` (false).
+   */
+  async waitForSpaceAsync(timeoutMs: number): Promise<boolean> {
+    const h = this.header;
+    Atomics.store(h, R.ProducerSleeping, 1);
+    const head = Atomics.load(h, R.Head);
+    if (this.freeSpace() > 0) {
+      Atomics.store(h, R.ProducerSleeping, 0);
+      return true;
+    }
+    const result = waitAsync(h, R.Head, head, timeoutMs);
+    if (result.async) {
+      const keepAlive = setInterval(noop, 1 << 30); // as in waitForDataAsync
+      try {
+        await result.value;
+      } finally {
+        clearInterval(keepAlive);
+      }
+    }
+    Atomics.store(h, R.ProducerSleeping, 0);
+    return this.freeSpace() > 0;
+  }
+
   // ── either side ───────────────────────────────────────────────────────────────────────────────
 
   /** Impossible peer cursors this view has seen. Nonzero means: quarantine the peer. */
