@@ -10,7 +10,7 @@
  *   as 0xFFFF, and a rewrite of a packet whose checksum is 0 must leave it 0 (RFC 1624 §3, and what
  *   every NAT must do).
  */
-import { read16, read32, write16, write32 } from './bytes.js';
+import { read16, write16, write32 } from './bytes.js';
 
 /**
  * Adds the big-endian 16-bit words of `bytes[offset, offset+length)` to `initial`, padding an odd
@@ -89,7 +89,7 @@ export function updateChecksum16(checksum: number, oldWord: number, newWord: num
 
 /** RFC 1624 update for a 32-bit field (an IPv4 address): two 16-bit words at once. */
 export function updateChecksum32(checksum: number, oldValue: number, newValue: number): number {
-  return applyChecksumDelta(checksum, delta32(oldValue >>> 0, newValue >>> 0));
+  return applyChecksumDelta(checksum, delta32(oldValue | 0, newValue | 0));
 }
 
 /**
@@ -137,7 +137,11 @@ export function rewriteIpv4Address(
   newAddr: number,
   l4: L4ChecksumSite,
 ): void {
-  const delta = delta32(read32(bytes, addrAt), newAddr >>> 0);
+  // Both addresses as int32 (delta32 reads only their 16-bit halves): an unsigned value ≥ 2^31
+  // crossing a call V8 does not inline is a heap number, an allocation per packet.
+  const old =
+    (bytes[addrAt] << 24) | (bytes[addrAt + 1] << 16) | (bytes[addrAt + 2] << 8) | bytes[addrAt + 3];
+  const delta = delta32(old, newAddr | 0);
   const ipCsumAt = ipAt + 10;
   write16(bytes, ipCsumAt, applyChecksumDelta(read16(bytes, ipCsumAt), delta));
   patchL4(bytes, l4, delta);
