@@ -1005,8 +1005,8 @@ export class Host {
   private collect(): number {
     let moved = 0;
     const d = this.scratch;
-    // Spare slots a guest used are packets from now on; this comes first so that a packet made
-    // from one is counted as originated before the host can see it sent or dropped.
+    // Spare slots a guest used are packets from now on, and the rings get new ones. (One taken after
+    // this look and published before the dequeues below is found by validDescriptor.)
     for (const nf of this.nfs) {
       if (nf.definition.originates !== true || nf.run < 0) continue;
       for (const replica of nf.replicas) {
@@ -1074,15 +1074,23 @@ export class Host {
 
   /** A guest's descriptor is read once and checked before the host acts on it; a bad one is counted. */
   private validDescriptor(slot: number, length: number, run: number): boolean {
-    if (
-      slot < this.pool.slotCount &&
-      length <= this.pool.slotSize &&
-      this.slotRun[slot] === run &&
-      this.slotSpare[slot] === 0
-    )
-      return true;
+    if (slot < this.pool.slotCount && length <= this.pool.slotSize && this.slotRun[slot] === run) {
+      if (this.slotSpare[slot] === 0) return true;
+      // A spare slot coming back as a packet: a guest of the run took it after the last look at
+      // its spare ring (it took it before publishing the descriptor we just read, so looking again
+      // now sees it). Only a slot still waiting in a spare ring is a guest's lie.
+      this.syncRunSpares(run);
+      if (this.slotSpare[slot] === 0) return true;
+    }
     this.hostDrops.set(HostDrop.Invalid, (this.hostDrops.get(HostDrop.Invalid) ?? 0) + 1);
     return false;
+  }
+
+  private syncRunSpares(runIndex: number): void {
+    const run = this.runs[runIndex];
+    if (run === undefined) return;
+    const stages = this.chains[run.chain].stages;
+    for (let k = run.first; k <= run.last; k++) for (const r of stages[k].replicas) this.syncSpares(r);
   }
 
   // ── packets the NFs make (`ctx.emit`) ─────────────────────────────────────────────────────────
