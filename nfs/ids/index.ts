@@ -21,10 +21,26 @@
  * ring that `snapshot()` carries (with sequence numbers), which the host's EVE exporter
  * (src/io/eve-exporter.ts) turns into EVE JSON lines; per-signature hits come with it.
  *
- * Not inspected (passed, counted): IP fragments (no reassembly of fragments), non-IP frames,
- * tunnel contents. Malformed frames (including a bad TCP/UDP checksum) are counted; `prevent` drops
- * them. Streams are not carried across a restart (inspection picks them up midstream); alerts and
- * hits are.
+ * IP fragments (IPv4, and IPv6 Fragment headers) are reassembled (fragment-table.ts, as Snort's
+ * frag3 and Suricata's defrag do), so a signature split across fragments is found: a bounded table
+ * of datagrams keyed by (src, dst, protocol, id) — `maxFragmentedDatagrams`, `fragmentBytes` in all,
+ * `fragmentDatagramBytes` each, `fragmentTimeoutSeconds` from the first fragment — evicting the
+ * oldest when full (`fragments_evicted`). A completed datagram is rebuilt as one frame and inspected
+ * like an unfragmented packet of its protocol: a TCP segment goes into its stream, so a signature
+ * split across IP fragments and TCP segments is found too. Fragments are forwarded as they came
+ * (the IDS does not re-fragment); in `prevent` mode, when the datagram matches a drop/reject rule,
+ * the fragment that completed it is dropped — or turned into the RST, the flow then blocked as
+ * above — and the receiver can never reassemble it. Overlaps: first copy wins; a fragment whose
+ * bytes differ from bytes already received is counted (`fragment_overlap_conflict`) and in
+ * `prevent` mode dropped, so the receiver only gets bytes the IDS inspected, whatever its own
+ * overlap policy (fragment-table.ts says why). Tiny fragments (RFC 1858), fragments past 65535
+ * bytes and inconsistent ones are counted and in `prevent` mode dropped. Fragments of a datagram
+ * that never completes (timed out, evicted, or never sent whole) pass uninspected, counted.
+ *
+ * Not inspected (passed, counted): non-IP frames, tunnel contents. Malformed frames (including a
+ * bad TCP/UDP checksum, also of a reassembled datagram) are counted; `prevent` drops them. Streams
+ * and datagrams in reassembly are not carried across a restart (inspection picks streams up
+ * midstream); alerts and hits are.
  */
 import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from '../../src/packet/address.js';
 import { DropReason } from '../../src/packet/drop-reason.js';
@@ -32,10 +48,13 @@ import { FLOW_KEY_WORDS, FlowKey } from '../../src/packet/flow-key.js';
 import { IpProtocol } from '../../src/packet/ip-protocol.js';
 import { Layer, PacketParser } from '../../src/packet/packet-parser.js';
 import { TcpFlag } from '../../src/packet/tcp.js';
-import { defineNf, type NfInstance } from '../../src/sdk/index.js';
+import { defineNf, type NfInstance, type PacketBatch } from '../../src/sdk/index.js';
+import { Ipv4View } from '../../src/packet/ipv4.js';
+import { IPV6_HEADER_LENGTH, Ipv6Field, Ipv6FragmentField, Ipv6View } from '../../src/packet/ipv6.js';
 import { RuleSet } from './rule-set.js';
 import { Action, addressMatches, FlowFlag, parseRules, parseVars, portMatches, type Rule } from './rules.js';
 import { SegmentResult, StreamFlag, StreamStat, StreamTable } from './stream-table.js';
+import { FragmentResult, FragmentStat, FragmentTable } from './fragment-table.js';
 import { Rejecter } from '../../src/packet/reject.js';
 
 export interface IdsConfig {
@@ -47,6 +66,10 @@ export interface IdsConfig {
   reassemblyBytes: number;
   streamHoldBytes: number;
   streamTimeoutSeconds: number;
+  maxFragmentedDatagrams: number;
+  fragmentBytes: number;
+  fragmentDatagramBytes: number;
+  fragmentTimeoutSeconds: number;
   alertRing: number;
 }
 
@@ -95,12 +118,16 @@ export interface IdsInstance extends NfInstance {
     maxStreams: number;
     streamMemoryBytes: number;
     reassemblyChunks: number;
+    maxFragmentedDatagrams: number;
+    fragmentChunks: number;
   };
 }
 
 /** Alerts logged per packet at most; further matches are counted (`alerts_suppressed`). */
 const MAX_ALERTS_PER_PACKET = 8;
 const NO_STREAM = -1;
+/** What inspect() decided for a packet. */
+const Verdict = { Pass: 0, BlockedFlow: 1, Block: 2 } as const;
 
 const PROTO_NAMES: Readonly<Record<number, string>> = { 6: 'TCP', 17: 'UDP', 1: 'ICMP', 58: 'IPv6-ICMP' };
 
@@ -112,7 +139,15 @@ export default defineNf<IdsConfig>({
   drops: {
     signature: 'prevent mode: a drop or reject rule matched (a TCP segment is answered with a RST instead)',
     blocked_flow: 'prevent mode: a later packet of a TCP flow a drop or reject rule blocked',
-    malformed: 'prevent mode: the parser refused the frame (truncated, bad length or checksum)',
+    malformed:
+      'prevent mode: the parser refused the frame (truncated, bad length or checksum), or the datagram its fragments reassemble into',
+    fragment_overlap_conflict:
+      'prevent mode: an IP fragment whose bytes differ from bytes of its datagram already received (the receiver only ever gets the first copy)',
+    fragment_bad:
+      'prevent mode: an IP fragment inconsistent with its datagram (length not a multiple of 8, past the end, a second end)',
+    fragment_tiny:
+      'prevent mode: a first fragment too short for its transport header, or a TCP fragment at offset 8 (RFC 1858)',
+    fragment_oversize: 'prevent mode: an IP fragment ending past 65535 bytes (ping of death)',
   },
   counters: {
     packets: { unit: 'packets', description: 'IP packets inspected' },
@@ -152,7 +187,46 @@ export default defineNf<IdsConfig>({
     },
     malformed: { unit: 'packets', description: 'frames the parser refused' },
     not_ip: { unit: 'packets', description: 'frames without IP, passed uninspected' },
-    fragments: { unit: 'packets', description: 'IP fragments, passed uninspected' },
+    fragments: {
+      unit: 'packets',
+      description:
+        'IP fragments taken into reassembly (forwarded as they are; their datagram is inspected once complete)',
+    },
+    fragments_reassembled: { unit: 'datagrams', description: 'fragmented datagrams completed and inspected' },
+    fragments_active: { unit: 'datagrams', description: 'datagrams in reassembly now (a gauge)' },
+    fragments_expired: {
+      unit: 'datagrams',
+      description:
+        'datagrams incomplete after fragmentTimeoutSeconds, forgotten (their fragments passed uninspected)',
+    },
+    fragments_evicted: {
+      unit: 'datagrams',
+      description:
+        'datagrams given up incomplete to stay within maxFragmentedDatagrams, fragmentBytes (oldest first) or fragmentDatagramBytes (their fragments passed uninspected)',
+    },
+    fragment_overlaps: {
+      unit: 'packets',
+      description: 'IP fragments overlapping bytes of their datagram already received (first copy wins)',
+    },
+    fragment_overlap_conflict: {
+      unit: 'packets',
+      description: 'overlapping IP fragments whose bytes differ from the first copy (evasion attempts)',
+    },
+    fragment_bad: {
+      unit: 'packets',
+      description:
+        'IP fragments inconsistent with their datagram: not a multiple of 8 bytes before the last, empty, past the end the last one set, or a second end (the datagram is discarded, as Linux does)',
+    },
+    fragment_tiny: {
+      unit: 'packets',
+      description:
+        'first fragments too short for their transport header, and TCP fragments at offset 8 (RFC 1858)',
+    },
+    fragment_oversize: {
+      unit: 'packets',
+      description:
+        'IP fragments ending past 65535 bytes (ping of death), refused by the parser (also malformed)',
+    },
   },
   config: {
     mode: {
@@ -213,6 +287,38 @@ export default defineNf<IdsConfig>({
       default: 120,
       description: 'a stream without packets for this long is forgotten',
     },
+    maxFragmentedDatagrams: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 1 << 16,
+      default: 1024,
+      description:
+        'IP datagrams in reassembly at most (about 1.6 KiB each, besides their bytes); a full table evicts the oldest',
+    },
+    fragmentBytes: {
+      type: 'integer',
+      minimum: 65536,
+      maximum: 1 << 30,
+      default: 4 << 20,
+      description:
+        'bytes of fragment payload held over all datagrams in reassembly (1 KiB chunks; Linux holds 4 MiB); when spent, the oldest datagrams are evicted',
+    },
+    fragmentDatagramBytes: {
+      type: 'integer',
+      minimum: 1500,
+      maximum: 65535,
+      default: 65535,
+      description:
+        'payload bytes one datagram may reassemble to; a fragment reaching past it gives its datagram up (passed uninspected)',
+    },
+    fragmentTimeoutSeconds: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 3600,
+      default: 60,
+      description:
+        "seconds from a datagram's first fragment until an incomplete datagram is forgotten; keep it at least the receivers' (Linux 30, Windows 60), or fragments spaced out past it evade inspection",
+    },
     alertRing: {
       type: 'integer',
       minimum: 1,
@@ -247,6 +353,16 @@ export default defineNf<IdsConfig>({
       streamHoldBytes: config.streamHoldBytes,
     });
     const idleNs = config.streamTimeoutSeconds * 1e9;
+    const frags = new FragmentTable({
+      maxDatagrams: config.maxFragmentedDatagrams,
+      bytes: config.fragmentBytes,
+      datagramBytes: config.fragmentDatagramBytes,
+      rejectConflicts: prevent,
+    });
+    const fragmentTimeoutNs = config.fragmentTimeoutSeconds * 1e9;
+    const fragKey = new FlowKey();
+    const rebuiltV4 = new Ipv4View();
+    const rebuiltV6 = new Ipv6View();
 
     const parser = new PacketParser({ maxTunnelDepth: 0, verifyChecksums: true });
     const key = new FlowKey();
@@ -307,7 +423,19 @@ export default defineNf<IdsConfig>({
       malformed: ctx.counter('malformed'),
       notIp: ctx.counter('not_ip'),
       fragments: ctx.counter('fragments'),
+      fragmentsActive: ctx.counter('fragments_active'),
+      fragmentTiny: ctx.counter('fragment_tiny'),
+      fragmentOversize: ctx.counter('fragment_oversize'),
     };
+    /** Fragment table statistic → counter. */
+    const fragmentCounters: [number, number][] = [
+      [FragmentStat.Reassembled, ctx.counter('fragments_reassembled')],
+      [FragmentStat.Expired, ctx.counter('fragments_expired')],
+      [FragmentStat.Evicted, ctx.counter('fragments_evicted')],
+      [FragmentStat.Overlaps, ctx.counter('fragment_overlaps')],
+      [FragmentStat.OverlapConflicts, ctx.counter('fragment_overlap_conflict')],
+      [FragmentStat.Bad, ctx.counter('fragment_bad')],
+    ];
     /** Stream table statistic → counter. */
     const streamCounters: [number, number][] = [
       [StreamStat.Created, ctx.counter('streams_created')],
@@ -323,6 +451,10 @@ export default defineNf<IdsConfig>({
     const dSignature = ctx.dropReason('signature');
     const dBlocked = ctx.dropReason('blocked_flow');
     const dMalformed = ctx.dropReason('malformed');
+    const dConflict = ctx.dropReason('fragment_overlap_conflict');
+    const dFragmentBad = ctx.dropReason('fragment_bad');
+    const dTiny = ctx.dropReason('fragment_tiny');
+    const dOversize = ctx.dropReason('fragment_oversize');
     let inspected = 0;
     let nCandidates = 0;
     let suppressed = 0;
@@ -532,6 +664,270 @@ export default defineNf<IdsConfig>({
       }
     }
 
+    // Per-batch tallies (closure variables: inspect() and onFragment() add to them).
+    let nPackets = 0;
+    let nMalformed = 0;
+    let nFragments = 0;
+    let nTiny = 0;
+    let nOversize = 0;
+    let nPassed = 0;
+    let nDropped = 0;
+    let nResets = 0;
+    let nBlockedFlow = 0;
+    let nAlerts = 0;
+
+    /**
+     * Inspects the IP packet `parser` is attached to (in `bytes`; `key` holds its 5-tuple): header
+     * rules, then its payload — through its TCP stream, or on its own. Records the alerts and, in
+     * prevent mode, marks a TCP flow a drop/reject rule matched as blocked. Returns a Verdict.
+     */
+    function inspect(bytes: Uint8Array, now: number): number {
+      nPackets++;
+      packetStamp++;
+      matchedCount = 0;
+      passMatched = false;
+      blockMatched = false;
+      pktProto = parser.protocol;
+      pktV6 = parser.l3 === Layer.Ipv6;
+      pktBytes = bytes;
+      if (pktV6) {
+        pktSrcAt = parser.ipv6.srcAt();
+        pktDstAt = parser.ipv6.dstAt();
+      } else {
+        pktSrc4 = parser.ipv4.src();
+        pktDst4 = parser.ipv4.dst();
+      }
+      pktSport = 0;
+      pktDport = 0;
+      curStream = NO_STREAM;
+      curDir = 0;
+      const payloadAt = parser.payloadAt;
+      const payloadLength = parser.payloadLength;
+      let tcpFlags = 0;
+      if (parser.l4 === Layer.Tcp) {
+        pktSport = parser.tcp.srcPort();
+        pktDport = parser.tcp.dstPort();
+        tcpFlags = parser.tcp.flags();
+        trackTcp(tcpFlags, now);
+        if (curStream !== NO_STREAM && (streams.flags[curStream] & StreamFlag.Blocked) !== 0)
+          return Verdict.BlockedFlow;
+      } else if (parser.l4 === Layer.Udp) {
+        pktSport = parser.udp.srcPort();
+        pktDport = parser.udp.dstPort();
+      }
+      for (let k = 0; k < set.headerOnly.length; k++) {
+        const r = set.headerOnly[k];
+        if (headerMatches(rules[r]) && set.verify(r)) ruleMatched(r);
+      }
+      if (payloadLength > 0) {
+        if (curStream !== NO_STREAM) {
+          // A SYN's data (TCP Fast Open) starts after the SYN's own sequence number.
+          const seq = (parser.tcp.seq() + ((tcpFlags & TcpFlag.Syn) !== 0 ? 1 : 0)) >>> 0;
+          const result = streams.segment(
+            2 * curStream + curDir,
+            seq,
+            bytes,
+            payloadAt,
+            payloadLength,
+            deliver,
+          );
+          if (result === SegmentResult.Overflow) scan(bytes, payloadAt, payloadLength, 0, 0, -1, 0);
+        } else scan(bytes, payloadAt, payloadLength, 0, 0, -1, 0);
+      }
+      if (curStream !== NO_STREAM && (tcpFlags & TcpFlag.Rst) !== 0 && !blockMatched)
+        streams.remove(curStream);
+      if (matchedCount === 0) return Verdict.Pass;
+      if (passMatched) {
+        nPassed++;
+        return Verdict.Pass;
+      }
+      const block = prevent && blockMatched;
+      for (let k = 0; k < matchedCount; k++)
+        recordAlert(matched[k], now, block && rules[matched[k]].action !== Action.Alert);
+      nAlerts += matchedCount;
+      if (!block) return Verdict.Pass;
+      if (curStream !== NO_STREAM) streams.flags[curStream] |= StreamFlag.Blocked;
+      return Verdict.Block;
+    }
+
+    /** True when the parser refused a fragment because it would end past 65535 (ping of death). */
+    function oversizeFragment(reason: number): boolean {
+      if (reason !== DropReason.BadLength) return false;
+      if (parser.failedLayer === Layer.Ipv4) {
+        const ip = parser.ipv4;
+        const total = ip.totalLength();
+        const header = ip.headerLength();
+        return total >= header && ip.fragmentOffset() + total - header > 0xffff;
+      }
+      if (parser.failedLayer === Layer.Ipv6)
+        return (
+          parser.ipv6.isFragment() && parser.ipv6.fragmentOffset() + parser.ipv6.payloadLength() > 0xffff
+        );
+      return false;
+    }
+
+    /** Set by fragmentHeaderAt: the offset of the Next Header byte that names the Fragment header. */
+    let fixPos = 0;
+    /** Offset of the IPv6 Fragment header of the packet at `ipAt` (the view checked the chain), or -1. */
+    function fragmentHeaderAt(bytes: Uint8Array, ipAt: number, end: number): number {
+      let next = bytes[ipAt + Ipv6Field.NextHeader];
+      fixPos = ipAt + Ipv6Field.NextHeader;
+      let p = ipAt + IPV6_HEADER_LENGTH;
+      for (let n = 0; n <= parser.options.maxExtensionHeaders && p + 8 <= end; n++) {
+        if (next === IpProtocol.Ipv6Fragment) return p;
+        const length = next === IpProtocol.Ah ? (bytes[p + 1] + 2) * 4 : (bytes[p + 1] + 1) * 8;
+        fixPos = p;
+        next = bytes[p];
+        p += length;
+      }
+      return -1;
+    }
+
+    /**
+     * An IP fragment (parser attached to it; `tiny` when its transport header was cut short): into
+     * reassembly; when it completes its datagram, the datagram is inspected, and in prevent mode this
+     * fragment carries the verdict (dropped, or turned into the RST). Otherwise it passes as it is,
+     * except, in prevent mode, a conflicting, inconsistent or tiny one.
+     */
+    function onFragment(batch: PacketBatch, i: number, now: number, tiny: boolean): void {
+      nFragments++;
+      const bytes = batch.bytes;
+      const frameAt = batch.at[i];
+      let result: number;
+      if (parser.l3 === Layer.Ipv4) {
+        const ip = parser.ipv4;
+        const offset = ip.fragmentOffset();
+        const protocol = ip.protocol();
+        // RFC 1858 §4: a TCP fragment at offset 8 can only serve to rewrite the TCP header's flags.
+        if (offset === 8 && protocol === IpProtocol.Tcp) tiny = true;
+        fragKey.setV4(ip.src(), ip.dst(), protocol, 0, ip.identification());
+        const dataAt = ip.payloadAt();
+        result = frags.add(
+          fragKey,
+          now,
+          offset,
+          ip.moreFragments(),
+          bytes,
+          dataAt,
+          ip.payloadLength(),
+          frameAt,
+          dataAt - frameAt,
+          ip.at - frameAt,
+          -1,
+          0,
+        );
+      } else {
+        const ip = parser.ipv6;
+        const end = ip.payloadAt() + ip.payloadLength();
+        const fh = fragmentHeaderAt(bytes, ip.at, end);
+        if (fh < 0) {
+          frags.stats[FragmentStat.Bad]++;
+          result = FragmentResult.Bad;
+        } else {
+          const offset = ip.fragmentOffset();
+          if (offset === 8 && ip.upperProtocol() === IpProtocol.Tcp) tiny = true;
+          const id = ip.fragmentIdentification();
+          fragKey.setV6(bytes, ip.srcAt(), ip.dstAt(), 0, id >>> 16, id & 0xffff);
+          result = frags.add(
+            fragKey,
+            now,
+            offset,
+            ip.moreFragments(),
+            bytes,
+            fh + Ipv6FragmentField.Length,
+            end - fh - Ipv6FragmentField.Length,
+            frameAt,
+            fh - frameAt,
+            ip.at - frameAt,
+            fixPos - frameAt,
+            bytes[fh + Ipv6FragmentField.NextHeader],
+          );
+        }
+      }
+      if (tiny) nTiny++;
+      if (result === FragmentResult.Complete) {
+        if (inspectReassembled(batch, i, now)) return;
+      } else if (prevent && result === FragmentResult.Conflict) {
+        batch.drop(i, dConflict);
+        return;
+      } else if (prevent && result === FragmentResult.Bad) {
+        batch.drop(i, dFragmentBad);
+        return;
+      }
+      if (prevent && tiny) batch.drop(i, dTiny);
+    }
+
+    /**
+     * Inspects the datagram the fragment `i` completed (rebuilt in frags.out) like an unfragmented
+     * packet; returns true when the verdict disposed of fragment i (dropped or turned into a RST).
+     */
+    function inspectReassembled(batch: PacketBatch, i: number, now: number): boolean {
+      const out = frags.out;
+      const ipAt = frags.outIpAt;
+      // The rebuilt headers say "one whole datagram": IPv4 total length, no MF, offset 0, checksum;
+      // IPv6 payload length, the Fragment header's Next Header where the Fragment header was named.
+      let ok: boolean;
+      if (frags.outFixAt < 0) {
+        const ip = rebuiltV4.attachUnchecked(out, ipAt, frags.outLength - ipAt);
+        const total = ip.headerLength() + frags.outPayload;
+        ok = total <= 0xffff;
+        if (ok) {
+          ip.setTotalLength(total);
+          ip.setFragment(ip.dontFragment(), false, 0);
+          ip.fillChecksum();
+        }
+      } else {
+        const payload = frags.outLength - ipAt - IPV6_HEADER_LENGTH;
+        ok = payload <= 0xffff;
+        if (ok) {
+          out[frags.outFixAt] = frags.outNext;
+          rebuiltV6.attachUnchecked(out, ipAt, frags.outLength - ipAt).setPayloadLength(payload);
+        }
+      }
+      const reason = ok ? parser.attach(out, 0, frags.outLength) : DropReason.BadLength;
+      if (
+        reason !== DropReason.None ||
+        (parser.l3 !== Layer.Ipv4 && parser.l3 !== Layer.Ipv6) ||
+        parser.fragment ||
+        !parser.flowKey(key)
+      ) {
+        // What the receiver would reassemble is malformed (a bad checksum, a bad UDP length …).
+        nMalformed++;
+        ctx.malformed(parser.failedLayer, reason);
+        if (!prevent) return false;
+        batch.drop(i, dMalformed);
+        return true;
+      }
+      const verdict = inspect(out, now);
+      if (verdict === Verdict.Pass) return false;
+      if (verdict === Verdict.BlockedFlow) {
+        nBlockedFlow++;
+        batch.drop(i, dBlocked);
+        return true;
+      }
+      nDropped++;
+      if (curStream !== NO_STREAM) {
+        // The RST is built from the whole segment, then put in the fragment's place.
+        const length = resetter.buildReset(parser, 0);
+        if (length > 0 && length <= batch.capacity) {
+          const at = batch.at[i];
+          for (let k = 0; k < length; k++) batch.bytes[at + k] = out[k];
+          if (batch.setLength(i, length)) {
+            nResets++;
+            return true;
+          }
+        }
+      }
+      batch.drop(i, dSignature);
+      return true;
+    }
+
+    function addFragmentStats(): void {
+      for (const [stat, counter] of fragmentCounters) c[counter] += frags.stats[stat];
+      frags.stats.fill(0);
+      c[C.fragmentsActive] = frags.size;
+    }
+
     const instance: IdsInstance = {
       plan: {
         mode: config.mode,
@@ -539,6 +935,8 @@ export default defineNf<IdsConfig>({
         maxStreams: streams.maxStreams,
         streamMemoryBytes: streams.tails.byteLength,
         reassemblyChunks: streams.chunks,
+        maxFragmentedDatagrams: frags.maxDatagrams,
+        fragmentChunks: frags.chunks,
       },
       alerts: (after = 0) => alertList(after),
       hits: () =>
@@ -546,24 +944,35 @@ export default defineNf<IdsConfig>({
       activeStreams: () => streams.size,
 
       process(batch, now) {
-        let packets = 0;
-        let malformed = 0;
+        nPackets = 0;
+        nMalformed = 0;
+        nFragments = 0;
+        nTiny = 0;
+        nOversize = 0;
+        nPassed = 0;
+        nDropped = 0;
+        nResets = 0;
+        nBlockedFlow = 0;
+        nAlerts = 0;
         let notIp = 0;
-        let fragments = 0;
-        let passed = 0;
-        let dropped = 0;
-        let resets = 0;
-        let blockedFlow = 0;
-        let alerts = 0;
         inspected = 0;
         nCandidates = 0;
         suppressed = 0;
         for (let i = 0; i < batch.count; i++) {
           const reason = parser.attach(batch.bytes, batch.at[i], batch.length[i]);
           if (reason !== DropReason.None) {
-            malformed++;
+            // A first fragment too short for its transport header (RFC 1858's tiny fragment) still
+            // goes to reassembly; every other refusal is a malformed frame.
+            if (parser.fragment && parser.failedLayer >= Layer.Tcp && parser.failedLayer <= Layer.Icmpv6) {
+              onFragment(batch, i, now, true);
+              continue;
+            }
+            nMalformed++;
             ctx.malformed(parser.failedLayer, reason);
-            if (prevent) batch.drop(i, dMalformed);
+            if (oversizeFragment(reason)) {
+              nOversize++;
+              if (prevent) batch.drop(i, dOversize);
+            } else if (prevent) batch.drop(i, dMalformed);
             continue;
           }
           if ((parser.l3 !== Layer.Ipv4 && parser.l3 !== Layer.Ipv6) || !parser.flowKey(key)) {
@@ -571,101 +980,45 @@ export default defineNf<IdsConfig>({
             continue;
           }
           if (parser.fragment) {
-            fragments++;
+            onFragment(batch, i, now, false);
             continue;
           }
-          packets++;
-          packetStamp++;
-          matchedCount = 0;
-          passMatched = false;
-          blockMatched = false;
-          pktProto = parser.protocol;
-          pktV6 = parser.l3 === Layer.Ipv6;
-          pktBytes = batch.bytes;
-          if (pktV6) {
-            pktSrcAt = parser.ipv6.srcAt();
-            pktDstAt = parser.ipv6.dstAt();
-          } else {
-            pktSrc4 = parser.ipv4.src();
-            pktDst4 = parser.ipv4.dst();
-          }
-          pktSport = 0;
-          pktDport = 0;
-          curStream = NO_STREAM;
-          curDir = 0;
-          const payloadAt = parser.payloadAt;
-          const payloadLength = parser.payloadLength;
-          let tcpFlags = 0;
-          if (parser.l4 === Layer.Tcp) {
-            pktSport = parser.tcp.srcPort();
-            pktDport = parser.tcp.dstPort();
-            tcpFlags = parser.tcp.flags();
-            trackTcp(tcpFlags, now);
-            if (curStream !== NO_STREAM && (streams.flags[curStream] & StreamFlag.Blocked) !== 0) {
-              blockedFlow++;
-              batch.drop(i, dBlocked);
-              continue;
-            }
-          } else if (parser.l4 === Layer.Udp) {
-            pktSport = parser.udp.srcPort();
-            pktDport = parser.udp.dstPort();
-          }
-          for (let k = 0; k < set.headerOnly.length; k++) {
-            const r = set.headerOnly[k];
-            if (headerMatches(rules[r]) && set.verify(r)) ruleMatched(r);
-          }
-          if (payloadLength > 0) {
-            if (curStream !== NO_STREAM) {
-              // A SYN's data (TCP Fast Open) starts after the SYN's own sequence number.
-              const seq = (parser.tcp.seq() + ((tcpFlags & TcpFlag.Syn) !== 0 ? 1 : 0)) >>> 0;
-              const result = streams.segment(
-                2 * curStream + curDir,
-                seq,
-                batch.bytes,
-                payloadAt,
-                payloadLength,
-                deliver,
-              );
-              if (result === SegmentResult.Overflow) scan(batch.bytes, payloadAt, payloadLength, 0, 0, -1, 0);
-            } else scan(batch.bytes, payloadAt, payloadLength, 0, 0, -1, 0);
-          }
-          if (curStream !== NO_STREAM && (tcpFlags & TcpFlag.Rst) !== 0 && !blockMatched)
-            streams.remove(curStream);
-          if (matchedCount === 0) continue;
-          if (passMatched) {
-            passed++;
+          const verdict = inspect(batch.bytes, now);
+          if (verdict === Verdict.Pass) continue;
+          if (verdict === Verdict.BlockedFlow) {
+            nBlockedFlow++;
+            batch.drop(i, dBlocked);
             continue;
           }
-          const block = prevent && blockMatched;
-          for (let k = 0; k < matchedCount; k++)
-            recordAlert(matched[k], now, block && rules[matched[k]].action !== Action.Alert);
-          alerts += matchedCount;
-          if (!block) continue;
-          dropped++;
+          nDropped++;
           if (curStream !== NO_STREAM) {
-            streams.flags[curStream] |= StreamFlag.Blocked;
             const length = resetter.buildReset(parser, batch.at[i]);
             if (length > 0 && batch.setLength(i, length)) {
-              resets++;
+              nResets++;
               continue;
             }
           }
           batch.drop(i, dSignature);
         }
-        c[C.packets] += packets;
+        c[C.packets] += nPackets;
         c[C.inspected] += inspected;
-        c[C.alerts] += alerts;
+        c[C.alerts] += nAlerts;
         c[C.suppressed] += suppressed;
         c[C.candidates] += nCandidates;
         c[C.budget] += set.budgetExhausted;
         set.budgetExhausted = 0;
-        c[C.passed] += passed;
-        c[C.dropped] += dropped;
-        c[C.resets] += resets;
-        c[C.blockedFlow] += blockedFlow;
-        c[C.malformed] += malformed;
+        c[C.passed] += nPassed;
+        c[C.dropped] += nDropped;
+        c[C.resets] += nResets;
+        c[C.blockedFlow] += nBlockedFlow;
+        c[C.malformed] += nMalformed;
         c[C.notIp] += notIp;
-        c[C.fragments] += fragments;
+        if (nFragments !== 0 || nOversize !== 0) {
+          c[C.fragments] += nFragments;
+          c[C.fragmentTiny] += nTiny;
+          c[C.fragmentOversize] += nOversize;
+          addFragmentStats();
+        }
         for (const [stat, counter] of streamCounters) c[counter] += streams.stats[stat];
         streams.stats.fill(0);
         c[C.active] = streams.size;
@@ -673,6 +1026,8 @@ export default defineNf<IdsConfig>({
 
       tick(now) {
         streams.expire(now, idleNs);
+        frags.expire(now, fragmentTimeoutNs);
+        addFragmentStats();
         for (const [stat, counter] of streamCounters) c[counter] += streams.stats[stat];
         streams.stats.fill(0);
         c[C.active] = streams.size;

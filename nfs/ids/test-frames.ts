@@ -1,12 +1,13 @@
 /**
  * Frames for the IDS tests and benchmark: Ethernet / IPv4 or IPv6 (by the address text) / TCP or
- * UDP with a payload, checksums filled; and a TCP conversation builder that tracks sequence numbers.
+ * UDP with a payload, checksums filled; a TCP conversation builder that tracks sequence numbers; and
+ * IP fragments of such a frame (IPv4, or IPv6 with a Fragment header), for the reassembly tests.
  */
 import { ipv4 } from '../../src/packet/address.js';
 import { pseudoHeaderSumV4, pseudoHeaderSumV6 } from '../../src/packet/checksum.js';
 import { EthernetRepr } from '../../src/packet/ethernet.js';
 import { EtherType, IpProtocol } from '../../src/packet/ip-protocol.js';
-import { Ipv4Repr } from '../../src/packet/ipv4.js';
+import { Ipv4Repr, Ipv4View } from '../../src/packet/ipv4.js';
 import { Ipv6Repr } from '../../src/packet/ipv6.js';
 import { TcpRepr } from '../../src/packet/tcp.js';
 import { UdpRepr } from '../../src/packet/udp.js';
@@ -138,4 +139,70 @@ export class Conversation {
       payload,
     });
   }
+}
+
+export interface FragmentOptions {
+  /** IPv4 identification (16 bits) or IPv6 fragment identification (32 bits); 0x1234 by default. */
+  id?: number;
+  /** The MF flag; by default set unless the fragment reaches the end of the payload. */
+  more?: boolean;
+  /** The fragment's bytes instead of the original ones (an overlap with different bytes). */
+  data?: Uint8Array | string;
+}
+
+/**
+ * One fragment of the IP packet in `frame` (Ethernet + IPv4 without options or IPv6 without
+ * extension headers, as the builders above make): bytes [offset, offset + length) of its IP payload
+ * (the transport header included), at fragment offset `offset` (a multiple of 8 for a valid one).
+ */
+export function ipFragment(
+  frame: Uint8Array,
+  offset: number,
+  length: number,
+  options: FragmentOptions = {},
+): Uint8Array {
+  const v6 = frame[12] === 0x86 && frame[13] === 0xdd;
+  const ipAt = 14;
+  const header = v6 ? 40 : 20;
+  const payloadLength = v6
+    ? (frame[ipAt + 4] << 8) | frame[ipAt + 5]
+    : ((frame[ipAt + 2] << 8) | frame[ipAt + 3]) - header;
+  const payload = frame.subarray(ipAt + header, ipAt + header + payloadLength);
+  const data = options.data === undefined ? payload.subarray(offset, offset + length) : bytesOf(options.data);
+  const more = options.more ?? offset + data.length < payloadLength;
+  const id = options.id ?? 0x1234;
+  const extra = v6 ? 8 : 0;
+  const out = new Uint8Array(ipAt + header + extra + data.length);
+  out.set(frame.subarray(0, ipAt + header));
+  out.set(data, ipAt + header + extra);
+  if (v6) {
+    const f = ipAt + header;
+    out[f] = frame[ipAt + 6];
+    out[ipAt + 6] = IpProtocol.Ipv6Fragment;
+    const n = extra + data.length;
+    out[ipAt + 4] = n >>> 8;
+    out[ipAt + 5] = n & 0xff;
+    const offsetFlags = (offset & 0xfff8) | (more ? 1 : 0);
+    out[f + 2] = offsetFlags >>> 8;
+    out[f + 3] = offsetFlags & 0xff;
+    new DataView(out.buffer).setUint32(f + 4, id >>> 0);
+  } else {
+    const ip = new Ipv4View().attachUnchecked(out, ipAt);
+    ip.setTotalLength(header + data.length);
+    ip.setIdentification(id & 0xffff);
+    ip.setFragment(false, more, offset);
+    ip.fillChecksum();
+  }
+  return out;
+}
+
+/** The IP payload of `frame` cut at `cuts` (payload offsets, ascending) into fragments, in order. */
+export function ipFragments(frame: Uint8Array, cuts: number[], id?: number): Uint8Array[] {
+  const v6 = frame[12] === 0x86 && frame[13] === 0xdd;
+  const payloadLength = v6 ? (frame[18] << 8) | frame[19] : ((frame[16] << 8) | frame[17]) - 20;
+  const edges = [0, ...cuts, payloadLength];
+  const out: Uint8Array[] = [];
+  for (let k = 0; k + 1 < edges.length; k++)
+    out.push(ipFragment(frame, edges[k], edges[k + 1] - edges[k], { id }));
+  return out;
 }

@@ -172,3 +172,109 @@ describe('ids in nfvisor run, judged by tshark', () => {
     );
   });
 });
+
+/**
+ * IP fragments made by scapy's fragment() (not by the project's code): three UDP datagrams of 3000
+ * bytes in 1480-byte fragments, each with a 12–13-byte content cut by the first fragment boundary —
+ * one matches a drop rule (in order), one is benign, one matches an alert rule (fragments in reverse
+ * order). In prevent mode, the dropped datagram's last fragment must be missing from the output, so
+ * tshark (reassembling, as a receiver does) completes the two other datagrams only; the EVE file
+ * holds one alert per signature, with the UDP ports of the reassembled datagram.
+ */
+const FRAGMENT_SCRIPT = `
+import sys
+from scapy.all import Ether, IP, UDP, Raw, fragment, wrpcap
+def datagram(src, sport, content, ident):
+    payload = b"a" * 1465 + content
+    payload += b"z" * (3000 - len(payload))
+    packet = IP(src=src, dst="10.2.0.2", id=ident) / UDP(sport=sport, dport=9999) / Raw(payload)
+    return [Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / f for f in fragment(packet, fragsize=1480)]
+frames = datagram("10.2.0.1", 5001, b"FRAG-DROP-ME", 1) + datagram("10.2.0.3", 5003, b"benign-bytes", 3)
+frames += list(reversed(datagram("10.2.0.5", 5005, b"FRAG-ALERT-ME", 5)))
+for k, f in enumerate(frames):
+    f.time = 1764000000 + k
+wrpcap(sys.argv[1], frames)
+`;
+
+describe('ids in nfvisor run: IP fragments made by scapy, judged by tshark', () => {
+  let fdir = '';
+  before(() => {
+    fdir = mkdtempSync(join(tmpdir(), 'nfvisor-ids-frag-'));
+    execFileSync('/usr/bin/python3', ['-c', FRAGMENT_SCRIPT, join(fdir, 'in.pcap')], { timeout: 60_000 });
+    const rules = [
+      'drop udp any any -> any 9999 (msg:"fragmented drop"; content:"FRAG-DROP-ME"; sid:1000003;)',
+      'alert udp any any -> any 9999 (msg:"fragmented alert"; content:"FRAG-ALERT-ME"; sid:1000004;)',
+    ];
+    writeFileSync(
+      join(fdir, 'ids.yaml'),
+      [
+        'ports:',
+        '  in: { type: pcap, path: in.pcap }',
+        '  out: { type: pcap, path: out.pcap }',
+        'nfs:',
+        '  ids:',
+        '    image: builtin/ids',
+        '    config:',
+        '      mode: prevent',
+        '      rules:',
+        ...rules.map((r) => `        - '${r}'`),
+        'chains:',
+        '  - { name: main, from: in, through: [ids], to: out }',
+        'exporters:',
+        '  - { type: eve, nf: ids, file: alerts.json }',
+        '',
+      ].join('\n'),
+    );
+  });
+  after(() => rmSync(fdir, { recursive: true, force: true }));
+
+  it('drops the fragment that completes a matching datagram and alerts on the reassembled ones', async () => {
+    const fields = (path: string, extra: string[]): string[][] =>
+      tshark(['-r', path, '-T', 'fields', '-E', 'separator=,', ...extra])
+        .trim()
+        .split('\n')
+        .map((line) => line.split(','));
+    const input = fields(join(fdir, 'in.pcap'), ['-e', 'ip.src', '-e', 'ip.frag_offset']);
+    assert.equal(input.length, 9, 'scapy made 3 fragments per datagram');
+    await runDeploymentFile(join(fdir, 'ids.yaml'), { progress: false });
+
+    // ip.frag_offset counts 8-byte units.
+    const out = fields(join(fdir, 'out.pcap'), ['-e', 'ip.src', '-e', 'ip.frag_offset', '-e', 'udp.srcport']);
+    assert.deepEqual(
+      out.map((f) => `${f[0]} ${f[1]}`),
+      [
+        '10.2.0.1 0',
+        '10.2.0.1 185',
+        '10.2.0.3 0',
+        '10.2.0.3 185',
+        '10.2.0.3 370',
+        '10.2.0.5 370',
+        '10.2.0.5 185',
+        '10.2.0.5 0',
+      ],
+      'every fragment but the one completing the dropped datagram',
+    );
+    // tshark reassembles the two complete datagrams (their UDP ports show on the completing frame).
+    assert.deepEqual(
+      out.map((f) => f[2]).filter((port) => port !== ''),
+      ['5003', '5005'],
+    );
+    const experts = tshark(['-r', join(fdir, 'out.pcap'), '-q', '-z', 'expert,error']);
+    assert.doesNotMatch(experts, /Malformed|Bad checksum/i, experts);
+
+    const events = readFileSync(join(fdir, 'alerts.json'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.deepEqual(
+      events.map((e) => {
+        const a = e.alert as Record<string, unknown>;
+        return [e.src_ip, e.src_port, e.dest_ip, e.dest_port, e.proto, a.action, a.signature_id];
+      }),
+      [
+        ['10.2.0.1', 5001, '10.2.0.2', 9999, 'UDP', 'blocked', 1000003],
+        ['10.2.0.5', 5005, '10.2.0.2', 9999, 'UDP', 'allowed', 1000004],
+      ],
+    );
+  });
+});
