@@ -339,6 +339,72 @@ describe('ids: fragment table', () => {
   });
 });
 
+describe('ids: fragment table properties', () => {
+  it('any cut, order and duplication of a datagram completes it once, byte for byte, and frees every chunk', () => {
+    const table = new FragmentTable({
+      maxDatagrams: 8,
+      bytes: 1 << 17,
+      datagramBytes: 65535,
+      rejectConflicts: true,
+    });
+    const key = new FlowKey();
+    const header = Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8, 9, 10);
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 1, maxLength: 5000 }),
+        fc.array(fc.nat(700), { maxLength: 12 }),
+        fc.array(fc.nat(), { minLength: 1, maxLength: 30 }),
+        fc.nat(0xffff),
+        (payload, rawCuts, picks, id) => {
+          key.setV4(0x0a000001, 0x0a000002, 17, 0, id);
+          const cuts = [
+            ...new Set(rawCuts.map((c) => c * 8).filter((c) => c > 0 && c < payload.length)),
+          ].sort((a, b) => a - b);
+          const edges = [0, ...cuts, payload.length];
+          const pieces = edges.slice(0, -1).map((start, k) => [start, edges[k + 1]]);
+          // Send pieces in the order `picks` chooses (repeats allowed), then whatever is left.
+          const order = [...picks.map((p) => p % pieces.length), ...pieces.map((_, k) => k)];
+          const frame = new Uint8Array(header.length + payload.length);
+          frame.set(header);
+          frame.set(payload, header.length);
+          let completes = 0;
+          const sent = new Set<number>();
+          for (const k of order) {
+            if (sent.size === pieces.length) break;
+            sent.add(k);
+            const [start, end] = pieces[k];
+            const result = table.add(
+              key,
+              0,
+              start,
+              end < payload.length,
+              frame,
+              header.length + start,
+              end - start,
+              0,
+              header.length,
+              0,
+              -1,
+              0,
+            );
+            assert.notEqual(result, FragmentResult.Conflict);
+            assert.notEqual(result, FragmentResult.Bad);
+            if (result === FragmentResult.Complete) {
+              completes++;
+              assert.equal(sent.size, pieces.length, 'complete only when every piece arrived');
+              assert.deepEqual(table.out.subarray(0, table.outLength), frame);
+            }
+          }
+          assert.equal(completes, 1);
+          assert.equal(table.size, 0);
+          assert.equal(table.chunksUsed, 0);
+        },
+      ),
+      { numRuns: 300, seed: 8 },
+    );
+  });
+});
+
 describe('ids: fragment soups', () => {
   it('random fragments (valid-looking and garbage) never throw, in either mode, and stay bounded', () => {
     const base = [
