@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { builtinModule, Host, type HostPlan, type NfPlan } from '../src/host/host.js';
 import type { Placement, VnicMode } from '../src/host/guest-protocol.js';
 import { writeGeneratedCapture } from '../src/io/generate-capture.js';
-import { TrafficGenerator } from '../src/io/traffic-generator.js';
+import { MAX_GENERATED_FRAME, TrafficGenerator } from '../src/io/traffic-generator.js';
 
 const DEADLINE_S = 4;
 const STRIDE = 2048;
@@ -30,7 +30,15 @@ interface ModeResult {
   p99: number;
 }
 
-function makeFrames(frameSize: number | 'imix', count: number): { frames: Uint8Array; lengths: Uint16Array } {
+/**
+ * `count` frames packed at a stride of the largest one rounded up to a cache line: the memory port
+ * plays a NIC, whose DMA costs the CPU nothing, so its copy should not be a cache miss per packet
+ * (2048-byte strides spread 64-byte frames over 400 MB and made that copy a sixth of the host's time).
+ */
+function makeFrames(
+  frameSize: number | 'imix',
+  count: number,
+): { frames: Uint8Array; lengths: Uint16Array; stride: number } {
   const generator = new TrafficGenerator({
     seed: 7,
     packets: count,
@@ -40,10 +48,17 @@ function makeFrames(frameSize: number | 'imix', count: number): { frames: Uint8A
     tcpSessions: false,
     mix: { tcp: 1, udp: 1, icmp: 0 },
   });
-  const frames = new Uint8Array(count * STRIDE);
+  const scratch = new Uint8Array(MAX_GENERATED_FRAME);
+  const generated: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) generated.push(scratch.slice(0, generator.next(scratch, 0)));
+  const stride = Math.ceil(generated.reduce((most, f) => Math.max(most, f.length), 0) / 64) * 64;
+  const frames = new Uint8Array(count * stride);
   const lengths = new Uint16Array(count);
-  for (let i = 0; i < count; i++) lengths[i] = generator.next(frames, i * STRIDE);
-  return { frames, lengths };
+  generated.forEach((frame, i) => {
+    frames.set(frame, i * stride);
+    lengths[i] = frame.length;
+  });
+  return { frames, lengths, stride };
 }
 
 function nf(module: string, config: unknown, vnic: VnicMode, placement: Placement): NfPlan {
@@ -51,7 +66,7 @@ function nf(module: string, config: unknown, vnic: VnicMode, placement: Placemen
 }
 
 async function runChain(
-  traffic: { frames: Uint8Array; lengths: Uint16Array },
+  traffic: { frames: Uint8Array; lengths: Uint16Array; stride: number },
   rounds: number,
   stages: [string, unknown][],
   vnic: VnicMode,
@@ -64,7 +79,13 @@ async function runChain(
     ringSize: 1024,
     batch: 32,
     ports: {
-      mem: { kind: 'memory', frames: traffic.frames, lengths: traffic.lengths, stride: STRIDE, rounds },
+      mem: {
+        kind: 'memory',
+        frames: traffic.frames,
+        lengths: traffic.lengths,
+        stride: traffic.stride,
+        rounds,
+      },
       bin: { kind: 'sink' },
     },
     nfs,

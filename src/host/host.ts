@@ -840,10 +840,19 @@ export class Host {
     if (chain.tap !== undefined) chain.tap(stage, d, from, count);
     if (stage === chain.stages.length) {
       const nowMs = count > 0 ? performance.now() : 0;
+      // Packets read in one burst share their read time: one histogram entry per run of them.
+      let runRxMs = -1;
+      let runLength = 0;
       for (let i = 0; i < count; i++) {
         const o = (from + i) * DESCRIPTOR_WORDS;
         const slot = d[o];
-        this.latency.add((nowMs - this.slotRxMs[slot]) * 1000);
+        const rxMs = this.slotRxMs[slot];
+        if (rxMs !== runRxMs) {
+          if (runLength > 0) this.latency.add((nowMs - runRxMs) * 1000, runLength);
+          runRxMs = rxMs;
+          runLength = 0;
+        }
+        runLength++;
         chain.output.write(
           this.pool.bytes,
           this.pool.slotOffset(slot),
@@ -854,6 +863,7 @@ export class Host {
         this.sent++;
         this.release(slot);
       }
+      if (runLength > 0) this.latency.add((nowMs - runRxMs) * 1000, runLength);
       return;
     }
     const nf = chain.stages[stage];
@@ -1635,10 +1645,11 @@ class LatencyHistogram {
   private count = 0;
   max = 0;
 
-  add(us: number): void {
+  /** Records `packets` packets that each took `us`. */
+  add(us: number, packets: number): void {
     const index = us <= 1 ? 0 : Math.min(127, Math.ceil(4 * Math.log2(us)));
-    this.buckets[index]++;
-    this.count++;
+    this.buckets[index] += packets;
+    this.count += packets;
     if (us > this.max) this.max = us;
   }
 
