@@ -340,6 +340,8 @@ export class Host {
   private readonly latency = new LatencyHistogram();
   private readonly scratch = new Uint32Array(MAX_BATCH * DESCRIPTOR_WORDS);
   private readonly slots = new Uint32Array(MAX_BATCH);
+  /** Slots of packets just written to an output port, freed in one burst. */
+  private readonly sentSlots = new Uint32Array(MAX_BATCH);
   private readonly inlineBatch: PacketBatch;
   private readonly batchSize: number;
   private received = 0;
@@ -861,8 +863,12 @@ export class Host {
           this.slotNanos[slot],
         );
         this.sent++;
-        this.release(slot);
+        this.slotRun[slot] = NO_RUN;
+        this.sentSlots[i & (MAX_BATCH - 1)] = slot;
+        if ((i & (MAX_BATCH - 1)) === MAX_BATCH - 1) this.pool.freeBurst(this.sentSlots, 0, MAX_BATCH);
       }
+      // The slots go back to the pool together (one publication of the free stack per burst).
+      if ((count & (MAX_BATCH - 1)) !== 0) this.pool.freeBurst(this.sentSlots, 0, count & (MAX_BATCH - 1));
       if (runLength > 0) this.latency.add((nowMs - runRxMs) * 1000, runLength);
       return;
     }
