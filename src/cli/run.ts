@@ -170,23 +170,31 @@ export function nfTable(
     restarts: number;
     quarantined: boolean;
     drops: Record<string, number>;
+    refusals?: number;
   }[],
 ): string[] {
+  // Attempts an image's sandbox refused get a column only when there are any: they mean an image
+  // tried something its deployment did not grant (docs/security.md).
+  const refused = nfs.some((nf) => (nf.refusals ?? 0) > 0);
   return table(
-    ['nf', 'image', 'vnic', 'placement', 'replicas', 'packets', 'restarts', 'state', 'drops'],
-    nfs.map((nf) => [
-      nf.name,
-      nf.image,
-      nf.vnic,
-      nf.placement,
-      String(nf.replicas),
-      String(nf.packets),
-      String(nf.restarts),
-      nf.quarantined ? 'QUARANTINED' : 'up',
-      Object.entries(nf.drops)
-        .map(([reason, n]) => `${reason} ${n}`)
-        .join(', ') || '-',
-    ]),
+    ['nf', 'image', 'vnic', 'placement', 'replicas', 'packets', 'restarts', 'state', 'drops'].concat(
+      refused ? ['refused'] : [],
+    ),
+    nfs.map((nf) =>
+      [
+        nf.name,
+        nf.image,
+        nf.vnic,
+        nf.placement,
+        String(nf.replicas),
+        String(nf.packets),
+        String(nf.restarts),
+        nf.quarantined ? 'QUARANTINED' : 'up',
+        Object.entries(nf.drops)
+          .map(([reason, n]) => `${reason} ${n}`)
+          .join(', ') || '-',
+      ].concat(refused ? [String(nf.refusals ?? 0)] : []),
+    ),
   );
 }
 

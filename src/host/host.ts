@@ -235,6 +235,8 @@ export interface Replica {
   lastBeatChange: number;
   /** Busy time without a heartbeat, as the watchdog counts it (see checkGuests). */
   stalledMs: number;
+  /** Sandbox refusals of this replica's earlier guests (a restart clears the control words). */
+  refusedBefore: number;
   // Worker guests.
   worker: Worker | null;
   inRing: DescriptorRing | null;
@@ -577,6 +579,7 @@ export class Host {
       lastHeartbeat: 0,
       lastBeatChange: 0,
       stalledMs: 0,
+      refusedBefore: 0,
       worker: null,
       inRing: null,
       outRing: null,
@@ -613,6 +616,7 @@ export class Host {
     const starts: Promise<void>[] = [];
     stages.forEach((nf, k) => {
       for (const replica of nf.replicas) {
+        replica.refusedBefore += Atomics.load(replica.control, Control.Refused);
         replica.control.fill(0);
         replica.backlogCount = 0;
         if (nf.plan.placement === 'inline') {
@@ -1579,7 +1583,10 @@ export class Host {
   /** Attempts the sandbox refused: the guests' own counts, or this thread's for an inline NF. */
   private refusals(nf: NfRuntime): number {
     if (nf.plan.placement === 'inline') return hostThreadRefusals.get(nf.definition)?.count ?? 0;
-    return nf.replicas.reduce((sum, r) => sum + Atomics.load(r.control, Control.Refused), 0);
+    return nf.replicas.reduce(
+      (sum, r) => sum + r.refusedBefore + Atomics.load(r.control, Control.Refused),
+      0,
+    );
   }
 
   private summary(): HostSummary {
