@@ -11,7 +11,7 @@
  * good checksums; none of the blocked flow's later packets; every benign packet. Every line of the
  * EVE file must parse as JSON with the EVE alert fields, one per expected alert.
  *
- * Needs: tshark (Debian `tshark`); fails, never skips, without it.
+ * Needs: tshark (Debian `tshark`), and python3-scapy for the fragment case; fails, never skips, without them.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
