@@ -114,6 +114,20 @@ const waitAsync = (
 
 function noop(): void {}
 
+/** Resolves when `h[index]` is notified or no longer `value`, or after `timeoutMs`, without blocking. */
+async function sleepOn(h: Int32Array, index: number, value: number, timeoutMs: number): Promise<void> {
+  const result = waitAsync(h, index, value, timeoutMs);
+  if (!result.async) return;
+  // A pending waitAsync does not keep Node's event loop alive (nodejs/node#61941): without this
+  // ref'd timer the process may exit under an awaiting host.
+  const keepAlive = setInterval(noop, 1 << 30);
+  try {
+    await result.value;
+  } finally {
+    clearInterval(keepAlive);
+  }
+}
+
 function checkCapacity(capacity: number): void {
   if (
     !Number.isInteger(capacity) ||
@@ -335,17 +349,7 @@ export class DescriptorRing {
       return true;
     }
     h[R.Sleeps] = (h[R.Sleeps] + 1) | 0;
-    const result = waitAsync(h, R.Tail, tail, timeoutMs);
-    if (result.async) {
-      // A pending waitAsync does not keep Node's event loop alive (nodejs/node#61941): without this
-      // ref'd timer the process may exit under an awaiting host.
-      const keepAlive = setInterval(noop, 1 << 30);
-      try {
-        await result.value;
-      } finally {
-        clearInterval(keepAlive);
-      }
-    }
+    await sleepOn(h, R.Tail, tail, timeoutMs);
     Atomics.store(h, R.ConsumerSleeping, 0);
     return this.available() > 0;
   }
@@ -362,15 +366,7 @@ export class DescriptorRing {
       Atomics.store(h, R.ProducerSleeping, 0);
       return true;
     }
-    const result = waitAsync(h, R.Head, head, timeoutMs);
-    if (result.async) {
-      const keepAlive = setInterval(noop, 1 << 30); // as in waitForDataAsync
-      try {
-        await result.value;
-      } finally {
-        clearInterval(keepAlive);
-      }
-    }
+    await sleepOn(h, R.Head, head, timeoutMs);
     Atomics.store(h, R.ProducerSleeping, 0);
     return this.freeSpace() > 0;
   }
