@@ -538,6 +538,22 @@ void describe('wireguard NF: what the timers send (ctx.emit, injected clock)', (
     assert.equal(A.h.counters().keepalives_sent, 4);
   });
 
+  void it('starts a new handshake when data arrives on a session it initiated that is 165 s old', () => {
+    const { A, B } = established(); // A's session: T0 + 2 ms
+    const early = one(B.h, udpFrame(MAC.bIn, '10.2.0.7', '10.1.0.5'), T0 + 164 * SECOND);
+    assert.equal(one(A.h, early.bytes, T0 + 164 * SECOND).output, 'inside');
+    A.h.tick(T0 + 164 * SECOND + MS);
+    assert.deepEqual(A.h.takeEmitted(), [], 'at 164 s the keys are fresh enough');
+    const late = one(B.h, udpFrame(MAC.bIn, '10.2.0.7', '10.1.0.5'), T0 + 166 * SECOND);
+    assert.equal(one(A.h, late.bytes, T0 + 166 * SECOND).output, 'inside');
+    A.h.tick(T0 + 166 * SECOND + MS);
+    const emitted = A.h.takeEmitted();
+    assert.equal(emitted.length, 1);
+    assert.equal(type(emitted[0].bytes), 1, 'an initiation');
+    assert.equal(A.h.counters().rekeys, 1);
+    assert.equal(one(B.h, emitted[0].bytes, T0 + 166 * SECOND + 2 * MS).output, 'outside', 'B answers it');
+  });
+
   void it('sends what the host has room for, and the rest at the next tick, counting nothing it did not send', () => {
     const peerKeys = Array.from({ length: 20 }, () => publicOf(rawPrivate()));
     const h = new NfHarness(wireguard, {

@@ -26,6 +26,8 @@
  *   new handshake       data sent and nothing authenticated received for KEEPALIVE_TIMEOUT + REKEY_TIMEOUT
  *   persistent keepalive  `persistentKeepalive` seconds without any authenticated packet either way
  *                       (with no session, an initiation instead: the tunnel comes up on its own)
+ *   fresh keys          data received on a session we initiated that is 165 s old (REJECT_AFTER_TIME
+ *                       − KEEPALIVE_TIMEOUT − REKEY_TIMEOUT): a new handshake before the keys expire
  *
  * Security: a message whose mac1 fails is dropped before any public-key work; nothing that fails
  * to authenticate gets an answer; under load (more handshake messages per second than
@@ -127,6 +129,9 @@ export interface WireguardInstance extends NfInstance {
   readonly plan: { publicKey: string; listen: string; peers: number };
 }
 
+/** Receiving on a session we initiated this old starts a new handshake (wireguard-go's keepKeyFreshReceiving). */
+const KEYS_GETTING_OLD = REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT;
+
 /** Frame layout of everything this NF emits towards the outside: Ethernet, IPv4 (no options), UDP. */
 const ETH = 14;
 const OUTER_IP = ETH;
@@ -181,6 +186,8 @@ class Peer {
   awaitingReplySince = -1;
   /** Seconds between persistent keepalives (0: off). */
   persistentKeepalive = 0;
+  /** Data arrived on an initiator session near its end of life: the next tick starts a handshake. */
+  keysGettingOld = false;
 
   constructor(
     readonly index: number,
@@ -261,7 +268,8 @@ export default defineNf<WireguardConfig>({
     handshakes_completed: { unit: 'handshakes', description: 'sessions established (either side)' },
     rekeys: {
       unit: 'handshakes',
-      description: 'initiations sent because a session reached REKEY_AFTER_TIME or _MESSAGES',
+      description:
+        'initiations sent because a session reached REKEY_AFTER_TIME or _MESSAGES, or data arrived on one of ours 165 s old',
     },
     packets_encrypted: { unit: 'packets', description: 'inside packets sent into the tunnel' },
     packets_decrypted: { unit: 'packets', description: 'packets from the tunnel delivered to the inside' },
@@ -921,6 +929,8 @@ export default defineNf<WireguardConfig>({
       peer.rxBytes += n;
       c[C.rxBytes] += n;
       received(peer, plain > 0, now);
+      if (keypair.initiator && keypair === peer.current && now - keypair.createdAt >= KEYS_GETTING_OLD)
+        peer.keysGettingOld = true;
       roam(peer, srcAddr, srcPort);
       if (keypair === peer.next) {
         // The initiator used the session: it is confirmed; the one before stays for late packets.
@@ -1051,6 +1061,12 @@ export default defineNf<WireguardConfig>({
         (peer.next === null || now - peer.next.createdAt >= REKEY_TIMEOUT);
       if (peer.handshake !== null) {
         if (mayInitiate && emitInitiation(peer, now)) c[C.retries]++;
+        peer.keysGettingOld = false;
+      } else if (peer.keysGettingOld && mayInitiate) {
+        if (emitInitiation(peer, now)) {
+          peer.keysGettingOld = false;
+          c[C.rekeys]++;
+        }
       } else if (
         peer.awaitingReplySince >= 0 &&
         now - peer.awaitingReplySince >= KEEPALIVE_TIMEOUT + REKEY_TIMEOUT &&
