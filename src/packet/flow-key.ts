@@ -49,8 +49,11 @@ function hashWords(w: Uint32Array, first: number, second: number, swapPorts: boo
       ? foldAddresses(w, first, second)
       : step(step(HASH_SEED, w[first + 3] | 0), w[second + 3] | 0);
   h = step(h, swapPorts ? (ports << 16) | (ports >>> 16) : ports);
-  h = step(h, versionProtocol);
-  // fmix32 (MurmurHash3's finalizer): full avalanche.
+  return finish(step(h, versionProtocol));
+}
+
+/** fmix32 (MurmurHash3's finalizer): full avalanche; an int32. */
+function finish(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -185,15 +188,28 @@ export class FlowKey {
    */
   symmetricHash(): number {
     const w = this.words;
-    // Addresses that differ only in their last word (every IPv4 key): compare that word directly.
-    const swap =
-      w[FlowKeyWord.Src] === w[FlowKeyWord.Dst] &&
-      w[FlowKeyWord.Src + 1] === w[FlowKeyWord.Dst + 1] &&
-      w[FlowKeyWord.Src + 2] === w[FlowKeyWord.Dst + 2]
-        ? w[FlowKeyWord.Src + 3] !== w[FlowKeyWord.Dst + 3]
-          ? w[FlowKeyWord.Src + 3] > w[FlowKeyWord.Dst + 3]
-          : w[FlowKeyWord.Ports] >>> 16 > (w[FlowKeyWord.Ports] & 0xffff)
-        : this.compareEndpoints() > 0;
+    const versionProtocol = w[FlowKeyWord.VersionProtocol] | 0;
+    if (
+      versionProtocol >>> 8 !== 4 ||
+      w[FlowKeyWord.Src] !== w[FlowKeyWord.Dst] ||
+      w[FlowKeyWord.Src + 1] !== w[FlowKeyWord.Dst + 1] ||
+      w[FlowKeyWord.Src + 2] !== w[FlowKeyWord.Dst + 2]
+    )
+      return this.symmetricHashAny();
+    // An IPv4 key (its addresses differ at most in their last word): hashWords' IPv4 steps with
+    // the endpoints in canonical order, on locals.
+    const a = w[FlowKeyWord.Src + 3];
+    const b = w[FlowKeyWord.Dst + 3];
+    const ports = w[FlowKeyWord.Ports] | 0;
+    const swap = a !== b ? a > b : ports >>> 16 > (ports & 0xffff);
+    let h = step(step(HASH_SEED, (swap ? b : a) | 0), (swap ? a : b) | 0);
+    h = step(h, swap ? (ports << 16) | (ports >>> 16) : ports);
+    return finish(step(h, versionProtocol));
+  }
+
+  /** symmetricHash for any key (IPv6, or words no setter writes). */
+  private symmetricHashAny(): number {
+    const swap = this.compareEndpoints() > 0;
     return hashWords(
       this.words,
       swap ? FlowKeyWord.Dst : FlowKeyWord.Src,
