@@ -416,6 +416,25 @@ void describe('wireguard NF: two gateways back to back', () => {
     assert.deepEqual(restored.nf.peers(), B.nf.peers(), 'what a snapshot carries comes back');
   });
 
+  void it('restores the endpoint it learned by roaming, unless the configuration now gives another', () => {
+    const { A, B } = established();
+    // A's packets now come from 192.0.2.9:4000 (as after a NAT rebinding): B follows them.
+    const data = one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7'), T0 + SECOND).bytes;
+    write32(data, 26, ipv4('192.0.2.9'));
+    write16(data, 24, 0);
+    write16(data, 24, internetChecksum(data, 14, 20));
+    write16(data, 34, 4000);
+    write16(data, 40, 0); // UDP checksum: none
+    assert.equal(one(B.h, data, T0 + SECOND).output, 'inside');
+    const saved = B.nf.snapshot?.();
+    const same = harness('b');
+    same.nf.restore?.(saved);
+    assert.equal(same.nf.peers()[0].endpoint, '192.0.2.9:4000', 'the learned endpoint survives a restart');
+    const moved = harness('b', {}, { endpoint: '198.51.100.7:51820' });
+    moved.nf.restore?.(saved);
+    assert.equal(moved.nf.peers()[0].endpoint, '198.51.100.7:51820', 'an endpoint the operator changed wins');
+  });
+
   void it('refuses frames that are not for it, and malformed ones, with reasons', () => {
     const B = harness('b');
     assert.equal(one(B.h, udpFrame('02:00:00:00:77:77', '10.2.0.7', '10.1.0.5'), T0).drop, 'not_for_us');

@@ -121,6 +121,9 @@ export interface WireguardPeerStatus {
 export interface WireguardSnapshot {
   version: 1;
   peers: WireguardPeerStatus[];
+  /** Each peer's endpoint as configured (public key → text): a restore under a configuration that
+   *  changed it keeps the new one; otherwise the endpoint learned by roaming wins. */
+  configured?: Record<string, string>;
 }
 
 export interface WireguardInstance extends NfInstance {
@@ -188,6 +191,8 @@ class Peer {
   persistentKeepalive = 0;
   /** Data arrived on an initiator session near its end of life: the next tick starts a handshake. */
   keysGettingOld = false;
+  /** The endpoint as the configuration gives it ('' for none). */
+  configuredEndpoint = '';
 
   constructor(
     readonly index: number,
@@ -431,6 +436,7 @@ export default defineNf<WireguardConfig>({
         peer.endpointKnown = true;
       }
       peer.persistentKeepalive = p.persistentKeepalive;
+      peer.configuredEndpoint = p.endpoint;
       if (remote.staticShared === null)
         ctx.log(
           `${where}: public key ${peer.publicKeyText} is of low order; this peer will never get a packet`,
@@ -1170,7 +1176,11 @@ export default defineNf<WireguardConfig>({
       },
       peers: () => peers.map(status),
       snapshot(): WireguardSnapshot {
-        return { version: 1, peers: peers.map(status) };
+        return {
+          version: 1,
+          peers: peers.map(status),
+          configured: Object.fromEntries(peers.map((p) => [p.publicKeyText, p.configuredEndpoint])),
+        };
       },
       restore(state) {
         const s = state as Partial<WireguardSnapshot> | null;
@@ -1178,7 +1188,10 @@ export default defineNf<WireguardConfig>({
         for (const saved of s.peers) {
           const peer = byKey.get(saved.publicKey);
           if (peer === undefined) continue;
-          if (saved.endpoint !== '') {
+          const operatorMovedIt =
+            s.configured?.[saved.publicKey] !== undefined &&
+            s.configured[saved.publicKey] !== peer.configuredEndpoint;
+          if (saved.endpoint !== '' && !operatorMovedIt) {
             try {
               [peer.endpointAddr, peer.endpointPort] = parseEndpoint(saved.endpoint, 'snapshot');
               peer.endpointKnown = true;
