@@ -228,8 +228,16 @@ export function copyBytes(src: Uint8Array, srcAt: number, dst: Uint8Array, dstAt
     src.byteLength >= MIN_CACHED_BYTES &&
     dst.byteLength >= MIN_CACHED_BYTES
   ) {
-    const from = wordsOf(src);
-    const to = wordsOf(dst);
+    if (src !== lastSrc) {
+      lastSrc = src;
+      lastSrcWords = wordsOf(src);
+    }
+    if (dst !== lastDst) {
+      lastDst = dst;
+      lastDstWords = wordsOf(dst);
+    }
+    const from = lastSrcWords;
+    const to = lastDstWords;
     const words = n >>> 2;
     const s = srcAt >>> 2;
     const d = dstAt >>> 2;
@@ -254,6 +262,11 @@ const VIEW_CACHE = 8;
 const cachedBytes: (Uint8Array | null)[] = new Array<Uint8Array | null>(VIEW_CACHE).fill(null);
 const cachedWords: Uint32Array[] = new Array<Uint32Array>(VIEW_CACHE).fill(new Uint32Array(0));
 let nextVictim = 0;
+/** The usual caller copies between the same two arrays packet after packet: those first. */
+let lastSrc: Uint8Array | null = null;
+let lastSrcWords: Uint32Array = new Uint32Array(0);
+let lastDst: Uint8Array | null = null;
+let lastDstWords: Uint32Array = new Uint32Array(0);
 
 function wordsOf(bytes: Uint8Array): Uint32Array {
   for (let k = 0; k < VIEW_CACHE; k++) if (cachedBytes[k] === bytes) return cachedWords[k];
