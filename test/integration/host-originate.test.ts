@@ -94,10 +94,18 @@ async function runBeacon(
     await host.opened;
     await meanwhile(host);
     const deadline = Date.now() + 10_000;
+    let lastOriginated = -1;
+    let lastChange = Date.now();
     for (;;) {
       const s = host.status();
-      const emitted = s.nfs.find((n) => n.name === 'beacon')?.counters.emitted ?? 0;
-      if (emitted >= total && s.originated >= total && s.sent + s.dropped + s.lost === s.originated) break;
+      // Done when the beacon has made its `total` (a guest restored from an older snapshot makes
+      // some again, so: at least that many, all accounted for, and no new one for 300 ms).
+      const accounted = s.originated >= total && s.sent + s.dropped + s.lost === s.originated;
+      if (accounted && s.originated === lastOriginated && Date.now() - lastChange >= 300) break;
+      if (s.originated !== lastOriginated) {
+        lastOriginated = s.originated;
+        lastChange = Date.now();
+      }
       if (Date.now() > deadline) assert.fail(`the beacon's packets did not all arrive: ${JSON.stringify(s)}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
@@ -172,6 +180,28 @@ describe('packets an NF makes', () => {
     assert.ok(s.originated >= 400, `the restarted beacon went on: ${s.originated}`);
     assert.equal(s.received + s.originated, s.sent + s.dropped + s.lost, 'conservation');
     assert.equal(s.poolFree, s.poolSlots, 'every slot, spares included, is back in the pool');
+    assert.equal(sequences(output).length, s.sent);
+  });
+
+  it('are accounted for across a live apply that replaces the guest making them', async () => {
+    const output = join(dir, 'apply.pcap');
+    let applied = false;
+    const s = await runBeacon('direct', 'isolated', 'accept', output, 400, async (host) => {
+      while ((host.status().nfs.find((n) => n.name === 'beacon')?.counters.emitted ?? 0) < 50)
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      // A config change starts a new beacon guest (from the old one's snapshot) and drains the old.
+      const plan = host.reconfigurable().plan;
+      const beacon = plan.nfs.beacon;
+      const result = await host.apply({
+        ...plan,
+        nfs: { ...plan.nfs, beacon: { ...beacon, config: { total: 400, perTick: MAX_EMITS_PER_TICK + 5 } } },
+      });
+      applied = result.applied;
+    });
+    assert.ok(applied);
+    assert.ok(s.originated >= 400, `the new beacon went on: ${s.originated}`);
+    assert.equal(s.received + s.originated, s.sent + s.dropped + s.lost, 'conservation');
+    assert.equal(s.poolFree, s.poolSlots, 'the old guest’s spare slots came back');
     assert.equal(sequences(output).length, s.sent);
   });
 });
