@@ -13,7 +13,8 @@
  * Measured: iperf3 TCP (Gbit/s, one stream) at MTU 1500 and 9000; and at MTU 1500, 64-byte UDP
  * frames (18-byte payloads) from bench/udp-flood.c — one process in the client namespace sending
  * with sendmmsg as fast as the kernel takes them, for FLOOD_SECONDS and at most FLOOD_SECONDS ×
- * FLOOD_MAX_PPS datagrams, to the VIP (the load balancer sends them on to the first backend), in
+ * FLOOD_MAX_PPS datagrams (the best of FLOOD_ROUNDS), to the VIP (the load balancer sends them on
+ * to the first backend), in
  * two ways: one datagram per message, and UDP GSO (64 datagrams per message, split by the kernel
  * before nfvisor; see the C file for why). What arrives is counted by an nftables counter in the
  * server namespace's prerouting hook, which also drops it (no socket, no ICMP back): offered kpps
@@ -47,6 +48,8 @@ const UDP_PAYLOAD_64B = 18;
 /** The 64-byte UDP sender's source (bench/udp-flood.c), compiled by `compileFlood()`. */
 const FLOOD_SOURCE = fileURLToPath(new URL('../../bench/udp-flood.c', import.meta.url));
 const FLOOD_SECONDS = 3;
+/** Floods per path and sender; the one that delivered most is reported. */
+const FLOOD_ROUNDS = 2;
 /** The count bound of a flood: FLOOD_SECONDS at this rate. */
 const FLOOD_MAX_PPS = 2_000_000;
 /** The flood's UDP port: the LB's `any` service on the iperf3 port sends it to the first backend. */
@@ -280,12 +283,16 @@ async function measure(
   const notes: string[] = tcp.error ? [`TCP: ${tcp.error}`] : [];
   const floods: (Flood | null)[] = [];
   for (const mode of runFlood === null ? [] : FLOOD_MODES) {
-    floods.push(
-      await runFlood!(mode.segments).catch((e: unknown) => {
+    // The best of FLOOD_ROUNDS by delivered rate (the machine is shared: a round can lose its CPU).
+    let best: Flood | null = null;
+    for (let round = 0; round < FLOOD_ROUNDS; round++) {
+      const f = await runFlood!(mode.segments).catch((e: unknown) => {
         notes.push(`UDP ${mode.name}: ${(e as Error).message.slice(0, 300)}`);
         return null;
-      }),
-    );
+      });
+      if (f !== null && (best === null || f.deliveredPps > best.deliveredPps)) best = f;
+    }
+    floods.push(best);
   }
   const row: Row = {
     path,
@@ -562,6 +569,7 @@ export async function benchLive(): Promise<void> {
   }
   await requireTools(['ip', 'iperf3', 'nft', 'python3']);
   await sweepStale(FAMILY);
+  const loadAtStart = loadavg()[0].toFixed(1);
   const compiled = await compileFlood();
   if (compiled.binary === null) console.log(`  no UDP floods: ${compiled.why}`);
   const tables: string[] = [];
@@ -586,14 +594,14 @@ export async function benchLive(): Promise<void> {
     '# Live traffic through nfvisor vs the Linux kernel',
     '',
     `${new Date().toISOString().slice(0, 16)}Z, ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, Node ${process.version}, ` +
-      `load average ${load.join(' / ')} (1 / 5 / 15 min) at the end (the machine is shared with other work: ` +
+      `load average ${loadAtStart} at the start, ${load.join(' / ')} (1 / 5 / 15 min) at the end (the machine is shared with other work: ` +
       'figures are noisy; compare within one run). nfvisor ports: ' +
       (loadNativeAddon() !== null
         ? 'VXLAN with recvmmsg/sendmmsg, TAP in batches (native addon).'
         : `node:dgram, no TAP (native addon not loaded: ${addonUnavailableReason()}).`),
     '',
     `UDP: 18-byte payloads (64-byte frames) from bench/udp-flood.c in the client namespace, sendmmsg as fast as ` +
-      `the kernel takes them for ${FLOOD_SECONDS} s, one flow to the VIP. "GSO ×64": each message carries 64 ` +
+      `the kernel takes them for ${FLOOD_SECONDS} s (the best of ${FLOOD_ROUNDS} rounds by delivered rate), one flow to the VIP. "GSO ×64": each message carries 64 ` +
       'payloads that the kernel splits into 64 datagrams where the path first cannot carry the large packet ' +
       "(nfvisor's VXLAN socket, the TAP device; in the kernel path the client's veth, set to gso_max_segs 1), so " +
       'nfvisor and the kernel router receive single 64-byte frames while the client-side kernel work is done once ' +
@@ -605,8 +613,7 @@ export async function benchLive(): Promise<void> {
       'sender shares the two cores with nfvisor (or the kernel router). Ratio = nfvisor ÷ kernel with the same sender.',
     '',
     ...tables,
-    `TCP: iperf3, ${SECONDS} s, one stream.`,
-    '',
+    ...(ONLY_UDP ? [] : [`TCP: iperf3, ${SECONDS} s, one stream.`, '']),
     'nfvisor path: client → bridge → kernel VXLAN → UDP → nfvisor (fw → NAT → LB → router) → UDP → kernel VXLAN → ' +
       'bridge → server, and back the same way (TAP: bridge → TAP device → nfvisor → TAP device → bridge). Kernel path: client → veth → router namespace (nftables filter, DNAT, ' +
       'masquerade) → veth → server, no tunnel.',
