@@ -19,6 +19,7 @@
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <node_api.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,15 @@
 #include <uv.h>
 
 #define MAX_BATCH 256
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+/* UDP GSO (Linux ≥ 4.18): at most 64 segments and one IP datagram's worth of payload per send. */
+#define GSO_MAX_SEGMENTS 64
+#define GSO_MAX_BYTES 65000
 /* Address records exchanged with JS: [0] family (4|6), [2..3] port (big endian), [4..19] address. */
 #define ADDR_RECORD 20
 
@@ -349,7 +359,19 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
  * sendBatch(fd, bytes, offsets, lengths, count, destinations|null) -> datagrams sent, or -errno.
  * One sendmmsg (repeated while it makes progress) for `count` datagrams; with `destinations`,
  * datagram i goes to the address record destinations[i * 20 ..], otherwise to the connected peer.
+ *
+ * Runs of datagrams of one size to one destination leave as one UDP GSO message (UDP_SEGMENT, up to
+ * 64 of them; the last of a run may be shorter): the stack is crossed once per run and the kernel
+ * cuts the datagrams apart where it must (a receiving socket sees them one by one). A kernel that
+ * refuses GSO turns it off for the process and the batch is sent one message per datagram;
+ * NFVISOR_NO_GSO=1 turns it off from the start (to measure what it brings).
  */
+static int gso_state = -1; /* -1 not decided yet, 0 off, 1 on */
+
+static int same_destination(const uint8_t *dests, int32_t a, int32_t b) {
+  return !dests || memcmp(dests + (size_t)a * ADDR_RECORD, dests + (size_t)b * ADDR_RECORD, ADDR_RECORD) == 0;
+}
+
 static napi_value send_batch(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
@@ -365,33 +387,85 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
   if (!bytes || !offsets || !lengths || count < 0 || (size_t)count > noff || (size_t)count > nlen ||
       (dests && (size_t)count > nrec))
     return int_value(env, -EINVAL);
+  if (gso_state < 0) {
+    const char *off = getenv("NFVISOR_NO_GSO");
+    gso_state = off && off[0] == '1' ? 0 : 1;
+  }
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iovs[MAX_BATCH];
   struct sockaddr_storage to[MAX_BATCH];
+  /* Datagrams carried by each message, and the UDP_SEGMENT control block of a GSO message. */
+  int32_t carried[MAX_BATCH];
+  union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } control[MAX_BATCH];
   for (int32_t i = 0; i < count; i++) {
     if ((size_t)offsets[i] + (size_t)lengths[i] > size) return int_value(env, -EINVAL);
     iovs[i].iov_base = bytes + offsets[i];
     iovs[i].iov_len = lengths[i];
-    memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
-    msgs[i].msg_hdr.msg_iov = &iovs[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
-    if (dests) {
-      msgs[i].msg_hdr.msg_name = &to[i];
-      msgs[i].msg_hdr.msg_namelen = sockaddr_from_record(dests + (size_t)i * ADDR_RECORD, &to[i]);
-    }
   }
-  int sent = 0;
-  while (sent < count) {
-    int n = sendmmsg(fd, msgs + sent, (unsigned)(count - sent), MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (sent > 0) break;
-      return int_value(env, -errno);
+  int use_gso = gso_state == 1;
+  for (;;) {
+    int32_t nmsgs = 0;
+    for (int32_t i = 0; i < count;) {
+      /* A run: equal lengths (the last may be shorter), one destination, within GSO's limits. */
+      int32_t run = 1;
+      size_t total = lengths[i];
+      if (use_gso && lengths[i] > 0) {
+        while (i + run < count && run < GSO_MAX_SEGMENTS && lengths[i + run] <= lengths[i] &&
+               lengths[i + run] > 0 && total + lengths[i + run] <= GSO_MAX_BYTES &&
+               same_destination(dests, i, i + run)) {
+          total += lengths[i + run];
+          run++;
+          if (lengths[i + run - 1] < lengths[i]) break; /* a shorter one ends the run */
+        }
+      }
+      struct msghdr *h = &msgs[nmsgs].msg_hdr;
+      memset(h, 0, sizeof *h);
+      h->msg_iov = &iovs[i];
+      h->msg_iovlen = (size_t)run;
+      if (dests) {
+        h->msg_name = &to[nmsgs];
+        h->msg_namelen = sockaddr_from_record(dests + (size_t)i * ADDR_RECORD, &to[nmsgs]);
+      }
+      if (run > 1) {
+        h->msg_control = control[nmsgs].buf;
+        h->msg_controllen = sizeof control[nmsgs].buf;
+        struct cmsghdr *cm = CMSG_FIRSTHDR(h);
+        cm->cmsg_level = SOL_UDP;
+        cm->cmsg_type = UDP_SEGMENT;
+        cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t segment = (uint16_t)lengths[i];
+        memcpy(CMSG_DATA(cm), &segment, sizeof segment);
+      }
+      carried[nmsgs++] = run;
+      i += run;
     }
-    if (n == 0) break;
-    sent += n;
+    int32_t sent_msgs = 0, sent = 0;
+    int refused = 0;
+    while (sent_msgs < nmsgs) {
+      int n = sendmmsg(fd, msgs + sent_msgs, (unsigned)(nmsgs - sent_msgs), MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (sent > 0) break;
+        if (carried[sent_msgs] > 1 &&
+            (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP || errno == ENOPROTOOPT)) {
+          /* Refused as GSO: EINVAL is a segment too large for the route (this batch goes plain),
+           * the others a kernel or device without UDP GSO (plain from now on). */
+          if (errno != EINVAL) gso_state = 0;
+          refused = 1;
+          break;
+        }
+        return int_value(env, -errno);
+      }
+      if (n == 0) break;
+      for (int k = 0; k < n; k++) sent += carried[sent_msgs + k];
+      sent_msgs += n;
+    }
+    if (!refused) return int_value(env, sent);
+    use_gso = 0;
   }
-  return int_value(env, sent);
 }
 
 static napi_value close_fd(napi_env env, napi_callback_info info) {

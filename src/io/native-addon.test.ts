@@ -137,6 +137,49 @@ describe('UdpBatchSocket', () => {
     }
   });
 
+  it('keeps every datagram whole and in order when runs of one size leave as UDP GSO messages', (t) => {
+    resetNativeAddonForTests();
+    const addon = loadNativeAddon();
+    if (addon === null) {
+      t.skip(addonUnavailableReason());
+      return;
+    }
+    const rx = UdpBatchSocket.open(addon, 'udp4', '127.0.0.1', 0, 1 << 21);
+    const tx = UdpBatchSocket.open(addon, 'udp4', '127.0.0.1', 0, 0);
+    try {
+      tx.connect('127.0.0.1', rx.port);
+      // 100 of 72 bytes (more than one GSO message of 64), a shorter one ending a run, 3 of 40,
+      // 46 of 72 again: each datagram carries its index in every byte.
+      const sizes = [...Array<number>(100).fill(72), 50, 40, 40, 40, ...Array<number>(46).fill(72)];
+      const out = new Uint8Array(sizes.length * 128);
+      const offsets = new Uint32Array(sizes.length);
+      sizes.forEach((size, i) => {
+        offsets[i] = i * 128;
+        out.fill(i, i * 128, i * 128 + size);
+      });
+      assert.equal(tx.send(out, offsets, Uint32Array.from(sizes), sizes.length, null), sizes.length);
+      const bytes = new Uint8Array(256 * 128);
+      const lengths = new Uint32Array(256);
+      const at = Uint32Array.from({ length: 256 }, (_, i) => i * 128);
+      const senders = new Uint8Array(256 * 20);
+      let got = 0;
+      const deadline = Date.now() + 2000;
+      while (got < sizes.length && Date.now() < deadline)
+        got += rx.receive(bytes, at.subarray(got), lengths.subarray(got), 256 - got, 128, senders);
+      assert.equal(got, sizes.length, 'one datagram received per datagram sent');
+      sizes.forEach((size, i) => {
+        assert.equal(lengths[i], size, `datagram ${i}'s length`);
+        assert.ok(
+          bytes.subarray(i * 128, i * 128 + size).every((b) => b === i),
+          `datagram ${i} holds its own bytes`,
+        );
+      });
+    } finally {
+      rx.close();
+      tx.close();
+    }
+  });
+
   it('a port in use is an EADDRINUSE error from open', (t) => {
     resetNativeAddonForTests();
     const addon = loadNativeAddon();
