@@ -53,6 +53,7 @@ import {
   type ReconfigurableHost,
 } from './reconfigure.js';
 import { OverloadLevel, OverloadManager, type OverloadPlan, type OverloadStatus } from './overload.js';
+import { tuneV8ForPacketPath } from './v8-tuning.js';
 import {
   CONTROL_WORDS,
   Control,
@@ -185,6 +186,8 @@ const SNAPSHOT_DUTY = 0.05;
 const SNAPSHOT_GRACE = 10;
 /** How often the memory monitor reads the process's memory (a cheap /proc read). */
 const MEMORY_CHECK_MS = 100;
+
+tuneV8ForPacketPath();
 
 /** Where the built-in NF images are: compiled modules shipped with nfvisor (dist/src/host → dist/nfs). */
 const BUILTIN_ROOT = new URL('../../nfs/', import.meta.url);
