@@ -250,16 +250,25 @@ export class DescriptorRing {
    */
   waitForSpace(timeoutMs: number): boolean {
     if (this.freeSpace() > 0) return true;
+    const head = this.announceProducerSleep();
+    if (head === null) return true;
+    Atomics.wait(this.header, R.Head, head, timeoutMs);
+    Atomics.store(this.header, R.ProducerSleeping, 0);
+    return this.freeSpace() > 0;
+  }
+
+  /**
+   * Producer. Sets `producerSleeping`, then looks at `head` once more (the consumer stores `head`
+   * before it reads the flag: one of us sees the other). Returns the `head` to sleep on, or null
+   * (flag cleared) when there is room already.
+   */
+  private announceProducerSleep(): number | null {
     const h = this.header;
     Atomics.store(h, R.ProducerSleeping, 1);
     const head = Atomics.load(h, R.Head);
-    if (this.freeSpace() > 0) {
-      Atomics.store(h, R.ProducerSleeping, 0);
-      return true;
-    }
-    Atomics.wait(h, R.Head, head, timeoutMs);
+    if (this.freeSpace() === 0) return head;
     Atomics.store(h, R.ProducerSleeping, 0);
-    return this.freeSpace() > 0;
+    return null;
   }
 
   /** Producer. Room for this many more descriptors now (0 when the consumer's head is impossible). */
@@ -359,15 +368,10 @@ export class DescriptorRing {
    * consumer's dequeue makes room (true) or after `timeoutMs` (false).
    */
   async waitForSpaceAsync(timeoutMs: number): Promise<boolean> {
-    const h = this.header;
-    Atomics.store(h, R.ProducerSleeping, 1);
-    const head = Atomics.load(h, R.Head);
-    if (this.freeSpace() > 0) {
-      Atomics.store(h, R.ProducerSleeping, 0);
-      return true;
-    }
-    await sleepOn(h, R.Head, head, timeoutMs);
-    Atomics.store(h, R.ProducerSleeping, 0);
+    const head = this.announceProducerSleep();
+    if (head === null) return true;
+    await sleepOn(this.header, R.Head, head, timeoutMs);
+    Atomics.store(this.header, R.ProducerSleeping, 0);
     return this.freeSpace() > 0;
   }
 
