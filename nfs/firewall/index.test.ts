@@ -100,6 +100,68 @@ function verdicts(nf: NfHarness<unknown>, frames: Uint8Array[]): string[] {
 }
 
 describe('firewall', () => {
+  it('decides as without its per-connection verdict cache: states, directions, input ports, reused entries', () => {
+    // The verdict depends on the state (1), the source and input port (2), and nothing else (3).
+    const rules = [
+      { action: 'drop', state: ['established'], protocol: 'udp', srcPort: '40001' },
+      { action: 'drop', src: '10.0.0.2', inPort: 2 },
+      { action: 'accept', protocol: 'udp' },
+    ];
+    // A rule that tests TCP flags turns the cache off; from an address no frame uses, it never matches.
+    const uncachedRules = [
+      ...rules,
+      rule({ action: 'accept', src: '203.0.113.255', protocol: 'tcp', tcpFlags: 'SYN' }),
+    ];
+    // The case the state in the cache key is for: twice forward (new), the reply, forward again (established).
+    const nf = new NfHarness(firewall, { default: 'drop', rules });
+    const forward = frame({ src: '10.0.0.1', dst: '10.0.0.3', protocol: 'udp', srcPort: 40001, dstPort: 53 });
+    const back = frame({ src: '10.0.0.3', dst: '10.0.0.1', protocol: 'udp', srcPort: 53, dstPort: 40001 });
+    assert.deepEqual(verdicts(nf, [forward, forward, back, forward]), ['out', 'out', 'out', 'drop:denied']);
+    // Three flows over two connection slots: packets either way, from three input ports, mostly
+    // back to back, sometimes after a timeout (an entry expires and another flow reuses it).
+    const flows = [
+      { src: '10.0.0.1', dst: '10.0.0.3', srcPort: 40001, dstPort: 53 },
+      { src: '10.0.0.2', dst: '10.0.0.3', srcPort: 40001, dstPort: 53 },
+      { src: '10.0.0.1', dst: '10.0.0.2', srcPort: 53, dstPort: 40001 },
+    ];
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            flow: fc.integer({ min: 0, max: 2 }),
+            reverse: fc.boolean(),
+            inPort: fc.integer({ min: 0, max: 2 }),
+            laterMs: fc.oneof(
+              fc.constant(0),
+              fc.constant(0),
+              fc.constant(0),
+              fc.integer({ min: 0, max: 2000 }),
+            ),
+          }),
+          { minLength: 1, maxLength: 80 },
+        ),
+        (packets) => {
+          const config = { default: 'drop', rules, maxConnections: 2, timeoutScale: 0.01 };
+          const cached = new NfHarness(firewall, config);
+          const reference = new NfHarness(firewall, { ...config, rules: uncachedRules });
+          let now = 0;
+          for (const p of packets) {
+            now += p.laterMs * 1e6;
+            const f = flows[p.flow];
+            const spec = p.reverse
+              ? { src: f.dst, dst: f.src, srcPort: f.dstPort, dstPort: f.srcPort }
+              : { src: f.src, dst: f.dst, srcPort: f.srcPort, dstPort: f.dstPort };
+            const bytes = frame({ ...spec, protocol: 'udp' });
+            const a = cached.run([bytes], now, p.inPort)[0];
+            const b = reference.run([bytes], now, p.inPort)[0];
+            assert.equal(a.output ?? a.drop, b.output ?? b.drop);
+          }
+        },
+      ),
+      { numRuns: 2000, seed: 7 },
+    );
+  });
+
   it('first match wins; the default decides when nothing matches', () => {
     const nf = new NfHarness(firewall, {
       default: 'drop',

@@ -680,6 +680,19 @@ export default defineNf<FirewallConfig>({
       stateMask,
     } = program;
 
+    // The rule decision per connection and direction. With no rule testing TCP flags or ICMP
+    // type/code, every field a rule reads is fixed within one direction of a connection except the
+    // state and the input port, so a decision made for (entry, direction, state, port) holds for
+    // the next packet that has them: established traffic skips the classifier. Entry e's two
+    // directions live at 2e and 2e + 1; a key of 0 is "none", and the slots are cleared whenever
+    // the entry is (re)created or the table restored.
+    const verdictCacheable = Array.from(
+      { length: program.count },
+      (_, r) => tcpMask[r] === 0 && icmpType[r] < 0,
+    ).every(Boolean);
+    const verdictKey = new Int32Array(2 * config.maxConnections);
+    const verdictRule = new Int32Array(2 * config.maxConnections);
+
     /**
      * The connection state (a CtState bit) of the parsed packet; fills ctEntry/ctCommit/… with what
      * to write to the table should the packet be accepted. Needs the parsed packet (l3 is IP).
@@ -807,6 +820,8 @@ export default defineNf<FirewallConfig>({
       );
       if (conntrack.evicted !== 0) c[cEvicted]++;
       if (e < 0) return false;
+      verdictKey[2 * e] = 0;
+      verdictKey[2 * e + 1] = 0;
       if (parser.l4 === Layer.Tcp && !parser.fragment) {
         const tcp = parser.tcp;
         conntrack.tcpStart(
@@ -1039,7 +1054,18 @@ export default defineNf<FirewallConfig>({
           }
           const ctState = track(now);
           if (ctState === CtState.Invalid) invalid++;
-          const r = match(batch.inputPort[i], ctState);
+          const port = batch.inputPort[i];
+          let r: number;
+          if (verdictCacheable && ctEntry >= 0) {
+            const slot = 2 * ctEntry + ctReply;
+            const wanted = ((ctState << 16) | port) + 1;
+            if (verdictKey[slot] === wanted) r = verdictRule[slot];
+            else {
+              r = match(port, ctState);
+              verdictKey[slot] = wanted;
+              verdictRule[slot] = r;
+            }
+          } else r = match(port, ctState);
           let accept = defaultAccept;
           if (r >= 0) {
             hits[r]++;
@@ -1086,6 +1112,7 @@ export default defineNf<FirewallConfig>({
         const saved = state as { hits?: unknown; conntrack?: unknown; fragments?: unknown } | null;
         fragments.restore(saved?.fragments);
         if (saved?.hits instanceof Float64Array && saved.hits.length === hits.length) hits.set(saved.hits);
+        verdictKey.fill(0);
         if (saved?.conntrack !== undefined && !conntrack.restore(saved.conntrack))
           ctx.log(
             'the saved connection table does not fit this configuration (capacity differs); starting empty',
