@@ -6,7 +6,9 @@
  * protocol, port ranges, TCP flag mask/value, ICMP type/code, input port and a connection-state mask
  * (`FirewallProgram`). A rule index (classify.ts) files each rule under its destination port, its
  * IPv4 destination or source /16, or a generic list, so a packet looks at a few short lists instead
- * of every rule, with the same first match as a linear scan.
+ * of every rule, with the same first match as a linear scan. When no rule tests TCP flags or ICMP
+ * type/code, the decision is also kept per connection and direction (for the state and input port
+ * it was made for), so the packets of an established connection skip the rule index altogether.
  *
  * Connection tracking (conntrack.ts) gives every IP packet a state — new, established, related (an
  * ICMP error quoting a tracked connection), invalid — with netfilter's TCP state machine (no loose
