@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { NfHarness } from '../../src/sdk/index.js';
-import ids, { type IdsConfig, type IdsInstance } from './index.js';
+import { idsHarness } from './test-harness.js';
+import type { IdsInstance } from './index.js';
 import { FragmentResult, FragmentTable } from './fragment-table.js';
 import { FlowKey } from '../../src/packet/flow-key.js';
 import { ACK, Conversation, ipFragment, ipFragments, RST, udpPacket } from './test-frames.js';
@@ -12,21 +12,8 @@ const HOST_B = '10.0.0.2';
 const SIGNATURE = 'EVIL-SIGNATURE-SPLIT-ACROSS-FRAGMENTS';
 
 /** Small tables: creating an instance is cheap. */
-const SMALL: Partial<IdsConfig> = {
-  maxStreams: 64,
-  reassemblyBytes: 64 << 10,
-  maxFragmentedDatagrams: 64,
-  fragmentBytes: 256 << 10,
-};
 
-function harness(
-  rules: string[],
-  extra: Partial<IdsConfig> = {},
-): NfHarness<IdsConfig> & { ids: IdsInstance } {
-  const nf = new NfHarness(ids, { rules, ...SMALL, ...extra }) as NfHarness<IdsConfig> & { ids: IdsInstance };
-  nf.ids = nf.instance as IdsInstance;
-  return nf;
-}
+const harness = idsHarness;
 
 const UDP_RULE = `drop udp any any -> any 9999 (msg:"split"; content:"${SIGNATURE}"; sid:7;)`;
 const TCP_RULE = `drop tcp any any -> any 80 (msg:"split tcp"; content:"${SIGNATURE}"; sid:8;)`;

@@ -4,24 +4,15 @@ import { TrafficGenerator } from '../../src/io/traffic-generator.js';
 import { pseudoHeaderSumV4 } from '../../src/packet/checksum.js';
 import { PacketParser } from '../../src/packet/packet-parser.js';
 import { DropReason } from '../../src/packet/drop-reason.js';
-import { checkNfConfig, createNfContext, NfHarness } from '../../src/sdk/index.js';
+import { checkNfConfig, createNfContext } from '../../src/sdk/index.js';
+import { idsHarness } from './test-harness.js';
 import ids, { type IdsConfig, type IdsInstance, type IdsSnapshot } from './index.js';
 import { ACK, Conversation, PSH, RST, SYN, tcpSegment, udpPacket } from './test-frames.js';
 
 const HOST_A = '10.0.0.1';
 const HOST_B = '10.0.0.2';
 
-/** A small stream table: creating an instance is cheap. */
-const SMALL: Partial<IdsConfig> = { maxStreams: 64, reassemblyBytes: 64 << 10 };
-
-function harness(
-  rules: string[],
-  extra: Partial<IdsConfig> = {},
-): NfHarness<IdsConfig> & { ids: IdsInstance } {
-  const nf = new NfHarness(ids, { rules, ...SMALL, ...extra }) as NfHarness<IdsConfig> & { ids: IdsInstance };
-  nf.ids = nf.instance as IdsInstance;
-  return nf;
-}
+const harness = idsHarness;
 
 function sids(nf: { ids: IdsInstance }): number[] {
   return nf.ids.alerts().map((a) => a.signature_id);
@@ -29,7 +20,7 @@ function sids(nf: { ids: IdsInstance }): number[] {
 
 /** Runs `content` options against one client → server stream sent as `segments`; returns whether sid 1 fired. */
 function fires(options: string, segments: string[]): boolean {
-  const nf = harness([`alert tcp any any -> any any (msg:"t"; ${options} sid:1;)`], SMALL);
+  const nf = harness([`alert tcp any any -> any any (msg:"t"; ${options} sid:1;)`]);
   const c = new Conversation(HOST_A, HOST_B);
   let at = 0;
   const frames = c.handshake();
