@@ -40,6 +40,30 @@ const RULES = [
   'drop tcp any any -> any 8080 (msg:"blocked"; content:"DROP-ME"; sid:1000002; classtype:attempted-admin;)',
 ];
 
+/** dir/ids.yaml: in.pcap → the IDS in prevent mode with `rules` → out.pcap, alerts to alerts.json. */
+function writeDeployment(dir: string, rules: readonly string[]): void {
+  writeFileSync(
+    join(dir, 'ids.yaml'),
+    [
+      'ports:',
+      '  in: { type: pcap, path: in.pcap }',
+      '  out: { type: pcap, path: out.pcap }',
+      'nfs:',
+      '  ids:',
+      '    image: builtin/ids',
+      '    config:',
+      '      mode: prevent',
+      '      rules:',
+      ...rules.map((r) => `        - '${r}'`),
+      'chains:',
+      '  - { name: main, from: in, through: [ids], to: out }',
+      'exporters:',
+      '  - { type: eve, nf: ids, file: alerts.json }',
+      '',
+    ].join('\n'),
+  );
+}
+
 describe('ids in nfvisor run, judged by tshark', () => {
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'nfvisor-ids-'));
@@ -65,26 +89,7 @@ describe('ids in nfvisor run, judged by tshark', () => {
     const writer = createCaptureWriter(join(dir, 'in.pcap'), { format: 'pcap' });
     frames.forEach((f, i) => writer.writePacket(f, 0, f.length, 1_764_000_000 + i, 0));
     writer.close();
-    writeFileSync(
-      join(dir, 'ids.yaml'),
-      [
-        'ports:',
-        '  in: { type: pcap, path: in.pcap }',
-        '  out: { type: pcap, path: out.pcap }',
-        'nfs:',
-        '  ids:',
-        '    image: builtin/ids',
-        '    config:',
-        '      mode: prevent',
-        '      rules:',
-        ...RULES.map((r) => `        - '${r}'`),
-        'chains:',
-        '  - { name: main, from: in, through: [ids], to: out }',
-        'exporters:',
-        '  - { type: eve, nf: ids, file: alerts.json }',
-        '',
-      ].join('\n'),
-    );
+    writeDeployment(dir, RULES);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -205,26 +210,7 @@ describe('ids in nfvisor run: IP fragments made by scapy, judged by tshark', () 
       'drop udp any any -> any 9999 (msg:"fragmented drop"; content:"FRAG-DROP-ME"; sid:1000003;)',
       'alert udp any any -> any 9999 (msg:"fragmented alert"; content:"FRAG-ALERT-ME"; sid:1000004;)',
     ];
-    writeFileSync(
-      join(fdir, 'ids.yaml'),
-      [
-        'ports:',
-        '  in: { type: pcap, path: in.pcap }',
-        '  out: { type: pcap, path: out.pcap }',
-        'nfs:',
-        '  ids:',
-        '    image: builtin/ids',
-        '    config:',
-        '      mode: prevent',
-        '      rules:',
-        ...rules.map((r) => `        - '${r}'`),
-        'chains:',
-        '  - { name: main, from: in, through: [ids], to: out }',
-        'exporters:',
-        '  - { type: eve, nf: ids, file: alerts.json }',
-        '',
-      ].join('\n'),
-    );
+    writeDeployment(fdir, rules);
   });
   after(() => rmSync(fdir, { recursive: true, force: true }));
 
