@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { TunnelPortOptions } from '../io/tunnel-port.js';
 import type { HostPlan, NfPlan } from './host.js';
 import { describeDiff, diffPlans, sameValue } from './reconfigure-diff.js';
 
@@ -48,21 +49,46 @@ describe('diffPlans', () => {
     assert.deepEqual(diff.chains.kept, ['two']);
   });
 
-  it('refuses a tunnel port changed on the address it binds, and allows one that moves', () => {
-    const vxlan = (vni: number, port?: number): HostPlan['ports'][string] => ({
-      kind: 'vxlan',
-      options: { bind: { address: '192.0.2.1', ...(port === undefined ? {} : { port }) }, vni },
-    });
+  it('lets a tunnel port change on the address it binds (it takes the socket over), except what the socket keeps', () => {
+    const tunnel = (
+      kind: 'vxlan' | 'geneve',
+      extra: Partial<Omit<TunnelPortOptions, 'bind'>> & { port?: number } = {},
+    ): HostPlan['ports'][string] => {
+      const { port, ...rest } = extra;
+      return {
+        kind,
+        options: { bind: { address: '192.0.2.1', ...(port === undefined ? {} : { port }) }, vni: 1, ...rest },
+      };
+    };
     const on = (p: HostPlan['ports'][string]): HostPlan => ({ ...base, ports: { ...base.ports, vx: p } });
-    const kept = diffPlans(on(vxlan(1)), on(vxlan(2, 4789)));
-    assert.deepEqual(kept.ports.changed, [{ name: 'vx', fields: ['port'] }]);
-    assert.equal(kept.refused.length, 1);
-    assert.match(
-      kept.refused[0],
-      /^ports\.vx: a vxlan port that keeps its bind address 192\.0\.2\.1:4789 cannot change live/,
+    const change = (a: HostPlan['ports'][string], b: HostPlan['ports'][string]) => diffPlans(on(a), on(b));
+    const remote = { address: '192.0.2.9' };
+    // VNI, remote, ring and format change live on the same address (4789 named or by default).
+    const live = change(tunnel('vxlan'), tunnel('vxlan', { vni: 2, port: 4789, remote, slots: 64 }));
+    assert.deepEqual(live.ports.changed, [{ name: 'vx', fields: ['port'] }]);
+    assert.deepEqual(live.refused, []);
+    assert.deepEqual(change(tunnel('vxlan', { port: 7000 }), tunnel('geneve', { port: 7000 })).refused, []);
+    assert.deepEqual(
+      change(tunnel('vxlan'), tunnel('vxlan', { receiveBufferSize: 4 << 20, nativeIo: true })).refused,
+      [],
+      'the defaults spelt out are no change',
     );
-    assert.match(describeDiff(kept)[0], /^! ports\.vx: /);
-    assert.deepEqual(diffPlans(on(vxlan(1)), on(vxlan(2, 4790))).refused, []);
+    // What the socket keeps cannot change while the port keeps it.
+    const fixed = change(tunnel('vxlan'), tunnel('vxlan', { vni: 2, receiveBufferSize: 1 << 20 }));
+    assert.equal(fixed.refused.length, 1);
+    assert.match(
+      fixed.refused[0],
+      /^ports\.vx: a vxlan port that keeps its bind address 192\.0\.2\.1:4789 takes its socket over, which keeps its receive buffer size \(4194304 bytes\):/,
+    );
+    assert.match(describeDiff(fixed)[0], /^! ports\.vx: /);
+    const io = change(tunnel('geneve'), tunnel('geneve', { nativeIo: false }));
+    assert.match(io.refused[0] ?? '', /^ports\.vx: a geneve port .*6081 .*keeps its kind \(nativeIo\)/);
+    // Elsewhere (another port, an ephemeral one) the new port binds its own socket: nothing refused.
+    assert.deepEqual(change(tunnel('vxlan'), tunnel('vxlan', { port: 4790, nativeIo: false })).refused, []);
+    assert.deepEqual(
+      change(tunnel('vxlan', { port: 0 }), tunnel('vxlan', { port: 0, receiveBufferSize: 1 })).refused,
+      [],
+    );
     const tap = (batch: number): HostPlan['ports'][string] => ({
       kind: 'tap',
       options: { device: 't0', batch },

@@ -12,6 +12,7 @@
  * diff.chains.kept;                // ['b']: never stopped
  * diff.nfs.changed;                // [{ name: 'fw', fields: ['config'] }]
  */
+import { DEFAULT_RECEIVE_BUFFER } from '../io/tunnel-port.js';
 import type { ChainPlan, HostPlan, NfPlan } from './host.js';
 import type { PortPlan } from './ports.js';
 
@@ -27,7 +28,8 @@ export interface PlanDiff {
   chains: { added: string[]; removed: string[]; changed: NamedChange[]; kept: string[] };
   /**
    * What a running host cannot change: host settings (pool, ringSize, batch), with both values,
-   * and a tunnel port changed while it keeps its bind address.
+   * and what a tunnel port that keeps its bind address cannot change (the socket's receive buffer
+   * size and kind, `nativeIo`).
    */
   refused: string[];
   /** True when nothing at all differs. */
@@ -81,20 +83,30 @@ export function diffPlans(current: HostPlan, next: HostPlan): PlanDiff {
 const TUNNEL_DEFAULT_PORT = { vxlan: 4789, geneve: 6081 } as const;
 
 /**
- * Why a changed tunnel port cannot be changed live ('' when it can): its new socket would bind the
- * address and UDP port the running one holds (make before break opens the new port first, and the
- * kernel says "address in use"). A TAP port that keeps its device takes it over instead (see
- * reconfigure.ts), so only tunnels are refused.
+ * Why a changed tunnel port cannot be changed live ('' when it can). Make before break opens the new
+ * port before the old one closes, so a new socket on the address and UDP port the running one holds
+ * would get "address in use": instead the new port takes the bound socket over at the swap
+ * (`TunnelPort.adopt`, see reconfigure.ts), and its VNI, remote, ring, source ports, reply table
+ * size — even its format, VXLAN ↔ GENEVE, since a UDP socket does not care what it carries — change
+ * live. What the socket itself fixes cannot: its receive buffer (the native path cannot set it
+ * again) and whether it is a node:dgram socket or the native addon's fd (`nativeIo`; neither can
+ * become the other). A TAP port that keeps its device takes it over the same way.
  */
 function socketKept(a: PortPlan, b: PortPlan): string {
   if ((a.kind !== 'vxlan' && a.kind !== 'geneve') || (b.kind !== 'vxlan' && b.kind !== 'geneve')) return '';
   const portA = a.options.bind.port ?? TUNNEL_DEFAULT_PORT[a.kind];
   const portB = b.options.bind.port ?? TUNNEL_DEFAULT_PORT[b.kind];
   if (a.options.bind.address !== b.options.bind.address || portA !== portB || portA === 0) return '';
+  const fixed: string[] = [];
+  const buffer = (p: PortPlan & { kind: 'vxlan' | 'geneve' }): number =>
+    p.options.receiveBufferSize ?? DEFAULT_RECEIVE_BUFFER;
+  if (buffer(a) !== buffer(b)) fixed.push(`receive buffer size (${buffer(a)} bytes)`);
+  if ((a.options.nativeIo ?? true) !== (b.options.nativeIo ?? true)) fixed.push('kind (nativeIo)');
+  if (fixed.length === 0) return '';
   return (
-    `a ${b.kind} port that keeps its bind address ${b.options.bind.address}:${portB} cannot change live ` +
-    '(the new socket would need the address the running one holds): bind the new one elsewhere, or remove ' +
-    'the port in one apply and add it back in the next'
+    `a ${b.kind} port that keeps its bind address ${b.options.bind.address}:${portB} takes its socket over, ` +
+    `which keeps its ${fixed.join(' and ')}: bind the new one elsewhere, or remove the port in one apply ` +
+    'and add it back in the next'
   );
 }
 

@@ -17,7 +17,10 @@
  * drains what it holds into the same output port, so nothing in flight is dropped. A replaced NF
  * starts from its predecessor's last snapshot when its image and replica count are unchanged; its
  * counters start again from zero (a counter reset, as after a process restart). Kept chains keep
- * their guests, rings, state and counters.
+ * their guests, rings, state and counters. A changed live port that keeps its TAP device or its
+ * bound UDP address cannot open it a second time: it takes it over from the old port at the swap
+ * (`TapPort.adopt`, `TunnelPort.adopt`), continues its counters, and what old copies still write
+ * to the old port goes on through the new one.
  *
  * Indices. Chains, NF runtimes and runs are arrays the host indexes by number, and each pool slot
  * remembers the run holding it. The swap rebuilds those arrays (live chains first, draining ones
@@ -28,6 +31,7 @@
  */
 import { NfvError } from '../errors.js';
 import { TapPort } from '../io/tap-port.js';
+import { TunnelPort } from '../io/tunnel-port.js';
 import type { BufferPool } from '../mem/buffer-pool.js';
 import { DESCRIPTOR_WORDS } from '../mem/descriptor-ring.js';
 import { checkNfConfig, type NfDefinition } from '../sdk/define-nf.js';
@@ -235,10 +239,11 @@ interface Staged {
   opened: { close(): void }[];
   portIds: Map<string, number>;
   /**
-   * New TAP ports that take over the device of a port leaving the plan (changed or renamed) at
-   * the swap instead of opening it: new → old (see `TapPort.adopt`).
+   * New live ports that take over the device (TAP) or bound socket (tunnel) of a port leaving the
+   * plan (changed or renamed) at the swap instead of opening it: new → old (see `TapPort.adopt`,
+   * `TunnelPort.adopt`).
    */
-  adopt: Map<TapPort, TapPort>;
+  adopt: Map<LivePort, LivePort>;
 }
 
 /** Opens new ports and starts the guests of every new or changed chain; undoes all of it on failure. */
@@ -264,9 +269,13 @@ async function prepare(
     for (const [name, tunnel] of staged.tunnels) {
       if (host.tunnels.get(tunnel.name) === tunnel) continue;
       tunnel.onReadable = () => host.wake?.();
-      if (tunnel instanceof TapPort && staged.adopt.has(tunnel)) continue; // at the swap
+      const previous = staged.adopt.get(tunnel);
       try {
-        await tunnel.open();
+        // A port that takes another's device or socket over gets it at the swap; a tunnel port
+        // opens its sending sockets now.
+        if (previous === undefined) await tunnel.open();
+        else if (tunnel instanceof TunnelPort && previous instanceof TunnelPort)
+          await tunnel.prepareAdoption(previous);
       } catch (e) {
         // NFV_ERR_IO naming the port and the cause (address in use, device busy, no permission):
         // the apply fails as a whole, and the catch below closes what was opened.
@@ -392,8 +401,8 @@ function openPorts(host: ReconfigurableHost, next: HostPlan, staged: Staged): vo
       if (tunnel === undefined) {
         tunnel = createLivePort(name, nextId++, plan);
         staged.opened.push(tunnel);
-        const previous = tunnel instanceof TapPort ? leavingTapPort(host, next, tunnel, staged) : null;
-        if (previous !== null) staged.adopt.set(tunnel as TapPort, previous);
+        const previous = leavingPort(host, next, tunnel, staged);
+        if (previous !== null) staged.adopt.set(tunnel, previous);
       }
       staged.tunnels.set(name, tunnel);
       staged.portIds.set(name, tunnel.id);
@@ -423,27 +432,40 @@ function openPorts(host: ReconfigurableHost, next: HostPlan, staged: Staged): vo
 }
 
 /**
- * The running TAP port whose device `port` should take over, or null: one that leaves the plan
- * (removed, or changed under the same name) and holds the same device in the same mode. A port that
- * stays keeps its device, and a new port asking for it gets "device busy" as it should.
+ * The running live port whose device or bound socket `port` should take over, or null: one that
+ * leaves the plan (removed, or changed under the same name) and holds the same TAP device in the
+ * same mode, or a socket bound to the same address and UDP port. A port that stays keeps its device
+ * or socket, and a new port asking for it gets "device busy" or "address in use" as it should.
  */
-function leavingTapPort(
+function leavingPort(
   host: ReconfigurableHost,
   next: HostPlan,
-  port: TapPort,
+  port: LivePort,
   staged: Staged,
-): TapPort | null {
+): LivePort | null {
   const current = host.plan.ports;
   const taken = new Set(staged.adopt.values());
   for (const [name, old] of host.tunnels) {
-    if (!(old instanceof TapPort) || taken.has(old)) continue;
+    if (taken.has(old)) continue;
     const stays =
       Object.hasOwn(next.ports, name) &&
       sameValue(current[name], next.ports[name]) &&
       next.chains.some((c) => c.from === name || c.to === name);
-    if (!stays && port.adoptionProblem(old) === '') return old;
+    if (!stays && adoptionProblem(port, old) === '') return old;
   }
   return null;
+}
+
+/** Why `port` cannot take over what `old` holds ('' when it can): TAP from TAP, tunnel from tunnel. */
+function adoptionProblem(port: LivePort, old: LivePort): string {
+  if (port instanceof TapPort)
+    return old instanceof TapPort ? port.adoptionProblem(old) : `${old.name} is not a TAP port`;
+  return old instanceof TapPort ? `${old.name} is a TAP port` : port.adoptionProblem(old);
+}
+
+function adopt(port: LivePort, old: LivePort): void {
+  if (port instanceof TapPort && old instanceof TapPort) port.adopt(old);
+  else if (port instanceof TunnelPort && old instanceof TunnelPort) port.adopt(old);
 }
 
 /** Runs `change` at the top of the host loop's next turn; rejects if the host never gets there. */
@@ -500,18 +522,18 @@ function swap(host: ReconfigurableHost, next: HostPlan, staged: Staged): void {
   const needsParse =
     matches.some((m) => m.protocol !== undefined || m.src || m.dst || m.srcPort || m.dstPort) ||
     Object.values(next.nfs).some((nf) => nf.replicas > 1);
-  // Last check before the first change: every device to take over is still held open.
-  const lost = [...staged.adopt].filter(([port, old]) => port.adoptionProblem(old) !== '');
+  // Last check before the first change: every device or socket to take over is still held open.
+  const lost = [...staged.adopt].filter(([port, old]) => adoptionProblem(port, old) !== '');
   if (lost.length > 0) {
     stopGuests(stagedNfs);
     for (const port of staged.opened) port.close();
     throw failed(
       lost
-        .map(([port, old]) => `ports.${port.name}: cannot take over: ${port.adoptionProblem(old)}`)
+        .map(([port, old]) => `ports.${port.name}: cannot take over: ${adoptionProblem(port, old)}`)
         .join('; '),
     );
   }
-  for (const [port, old] of staged.adopt) port.adopt(old);
+  for (const [port, old] of staged.adopt) adopt(port, old);
 
   for (const chain of retiring) {
     chain.retiring = true;

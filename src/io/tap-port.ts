@@ -250,7 +250,8 @@ export class TapPort {
    * the device, its namespace, addresses and bridge stay. Frames `previous` had read and not handed
    * out move too (those longer than this port's slots are counted in `oversize`); what is staged on
    * `previous` is sent first; what is written to `previous` afterwards (an old chain draining) goes
-   * on to this port; closing `previous` no longer closes the device. Synchronous, so it can run
+   * on to this port; closing `previous` no longer closes the device; this port's counters (and
+   * `packets`, `bytes`, `oversize`) continue `previous`'s totals. Synchronous, so it can run
    * between two turns of the host loop. Throws NFV_ERR_BAD_ARGUMENT when `adoptionProblem` says why not.
    */
   adopt(previous: TapPort): void {
@@ -288,6 +289,12 @@ export class TapPort {
     previous.fd = -1;
     previous.closed = true;
     previous.successor = this;
+    // The port goes on under a new object: its totals go on too (previous's stop moving here).
+    for (const name of Object.keys(this.counters) as (keyof TapCounters)[])
+      this.counters[name] += previous.counters[name];
+    this.oversize += previous.oversize;
+    this.packets += previous.packets;
+    this.bytes += previous.bytes;
     this.watch = addon.watchCreate(this.fd, () => this.deviceReadable());
     addon.watchArm(this.watch);
   }

@@ -386,3 +386,214 @@ describe('GenevePort', () => {
     assert.equal(port.queued(), 1);
   });
 });
+
+/** A UDP port on 127.0.0.1 free a moment ago (a port taking another's socket over needs a fixed one). */
+async function freePort(): Promise<number> {
+  const probe = await new Peer().open();
+  const port = probe.port();
+  probe.close();
+  return port;
+}
+
+/** The source port of the inner UDP header of the frame at `bytes[at..]` (frames from `udpFrame`). */
+function innerSourcePort(bytes: Uint8Array, at = 0): number {
+  return (bytes[at + 34] << 8) | bytes[at + 35];
+}
+
+describe('a tunnel port taking over a running port’s socket (live reconfiguration)', () => {
+  const open: { close(): void }[] = [];
+  after(() => open.forEach((x) => x.close()));
+  const out = new Uint8Array(SLOT);
+
+  it('moves the socket, the queued frames and the counters; the new VNI and remote apply, the old port forwards', async () => {
+    const peer = await new Peer().open(); // the sender, and the remote before the change
+    const peer2 = await new Peer().open(); // the remote after it
+    const bindPort = await freePort();
+    const bind = { address: LOCAL, port: bindPort };
+    const old = new VxlanPort({ name: 'vx', bind, remote: { address: LOCAL, port: peer.port() }, vni: 42 });
+    await old.open();
+    open.push(peer, peer2, old);
+    for (let i = 0; i < 3; i++) await peer.send(datagram(vxlanHeader(42), udpFrame(100 + i, 7)), bindPort);
+    await until(() => old.counters.rx === 3, 'three frames queued');
+    assert.ok(old.next(out, 0, SLOT) > 0); // 100 handed out; 101 and 102 still queued
+    const early = udpFrame(5, 6);
+    old.write(early, 0, early.length, 0, 0);
+    await until(() => peer.received.length === 1 && old.counters.tx === 1, 'a frame sent before');
+
+    const io = old.io();
+    const next = new VxlanPort({ name: 'vx', bind, remote: { address: LOCAL, port: peer2.port() }, vni: 43 });
+    open.push(next);
+    await assert.rejects(
+      new VxlanPort({ bind, vni: 43 }).open(),
+      (e: unknown) => isNfvError(e, 'NFV_ERR_IO') && /EADDRINUSE/.test(e.message),
+      'the address is held: it cannot be bound a second time',
+    );
+    assert.equal(next.adoptionProblem(old), '');
+    await next.prepareAdoption(old);
+    next.adopt(old);
+    assert.equal(next.io(), io, 'the same socket, read the same way');
+    assert.equal(next.address().port, bindPort);
+    assert.equal(next.queued(), 2, 'the frames the old port had not handed out moved');
+    assert.ok(next.next(out, 0, SLOT) > 0);
+    assert.equal(innerSourcePort(out), 101);
+    assert.ok(next.next(out, 0, SLOT) > 0);
+    assert.equal(innerSourcePort(out), 102);
+    assert.equal(old.next(out, 0, SLOT), -1, 'the old port reads nothing any more');
+    assert.equal(next.counters.rx, 3, 'the totals go on');
+    assert.equal(next.counters.tx, 1);
+    assert.equal(next.packets, 1);
+
+    // In: the new VNI is accepted on the same socket, the old one counted as another network's.
+    await peer.send(datagram(vxlanHeader(43), udpFrame(200, 7)), bindPort);
+    await peer.send(datagram(vxlanHeader(42), udpFrame(201, 7)), bindPort);
+    await until(() => next.counters.rx === 4 && next.counters.rx_wrong_vni === 1, 'new VNI in');
+    assert.ok(next.next(out, 0, SLOT) > 0);
+    assert.equal(innerSourcePort(out), 200);
+    assert.equal(old.counters.rx, 3);
+
+    // Out: written to the old port (an old chain draining) or the new, it goes to the new remote
+    // with the new VNI.
+    const drained = udpFrame(6, 7);
+    old.write(drained, 0, drained.length, 0, 0);
+    next.write(early, 0, early.length, 0, 0);
+    await until(() => peer2.received.length === 2 && next.counters.tx === 3, 'sent after');
+    const view = new VxlanView();
+    for (const { data } of peer2.received) {
+      assert.equal(view.attach(data), DropReason.None);
+      assert.equal(view.vni(), 43);
+    }
+    assert.equal(peer.received.length, 1, 'nothing more to the old remote');
+    assert.equal(next.packets, 3);
+    assert.equal(old.packets, 1);
+
+    // Closing the old port leaves the socket to the new one; closing that frees the address.
+    old.close();
+    await peer.send(datagram(vxlanHeader(43), udpFrame(300, 7)), bindPort);
+    await until(() => next.counters.rx === 5, 'a frame after the old port closed');
+    next.close();
+    const again = new VxlanPort({ bind, vni: 1 });
+    await again.open();
+    again.close();
+  });
+
+  it('to the same remote, the sending sockets move too: a flow keeps its outer source port', async () => {
+    const peer = await new Peer().open();
+    const bind = { address: LOCAL, port: await freePort() };
+    const remote = { address: LOCAL, port: peer.port() };
+    const old = new VxlanPort({ bind, remote, vni: 1, sourcePorts: 4 });
+    await old.open();
+    open.push(peer, old);
+    const flows = [udpFrame(1000, 80), udpFrame(2000, 80), udpFrame(3000, 80)];
+    for (const f of flows) old.write(f, 0, f.length, 0, 0);
+    await until(() => peer.received.length === 3, 'before');
+    const next = new VxlanPort({ bind, remote, vni: 2, sourcePorts: 4, slots: 16 });
+    open.push(next);
+    await next.prepareAdoption(old);
+    next.adopt(old);
+    for (const f of flows) next.write(f, 0, f.length, 0, 0);
+    await until(() => peer.received.length === 6, 'after');
+    const sourceOf = (i: number): string =>
+      `${innerSourcePort(peer.received[i].data, 8)}:${peer.received[i].from.port}`;
+    const before = new Set([0, 1, 2].map(sourceOf));
+    const afterApply = new Set([3, 4, 5].map(sourceOf));
+    assert.deepEqual([...afterApply].sort(), [...before].sort());
+    assert.equal(new VxlanView().attach(peer.received[5].data), DropReason.None);
+    old.close(); // leaves the moved sockets open
+    next.write(flows[0], 0, flows[0].length, 0, 0);
+    await until(() => peer.received.length === 7, 'after the old port closed');
+    assert.equal(next.counters.tx_errors, 0);
+  });
+
+  it('GENEVE without a remote: the flows learned for replies stay known across the takeover', async () => {
+    const peer = await new Peer().open();
+    const bind = { address: LOCAL, port: await freePort() };
+    const old = new GenevePort({ bind, vni: 7 });
+    await old.open();
+    open.push(peer, old);
+    const header = geneveHeader(7, { options: GWLB_OPTIONS });
+    const frame = udpFrame(40_000, 443, 40);
+    await peer.send(datagram(header, frame), bind.port);
+    await until(() => old.counters.rx === 1, 'rx');
+    // Another reply table size: the flows are placed again by their hash.
+    const next = new GenevePort({ bind, vni: 7, replyFlows: 64 });
+    open.push(next);
+    await next.prepareAdoption(old);
+    next.adopt(old);
+    const n = next.next(out, 0, SLOT);
+    assert.deepEqual(out.subarray(0, n), frame);
+    const reply = udpFrame(443, 40_000, 12, 0x11, true);
+    next.write(reply, 0, reply.length, 0, 0);
+    old.write(out, 0, n, 0, 0);
+    await until(() => peer.received.length === 2, 'replies in the tunnel the flow came in');
+    assert.equal(next.counters.tx_no_tunnel, 0);
+    assert.deepEqual(peer.received[0].data, Buffer.from(datagram(header, reply)));
+    assert.deepEqual(peer.received[1].data, Buffer.from(datagram(header, frame)));
+    assert.equal(peer.received[0].from.port, bind.port, 'from the socket it took over');
+  });
+
+  it('VXLAN → GENEVE on one address: the socket carries the other format from the swap on', async () => {
+    const peer = await new Peer().open();
+    const bind = { address: LOCAL, port: await freePort() };
+    const old = new VxlanPort({ bind, vni: 3 });
+    await old.open();
+    open.push(peer, old);
+    await peer.send(datagram(vxlanHeader(3), udpFrame(1, 2)), bind.port);
+    await until(() => old.counters.rx === 1, 'rx');
+    const next = new GenevePort({ bind, vni: 3 });
+    open.push(next);
+    await next.prepareAdoption(old);
+    next.adopt(old);
+    assert.ok(next.next(out, 0, SLOT) > 0, 'the queued VXLAN frame moved (already decapsulated)');
+    await peer.send(datagram(geneveHeader(3), udpFrame(3, 4)), bind.port);
+    await until(() => next.counters.rx === 2, 'a GENEVE datagram');
+    assert.ok(next.next(out, 0, SLOT) > 0);
+    assert.equal(innerSourcePort(out), 3);
+  });
+
+  it('says why it cannot take a socket over, and never half does', async () => {
+    const bind = { address: LOCAL, port: await freePort() };
+    const old = new VxlanPort({ name: 'old', bind, vni: 1 });
+    const make = (extra: Partial<ConstructorParameters<typeof VxlanPort>[0]> = {}): VxlanPort =>
+      new VxlanPort({ name: 'new', bind, vni: 2, ...extra });
+    assert.equal(make().adoptionProblem(old), 'old does not hold its socket open');
+    await old.open();
+    open.push(old);
+    assert.equal(old.adoptionProblem(old), 'a port cannot adopt itself');
+    assert.match(
+      make({ bind: { address: LOCAL, port: 1 } }).adoptionProblem(old),
+      /^the bind address changes/,
+    );
+    assert.match(
+      make({ receiveBufferSize: 1 << 16 }).adoptionProblem(old),
+      /^the receive buffer size changes/,
+    );
+    if (old.io() === 'recvmmsg')
+      assert.equal(
+        make({ nativeIo: false }).adoptionProblem(old),
+        'the socket is read with recvmmsg and new asks for dgram',
+      );
+    const ephemeral = new VxlanPort({ bind: { address: LOCAL, port: 0 }, vni: 1 });
+    await ephemeral.open();
+    open.push(ephemeral);
+    assert.match(
+      new VxlanPort({ bind: { address: LOCAL, port: 0 }, vni: 1 }).adoptionProblem(ephemeral),
+      /ephemeral/,
+    );
+    const unprepared = make();
+    open.push(unprepared);
+    assert.throws(
+      () => unprepared.adopt(old),
+      (e: unknown) => isNfvError(e, 'NFV_ERR_BAD_ARGUMENT') && /prepareAdoption/.test(e.message),
+    );
+    await assert.rejects(
+      make({ receiveBufferSize: 1 << 16 }).prepareAdoption(old),
+      (e: unknown) => isNfvError(e, 'NFV_ERR_BAD_ARGUMENT') && /port new: cannot adopt/.test(e.message),
+    );
+    const taker = make();
+    open.push(taker);
+    await taker.prepareAdoption(old);
+    taker.adopt(old);
+    assert.equal(make().adoptionProblem(old), 'old does not hold its socket open', 'once only');
+    assert.equal(make().adoptionProblem(taker), '', 'the new holder can hand it on in turn');
+  });
+});

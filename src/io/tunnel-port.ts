@@ -36,6 +36,11 @@
  * port and the whole tunnel header (VNI, GENEVE options) are remembered per flow (a direct-mapped
  * table indexed by the inner symmetric flow hash), the way an appliance behind a gateway load
  * balancer must reply.
+ *
+ * Live reconfiguration: a new port for the address a running one is bound to takes that port's
+ * socket over (`prepareAdoption` opens what may wait, `adopt` moves the socket, the queued frames,
+ * the learned reply flows and the counters between two turns of the host loop) instead of binding
+ * the address again, which the kernel refuses while the old port holds it.
  */
 import { copyBytes } from './capture-buffer.js';
 import { ADDRESS_RECORD_BYTES, loadNativeAddon } from './native-addon.js';
@@ -113,7 +118,8 @@ const DEFAULT_SLOT_SIZE = 9216;
 const MAX_SLOT_SIZE = 0xffff;
 const DEFAULT_SOURCE_PORTS = 8;
 const DEFAULT_REPLY_FLOWS = 4096;
-const DEFAULT_RECEIVE_BUFFER = 4 << 20;
+/** The socket receive buffer a tunnel port asks for when its options name none (4 MiB). */
+export const DEFAULT_RECEIVE_BUFFER = 4 << 20;
 /** The largest UDP payload over IPv4 (65535 − 20 − 8). */
 const MAX_DATAGRAM = 65507;
 const MAX_VNI = 0xffffff;
@@ -182,6 +188,10 @@ export abstract class TunnelPort {
   private txSockets: Socket[] = [];
   private closed = false;
   private opened = false;
+  /** The port that took over this one's socket (`adopt`): what is written here goes on to it. */
+  private successor: TunnelPort | null = null;
+  /** The port whose socket `adopt` may take (set by `prepareAdoption`). */
+  private preparedFor: TunnelPort | null = null;
 
   // The batched path (native addon): sockets, the receive batch's scratch and the send stage.
   private readonly nativeIo: boolean;
@@ -217,7 +227,9 @@ export abstract class TunnelPort {
   /** The sender of each reply-table flow as an address record (batched path). */
   private readonly replyRecords: Uint8Array;
   private readonly onSent = (error: Error | null): void => {
-    if (error) this.counters.tx_errors++;
+    // A send still in flight when the socket was taken over counts where the totals went on.
+    if (this.successor !== null) this.successor.onSent(error);
+    else if (error) this.counters.tx_errors++;
     else this.counters.tx++;
   };
 
@@ -361,56 +373,237 @@ export abstract class TunnelPort {
         this.close();
         throw this.ioError(`cannot bind ${this.bindAddress}:${this.bindPort}`, error);
       }
+    } else {
+      const rx = createSocket({ type: this.family });
+      this.socket = rx;
+      try {
+        await bindSocket(rx, this.bindPort, this.bindAddress);
+      } catch (error) {
+        this.close();
+        throw this.ioError(`cannot bind ${this.bindAddress}:${this.bindPort}`, error);
+      }
+      try {
+        rx.setRecvBufferSize(this.receiveBufferSize);
+      } catch {
+        // The kernel caps SO_RCVBUF at net.core.rmem_max; a smaller buffer only means earlier drops.
+      }
+    }
+    this.listen();
+    await this.openSenders();
+  }
+
+  /**
+   * Why this port cannot `adopt` the receive socket `previous` holds, or '' when it can: the same
+   * bind address and (fixed, non-zero) UDP port, the same receive buffer size and the same kind of
+   * socket (a node:dgram socket cannot become a native fd, nor the reverse), `previous` holding its
+   * socket and this port not opened yet. The tunnel format may differ: a socket is a socket, and
+   * the new port decapsulates what it reads with its own format (VXLAN ↔ GENEVE on one address).
+   */
+  adoptionProblem(previous: TunnelPort): string {
+    if (previous === this) return 'a port cannot adopt itself';
+    const was = `${previous.bindAddress}:${previous.bindPort}`;
+    if (previous.bindAddress !== this.bindAddress || previous.bindPort !== this.bindPort)
+      return `the bind address changes (${was} → ${this.bindAddress}:${this.bindPort})`;
+    if (this.bindPort === 0) return 'an ephemeral bind port (0) is not an address to keep';
+    if (previous.receiveBufferSize !== this.receiveBufferSize)
+      return `the receive buffer size changes (${previous.receiveBufferSize} → ${this.receiveBufferSize} bytes), which the socket keeps`;
+    if (
+      previous.successor !== null ||
+      previous.closed ||
+      (previous.batchRx === null && previous.socket === null)
+    )
+      return `${previous.name} does not hold its socket open`;
+    const io = this.nativeIo && loadNativeAddon() !== null ? 'recvmmsg' : 'dgram';
+    if (previous.io() !== io)
+      return `the socket is read with ${previous.io()} and ${this.name} asks for ${io}`;
+    if (this.opened || this.closed) return `${this.name} was opened already`;
+    return '';
+  }
+
+  /**
+   * The part of taking over `previous`'s socket that may wait: opens the sending sockets towards
+   * this port's `remote`, unless `previous` sends to the same remote from as many sockets (those
+   * move over at `adopt`, and every flow keeps its outer source port). Does not bind the receive
+   * socket. Rejects with NFV_ERR_BAD_ARGUMENT when `adoptionProblem` says why not, NFV_ERR_IO as
+   * `open()` does.
+   */
+  async prepareAdoption(previous: TunnelPort): Promise<void> {
+    this.throwAdoptionProblem(previous);
+    this.preparedFor = previous;
+    if (!this.sharesSenders(previous)) await this.openSenders();
+  }
+
+  /**
+   * Takes over the bound receive socket `previous` holds (a node:dgram socket or the native fd,
+   * whatever it reads with), instead of binding the address again — which the kernel refuses while
+   * the old port holds it: a live reconfiguration that changes a tunnel port's VNI, remote, ring
+   * or format on the same address. Frames `previous` had queued and not handed out move to this
+   * port's ring (those longer than its slots count in `oversize`, beyond its slots in
+   * `rx_queue_full`); what is staged on `previous` is sent first; flows `previous` learned for
+   * replies (no `remote`) stay known when the format is the same (a remembered header of another
+   * format would not be understood); its counters carry over, so this port continues their totals.
+   * Afterwards `previous` reads nothing (`next()` returns -1), what is written to it (an old chain
+   * draining) goes on to this port, and closing it no longer closes the socket. Synchronous, so it
+   * can run between two turns of the host loop; `prepareAdoption(previous)` must have run first.
+   * Throws NFV_ERR_BAD_ARGUMENT when `adoptionProblem` says why not.
+   */
+  adopt(previous: TunnelPort): void {
+    this.throwAdoptionProblem(previous);
+    if (this.preparedFor !== previous)
+      throw new NfvError(
+        'NFV_ERR_BAD_ARGUMENT',
+        `${this.kind} port ${this.name}: cannot adopt: prepareAdoption(${previous.name}) did not run`,
+        { port: this.name },
+      );
+    this.preparedFor = null;
+    previous.flush();
+    if (this.remoteAddress !== null && this.txSockets.length + this.batchTx.length === 0) {
+      // sharesSenders(previous): the sending sockets (already connected to this remote) move too.
+      this.txSockets = previous.txSockets;
+      this.batchTx = previous.batchTx;
+      previous.txSockets = [];
+      previous.batchTx = [];
+      for (const tx of this.txSockets) tx.removeAllListeners('error');
+      for (const tx of this.txSockets) tx.on('error', () => this.counters.tx_errors++);
+    }
+    this.batchRx = previous.batchRx;
+    this.socket = previous.socket;
+    previous.batchRx = null;
+    previous.socket = null;
+    previous.txStage = null;
+    previous.successor = this;
+    this.opened = true;
+    this.takeQueued(previous);
+    if (this.kind === previous.kind && this.remoteAddress === null && previous.remoteAddress === null)
+      this.takeReplies(previous);
+    this.addCounters(previous);
+    if (this.socket !== null) {
+      this.socket.removeAllListeners('message');
+      this.socket.removeAllListeners('error');
+    }
+    this.listen();
+  }
+
+  /** Starts reading the receive socket (just bound, or taken over). */
+  private listen(): void {
+    if (this.batchRx !== null) {
       this.batchRx.watch(() => this.socketReadable());
       this.batchRx.arm();
       this.txStage = new Uint8Array(IO_BATCH * this.stride);
-      if (this.remoteAddress !== null) {
-        for (let i = 0; i < this.sourcePortCount; i++) {
-          try {
-            const tx = UdpBatchSocket.open(addon, this.family, this.bindAddress, 0, 0);
-            this.batchTx.push(tx);
-            tx.connect(this.remoteAddress, this.remotePort);
-          } catch (error) {
-            this.close();
-            throw this.ioError(
-              `cannot open a socket towards ${this.remoteAddress}:${this.remotePort}`,
-              error,
-            );
-          }
-        }
-      }
-      return;
     }
-    const rx = createSocket({ type: this.family });
-    this.socket = rx;
-    try {
-      await bindSocket(rx, this.bindPort, this.bindAddress);
-    } catch (error) {
-      this.close();
-      throw this.ioError(`cannot bind ${this.bindAddress}:${this.bindPort}`, error);
+    const rx = this.socket;
+    if (rx !== null) {
+      // After bind, a socket error is a failed send or a transient ICMP error: count it, never crash.
+      rx.on('error', () => this.counters.tx_errors++);
+      rx.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.receive(msg, rinfo));
     }
-    try {
-      rx.setRecvBufferSize(this.receiveBufferSize);
-    } catch {
-      // The kernel caps SO_RCVBUF at net.core.rmem_max; a smaller buffer only means earlier drops.
-    }
-    // After bind, a socket error is a failed send or a transient ICMP error: count it, never crash.
-    rx.on('error', () => this.counters.tx_errors++);
-    rx.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.receive(msg, rinfo));
-    if (this.remoteAddress !== null) {
-      for (let i = 0; i < this.sourcePortCount; i++) {
-        const tx = createSocket({ type: this.family });
-        this.txSockets.push(tx);
-        tx.on('error', () => this.counters.tx_errors++);
-        try {
+  }
+
+  /** Opens the sending sockets towards `remote` (none without one), of the kind the port reads with. */
+  private async openSenders(): Promise<void> {
+    if (this.remoteAddress === null) return;
+    const addon = this.nativeIo ? loadNativeAddon() : null;
+    for (let i = 0; i < this.sourcePortCount; i++) {
+      try {
+        if (addon !== null) {
+          const tx = UdpBatchSocket.open(addon, this.family, this.bindAddress, 0, 0);
+          this.batchTx.push(tx);
+          tx.connect(this.remoteAddress, this.remotePort);
+        } else {
+          const tx = createSocket({ type: this.family });
+          this.txSockets.push(tx);
+          tx.on('error', () => this.counters.tx_errors++);
           await bindSocket(tx, 0, this.bindAddress);
           await connectSocket(tx, this.remotePort, this.remoteAddress);
-        } catch (error) {
-          this.close();
-          throw this.ioError(`cannot open a socket towards ${this.remoteAddress}:${this.remotePort}`, error);
         }
+      } catch (error) {
+        this.close();
+        throw this.ioError(`cannot open a socket towards ${this.remoteAddress}:${this.remotePort}`, error);
       }
     }
+  }
+
+  private throwAdoptionProblem(previous: TunnelPort): void {
+    const problem = this.adoptionProblem(previous);
+    if (problem !== '')
+      throw new NfvError('NFV_ERR_BAD_ARGUMENT', `${this.kind} port ${this.name}: cannot adopt: ${problem}`, {
+        port: this.name,
+      });
+  }
+
+  /** `previous` sends to this port's remote from as many sockets, which can move over. */
+  private sharesSenders(previous: TunnelPort): boolean {
+    return (
+      this.remoteAddress !== null &&
+      previous.remoteAddress === this.remoteAddress &&
+      previous.remotePort === this.remotePort &&
+      previous.txSockets.length + previous.batchTx.length === this.sourcePortCount
+    );
+  }
+
+  /** Moves the frames `previous` queued and did not hand out into this port's (empty) ring. */
+  private takeQueued(previous: TunnelPort): void {
+    let queued = 0;
+    for (; previous.count > 0; previous.count--) {
+      const slot = previous.head;
+      previous.head = slot + 1 === previous.slots ? 0 : slot + 1;
+      const length = previous.lengths[slot];
+      if (length > this.slotSize) {
+        this.oversize++;
+        continue;
+      }
+      if (queued === this.slots) {
+        this.counters.rx_queue_full++;
+        continue;
+      }
+      copyBytes(previous.frames, previous.innerAt[slot], this.frames, queued * this.stride, length);
+      this.innerAt[queued] = queued * this.stride;
+      this.lengths[queued] = length;
+      this.arrivalSeconds[queued] = previous.arrivalSeconds[slot];
+      this.arrivalNanos[queued] = previous.arrivalNanos[slot];
+      queued++;
+    }
+    this.head = 0;
+    this.count = queued;
+  }
+
+  /** Copies the flows `previous` remembered for replies (same format), rehashed into this table. */
+  private takeReplies(previous: TunnelPort): void {
+    const headerStride = this.maxHeaderLength();
+    for (let from = 0; from <= previous.replyMask; from++) {
+      if (previous.replyUsed[from] === 0) continue;
+      this.key.readFrom(previous.replyKeys, from * FLOW_KEY_WORDS);
+      const to = this.key.symmetricHash() & this.replyMask;
+      this.key.writeTo(this.replyKeys, to * FLOW_KEY_WORDS);
+      this.replyUsed[to] = 1;
+      this.replyPorts[to] = previous.replyPorts[from];
+      this.replyAddresses[to] = previous.replyAddresses[from];
+      const headerLength = previous.replyHeaderLengths[from];
+      copyBytes(
+        previous.replyHeaders,
+        from * headerStride,
+        this.replyHeaders,
+        to * headerStride,
+        headerLength,
+      );
+      this.replyHeaderLengths[to] = headerLength;
+      copyBytes(
+        previous.replyRecords,
+        from * ADDRESS_RECORD_BYTES,
+        this.replyRecords,
+        to * ADDRESS_RECORD_BYTES,
+        ADDRESS_RECORD_BYTES,
+      );
+    }
+  }
+
+  /** Adds `previous`'s counts to this port's: the totals go on across a takeover. */
+  private addCounters(previous: TunnelPort): void {
+    for (const name of Object.keys(this.counters) as (keyof TunnelCounters)[])
+      this.counters[name] += previous.counters[name];
+    this.oversize += previous.oversize;
+    this.packets += previous.packets;
+    this.bytes += previous.bytes;
   }
 
   /**
@@ -434,14 +627,18 @@ export abstract class TunnelPort {
       this.nanos = this.arrivalNanos[slot];
       return length;
     }
-    return this.closed ? -1 : 0;
+    return this.closed || this.successor !== null ? -1 : 0;
   }
 
   /**
    * Encapsulates `bytes[at, at+length)` and sends it: to `remote`, or back through the tunnel the
    * frame's flow arrived in. Failures are counted, never thrown. The timestamp is not sent.
    */
-  write(bytes: Uint8Array, at: number, length: number, _seconds: number, _nanos: number): void {
+  write(bytes: Uint8Array, at: number, length: number, seconds: number, nanos: number): void {
+    if (this.successor !== null) {
+      this.successor.write(bytes, at, length, seconds, nanos);
+      return;
+    }
     this.packets++;
     this.bytes += length;
     if (this.txStage !== null && !this.closed) {

@@ -72,9 +72,10 @@ export class UdpBatchSocket {
     return this.addon.sendBatch(this.fd, bytes, offsets, lengths, count, destinations);
   }
 
-  /** Sets the function `arm()` calls back (once per arming) when the socket is readable. */
+  /** Sets the function `arm()` calls back (once per arming) when the socket is readable; replaces an earlier one. */
   watch(onReadable: () => void): void {
-    if (this.closed || this.watcher !== null) return;
+    if (this.closed) return;
+    if (this.watcher !== null) this.addon.watchStop(this.watcher); // one uv_poll per fd: stop before the new one
     this.watcher = this.addon.watchCreate(this.fd, onReadable);
   }
 

@@ -5,7 +5,8 @@
  *
  * 1. a changed TAP port (another batch size, the same device) keeps its device — same ifindex,
  *    still in its namespace with its address — because the new port object takes over the open
- *    device at the swap instead of opening it again (the kernel would say "busy");
+ *    device at the swap instead of opening it again (the kernel would say "busy"), and its counters
+ *    go on from where the old port's were;
  * 2. an apply that adds two ports, one asking for the device a running port holds (tr's, left in
  *    the root namespace), fails naming that port ("device busy"), closes the other new port again
  *    (its device disappears) and leaves the running ports carrying traffic;
@@ -133,8 +134,10 @@ describe('TAP ports added, changed and removed by a live apply', () => {
     assert.deepEqual(await bed.leftovers(), [], 'no namespace or interface left behind');
   });
 
-  it('changes a TAP port (batch 64 → 16) without giving up its device', async () => {
+  it('changes a TAP port (batch 64 → 16) without giving up its device or restarting its counters', async () => {
     const before = await ifindex(a, devA);
+    const sentBefore = host!.status().ports.ta?.sent ?? 0;
+    assert.ok(sentBefore >= PINGS, `the replies went out of ta (${sentBefore})`);
     const result = await host!.apply(plan({ device: devA, batch: 16 }));
     assert.equal(result.applied, true);
     assert.deepEqual(
@@ -142,6 +145,8 @@ describe('TAP ports added, changed and removed by a live apply', () => {
       ['ta'],
     );
     assert.equal(await ifindex(a, devA), before, 'the same device, still in namespace a');
+    const sentAfter = host!.status().ports.ta?.sent ?? 0;
+    assert.ok(sentAfter >= sentBefore, `ta counts on from ${sentBefore} (now ${sentAfter}), not from 0`);
     const out = await ping();
     assert.match(out, new RegExp(`${PINGS} received`), out);
   });
