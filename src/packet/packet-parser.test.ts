@@ -324,6 +324,32 @@ describe('PacketParser', () => {
       });
     }
 
+    it('reads frames in views that start inside a larger buffer, at any offset, and never throws on a bad one', () => {
+      // The fast path reads words through a DataView it keeps per array: a view that starts at a
+      // byte offset of its buffer, and a second array after the first, must each be read as they are.
+      const fast = new PacketParser();
+      const walk = new PacketParser();
+      for (const shift of [0, 1, 3, 7]) {
+        const udp = frame(false, 18, 0, 0, [1234, 53]);
+        const outer = new Uint8Array(shift + udp.length + 5).fill(0xee);
+        outer.set(udp, shift);
+        const inner = outer.subarray(shift, shift + udp.length);
+        assert.equal(fast.attach(inner, 0, inner.length), DropReason.None, `shift ${shift}`);
+        assert.equal(fast.udp.dstPort(), 53);
+        assert.equal(fast.attach(outer, shift, udp.length), DropReason.None, `shift ${shift}`);
+        assert.equal(fast.payloadAt, shift + 42);
+      }
+      const udp = frame(false, 18, 0, 0, [1234, 53]);
+      for (const at of [-1, -14, 0.5, 1.5, NaN, Infinity, 2 ** 40]) {
+        // The fast path declines these offsets; attach answers what the layered walk answers.
+        assert.equal(
+          fast.attach(udp, at, udp.length),
+          walk.attachLayers(udp, at, udp.length, LinkType.Ethernet),
+          `at ${at}`,
+        );
+      }
+    });
+
     it('takes the fast path after a refused frame without keeping its state', () => {
       const p = new PacketParser();
       assert.equal(p.attach(frames.vxlan, 0, frames.vxlan.length), DropReason.None);
