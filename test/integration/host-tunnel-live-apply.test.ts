@@ -3,8 +3,8 @@
  * port takes the running one's socket over at the swap instead of binding it again, so the host
  * keeps forwarding. First the remote changes while frames stream in — every frame comes out at the
  * old or the new remote, none twice, none lost — then the VNI changes: frames with the new VNI are
- * carried, with the new VNI, to the new remote, and frames with the old one are not. The port's
- * counters go on across both takeovers, and the host's accounting balances.
+ * carried, with the new VNI, to the new remote, and frames with the old one are not; then the port
+ * is renamed. The port's counters go on across every takeover, and the host's accounting balances.
  */
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
@@ -76,19 +76,19 @@ async function until(what: string, check: () => boolean, ms = 10_000): Promise<v
 describe('live apply of a VXLAN port that keeps its bind address', () => {
   // Both ways a port reads its socket: the native addon's recvmmsg (when built) and node:dgram.
   for (const nativeIo of [true, false])
-    it(`takes the socket over (nativeIo ${nativeIo}): the new remote and VNI apply without a frame lost, counters go on`, async (t) => {
+    it(`takes the socket over (nativeIo ${nativeIo}): the new remote, VNI and name apply without a frame lost, counters go on`, async (t) => {
       const sender = await udp(); // plays the VTEP that sends into the host
       const one = new Remote(await udp());
       const two = new Remote(await udp());
       const probe = await udp(); // finds a free port for the host's endpoint
       const hostPort = probe.address().port;
       probe.close();
-      const plan = (remote: Remote, vni: number): HostPlan => ({
+      const plan = (remote: Remote, vni: number, name = 'vx'): HostPlan => ({
         pool: { slots: 1024, slotSize: 2048 },
         ringSize: 256,
         batch: 32,
         ports: {
-          vx: {
+          [name]: {
             kind: 'vxlan',
             options: {
               bind: { address: '127.0.0.1', port: hostPort },
@@ -109,7 +109,7 @@ describe('live apply of a VXLAN port that keeps its bind address', () => {
             failure: 'fail-closed',
           },
         },
-        chains: [{ name: 'wire', from: 'vx', to: 'vx', through: ['fw'] }],
+        chains: [{ name: 'wire', from: name, to: name, through: ['fw'] }],
       });
       let seq = 1000;
       const send = async (vni: number, count: number): Promise<void> => {
@@ -166,13 +166,20 @@ describe('live apply of a VXLAN port that keeps its bind address', () => {
         assert.ok(after.every((d) => d.vni === 200));
         assert.equal(one.got.length + two.got.length, total + 100);
 
+        // Renamed: the port that leaves the plan hands its socket to the one that comes in.
+        const third = await host.apply(plan(two, 200, 'uplink'));
+        assert.deepEqual([third.diff.ports.added, third.diff.ports.removed], [['uplink'], ['vx']]);
+        await send(200, 50);
+        await until('50 frames more', () => two.got.length >= before + 150);
+        const all = total + 150;
+
         host.stop();
         const summary = await running;
-        assert.equal(summary.received, total + 100, 'the frames with the old VNI never entered');
-        assert.equal(summary.sent, total + 100);
+        assert.equal(summary.received, all, 'the frames with the old VNI never entered');
+        assert.equal(summary.sent, all);
         assert.equal(summary.dropped, 0);
         assert.equal(summary.lost, 0);
-        assert.equal(summary.ports.vx.sent, total + 100, 'sent counted on over both takeovers');
+        assert.equal(summary.ports.uplink.sent, all, 'sent counted on over three takeovers');
         assert.equal(summary.poolFree, summary.poolSlots);
       } finally {
         host.stop();
