@@ -12,7 +12,7 @@
  * diff.chains.kept;                // ['b']: never stopped
  * diff.nfs.changed;                // [{ name: 'fw', fields: ['config'] }]
  */
-import { DEFAULT_RECEIVE_BUFFER } from '../io/tunnel-port.js';
+import { DEFAULT_TUNNEL_RECEIVE_BUFFER } from '../io/tunnel-port.js';
 import type { ChainPlan, HostPlan, NfPlan } from './host.js';
 import type { PortPlan } from './ports.js';
 
@@ -99,7 +99,7 @@ function socketKept(a: PortPlan, b: PortPlan): string {
   if (a.options.bind.address !== b.options.bind.address || portA !== portB || portA === 0) return '';
   const fixed: string[] = [];
   const buffer = (p: PortPlan & { kind: 'vxlan' | 'geneve' }): number =>
-    p.options.receiveBufferSize ?? DEFAULT_RECEIVE_BUFFER;
+    p.options.receiveBufferSize ?? DEFAULT_TUNNEL_RECEIVE_BUFFER;
   if (buffer(a) !== buffer(b)) fixed.push(`receive buffer size (${buffer(a)} bytes)`);
   if ((a.options.nativeIo ?? true) !== (b.options.nativeIo ?? true)) fixed.push('kind (nativeIo)');
   if (fixed.length === 0) return '';

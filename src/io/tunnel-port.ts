@@ -119,7 +119,7 @@ const MAX_SLOT_SIZE = 0xffff;
 const DEFAULT_SOURCE_PORTS = 8;
 const DEFAULT_REPLY_FLOWS = 4096;
 /** The socket receive buffer a tunnel port asks for when its options name none (4 MiB). */
-export const DEFAULT_RECEIVE_BUFFER = 4 << 20;
+export const DEFAULT_TUNNEL_RECEIVE_BUFFER = 4 << 20;
 /** The largest UDP payload over IPv4 (65535 − 20 − 8). */
 const MAX_DATAGRAM = 65507;
 const MAX_VNI = 0xffffff;
@@ -298,7 +298,7 @@ export abstract class TunnelPort {
         `${kind} port ${this.name}: replyFlows must be a power of two`,
         field('replyFlows'),
       );
-    this.receiveBufferSize = options.receiveBufferSize ?? DEFAULT_RECEIVE_BUFFER;
+    this.receiveBufferSize = options.receiveBufferSize ?? DEFAULT_TUNNEL_RECEIVE_BUFFER;
     this.clock = options.clock ?? defaultClock;
     this.nativeIo = options.nativeIo ?? true;
 
