@@ -704,6 +704,7 @@ export default defineNf<NatConfig>({
         let passed = 0;
         newMappings = 0;
         const bytes = batch.bytes;
+        const words = parser.wordView(bytes);
         for (let i = 0; i < batch.count; i++) {
           const reason = parser.attach(bytes, batch.at[i], batch.length[i]);
           if (reason !== DropReason.None) {
@@ -719,8 +720,8 @@ export default defineNf<NatConfig>({
           const ipAt = parser.ipv4.at;
           const srcAt = ipAt + Ipv4Field.Src;
           const dstAt = ipAt + Ipv4Field.Dst;
-          const src = read32s(bytes, srcAt);
-          const dst = read32s(bytes, dstAt);
+          const src = words.getInt32(srcAt);
+          const dst = words.getInt32(dstAt);
           const inbound = dst === external;
           const fromInside = isInside(src);
           // With inside = any, everything to the external address is inbound; hairpinning needs
@@ -795,7 +796,7 @@ export default defineNf<NatConfig>({
           const l4Site = site.at;
           const icmpSite = parser.l4 === Layer.Icmpv4 ? parser.icmpv4.at + Icmpv4Field.Checksum : -1;
           if (inbound && !(hairpin && p !== PROTO_ICMP)) {
-            const m = mapInbound(p, read16(bytes, dstPortAt), src, now);
+            const m = mapInbound(p, words.getUint16(dstPortAt), src, now);
             if (m < 0) {
               batch.drop(i, failure);
               continue;
@@ -808,7 +809,7 @@ export default defineNf<NatConfig>({
             continue;
           }
           // Outbound — or hairpinned: from inside to the external address, translated both ways.
-          const m = mapOutbound(src, dst, parser.protocol, p, read16(bytes, srcPortAt), now);
+          const m = mapOutbound(src, dst, parser.protocol, p, words.getUint16(srcPortAt), now);
           if (m < 0) {
             batch.drop(i, failure);
             continue;

@@ -980,7 +980,8 @@ export class Host {
       }
       d[o + 1] = batch.length[i];
       const k = (from + kept) * DESCRIPTOR_WORDS;
-      if (k !== o) d.copyWithin(k, o, o + DESCRIPTOR_WORDS);
+      // Word by word: a copyWithin is a builtin call per packet once a burst has had a drop.
+      if (k !== o) for (let w = 0; w < DESCRIPTOR_WORDS; w++) d[k + w] = d[o + w];
       kept++;
     }
     if (kept > 0) this.deliver(this.chains[nf.chain], nf.stage + 1, d, from, kept);
@@ -1073,7 +1074,10 @@ export class Host {
                 continue;
               }
               this.slotRun[d[o]] = NO_RUN;
-              if (kept !== i) d.copyWithin(kept * DESCRIPTOR_WORDS, o, o + DESCRIPTOR_WORDS);
+              if (kept !== i) {
+                const k = kept * DESCRIPTOR_WORDS;
+                for (let w = 0; w < DESCRIPTOR_WORDS; w++) d[k + w] = d[o + w];
+              }
               kept++;
             }
             last.packets += kept;

@@ -87,7 +87,7 @@ function step(h: number, k: number): number {
 export class FlowKey {
   readonly words = new Uint32Array(FLOW_KEY_WORDS);
 
-  /** Fills the key for an IPv4 packet; addresses are unsigned 32-bit numbers. */
+  /** Fills the key for an IPv4 packet; addresses are 32-bit numbers (unsigned, or int32: the same bits). */
   setV4(src: number, dst: number, protocol: number, srcPort: number, dstPort: number): void {
     const w = this.words;
     w[FlowKeyWord.Src] = 0;
