@@ -1483,7 +1483,19 @@ export class Host {
       for (let slot = 0; slot < this.slotRun.length; slot++)
         if (this.slotRun[slot] !== NO_RUN) this.lose(slot);
     for (const input of this.inputs) input.close();
-    for (const output of this.outputs.values()) output.close();
+    // Every port once: the plan's outputs and tunnels (one only written to is no input), and the old
+    // ports chains still draining from a live reconfiguration write to (drainRetiring leaves those
+    // to us when the host stops first).
+    const closed = new Set<unknown>(this.inputs);
+    for (const output of [
+      ...this.outputs.values(),
+      ...this.tunnels.values(),
+      ...this.chains.map((c) => c.output),
+    ]) {
+      if (closed.has(output)) continue;
+      closed.add(output);
+      output.close();
+    }
   }
 
   private log(nf: string, message: string): void {

@@ -8,6 +8,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import { builtinModule, Host, type HostPlan } from '../../src/host/host.js';
+import { fileURLToPath } from 'node:url';
 import { MAX_GENERATED_FRAME, TrafficGenerator } from '../../src/io/traffic-generator.js';
 import { VxlanRepr, VxlanView } from '../../src/packet/vxlan.js';
 import { DropReason } from '../../src/packet/drop-reason.js';
@@ -119,6 +120,89 @@ describe('host with a live VXLAN port', () => {
       host.stop();
       await running.catch(() => undefined);
       peer.close();
+    }
+  });
+});
+
+describe('host stopped while a live apply drains an old chain', () => {
+  it('closes the port the old chain wrote to (its address binds again)', async () => {
+    const peer = await udp(); // the remote VTEP of every port here
+    const sender = await udp();
+    const free = async (): Promise<number> => {
+      const probe = await udp();
+      const port = probe.address().port;
+      probe.close();
+      return port;
+    };
+    const [inPort, oldOut, newOut] = [await free(), await free(), await free()];
+    const vxlan = (port: number): HostPlan['ports'][string] => ({
+      kind: 'vxlan',
+      options: {
+        bind: { address: '127.0.0.1', port },
+        remote: { address: '127.0.0.1', port: peer.address().port },
+        vni: VNI,
+      },
+    });
+    // The old chain's guest stalls 1.5 s on its first burst: it still holds packets when the host stops.
+    const misbehaving = fileURLToPath(new URL('./nfs/misbehaving.js', import.meta.url));
+    const guest = (failure: string): HostPlan['nfs'][string] => ({
+      module: misbehaving,
+      config: { failure, after: 1 },
+      vnic: 'direct',
+      placement: 'isolated',
+      replicas: 1,
+      heapMb: 64,
+      failure: 'fail-closed',
+    });
+    const plan = (out: string, nf: string): HostPlan => ({
+      pool: { slots: 256, slotSize: 2048 },
+      ringSize: 64,
+      batch: 16,
+      ports: { in: vxlan(inPort), [out]: vxlan(out === 'old' ? oldOut : newOut) },
+      nfs: { [nf]: guest(nf === 'stalls' ? 'stall' : 'none') },
+      chains: [{ name: 'c', from: 'in', to: out, through: [nf] }],
+    });
+    const host = await Host.create(plan('old', 'stalls'));
+    const running = host.run();
+    try {
+      const frame = new Uint8Array(8 + MAX_GENERATED_FRAME);
+      const generator = new TrafficGenerator({ seed: 9, packets: 1000, frameSize: 60, flows: 2 });
+      // Frames until the host has read some (its port opens once the run has started the guests);
+      // the guest stalls on its first burst and holds them.
+      const deadline = Date.now() + 10_000;
+      while (host.status().received === 0) {
+        assert.ok(Date.now() < deadline, 'the host never read a frame');
+        VxlanRepr.emit({ vni: VNI }, frame, 0);
+        const length = generator.next(frame, 8);
+        sender.send(frame.subarray(0, 8 + length), inPort, '127.0.0.1');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      const applying = host.apply(plan('new', 'passes'), { drainTimeoutMs: 5000 });
+      await new Promise((resolve) => setTimeout(resolve, 300)); // swapped; the old chain drains
+      assert.ok(
+        host.status().lost + host.status().sent < host.status().received,
+        'the old guest holds packets',
+      );
+      host.stop();
+      await applying.catch(() => undefined);
+      await running;
+      const again = createSocket('udp4');
+      again.bind(oldOut, '127.0.0.1');
+      const [bound] = await Promise.race([
+        once(again, 'listening').then(() => ['listening']),
+        once(again, 'error'),
+      ]);
+      again.close();
+      assert.equal(
+        bound,
+        'listening',
+        `the old chain's port still holds 127.0.0.1:${oldOut}: ${String(bound)}`,
+      );
+    } finally {
+      host.stop();
+      await running.catch(() => undefined);
+      peer.close();
+      sender.close();
     }
   });
 });
