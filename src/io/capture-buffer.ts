@@ -219,31 +219,32 @@ export class CaptureOutputBuffer {
 export function copyBytes(src: Uint8Array, srcAt: number, dst: Uint8Array, dstAt: number, n: number): void {
   if (srcAt === 0 && n === src.length) {
     dst.set(src, dstAt);
-  } else if (
-    n >= MIN_WORD_COPY &&
-    ((src.byteOffset + srcAt) & 3) === 0 &&
-    ((dst.byteOffset + dstAt) & 3) === 0 &&
-    (src.byteOffset & 3) === 0 &&
-    (dst.byteOffset & 3) === 0 &&
-    src.byteLength >= MIN_CACHED_BYTES &&
-    dst.byteLength >= MIN_CACHED_BYTES
-  ) {
+    return;
+  }
+  if (n >= MIN_WORD_COPY && ((srcAt | dstAt) & 3) === 0) {
+    // Arrays by identity first: reading byteOffset/byteLength is a builtin call that V8 does not
+    // inline where it has seen several kinds of array (a profile of the host's receive loop showed
+    // those calls per packet), so an array's word view — or that it has none — is looked up once.
     if (src !== lastSrc) {
       lastSrc = src;
-      lastSrcWords = wordsOf(src);
+      lastSrcWords = wordViewOf(src);
     }
     if (dst !== lastDst) {
       lastDst = dst;
-      lastDstWords = wordsOf(dst);
+      lastDstWords = wordViewOf(dst);
     }
     const from = lastSrcWords;
     const to = lastDstWords;
-    const words = n >>> 2;
-    const s = srcAt >>> 2;
-    const d = dstAt >>> 2;
-    for (let i = 0; i < words; i++) to[d + i] = from[s + i];
-    for (let i = words << 2; i < n; i++) dst[dstAt + i] = src[srcAt + i];
-  } else if (n <= 128) {
+    if (from !== null && to !== null) {
+      const words = n >>> 2;
+      const s = srcAt >>> 2;
+      const d = dstAt >>> 2;
+      for (let i = 0; i < words; i++) to[d + i] = from[s + i];
+      for (let i = words << 2; i < n; i++) dst[dstAt + i] = src[srcAt + i];
+      return;
+    }
+  }
+  if (n <= 128) {
     for (let i = 0; i < n; i++) dst[dstAt + i] = src[srcAt + i];
   } else {
     dst.set(src.subarray(srcAt, srcAt + n), dstAt);
@@ -264,9 +265,15 @@ const cachedWords: Uint32Array[] = new Array<Uint32Array>(VIEW_CACHE).fill(new U
 let nextVictim = 0;
 /** The usual caller copies between the same two arrays packet after packet: those first. */
 let lastSrc: Uint8Array | null = null;
-let lastSrcWords: Uint32Array = new Uint32Array(0);
+let lastSrcWords: Uint32Array | null = null;
 let lastDst: Uint8Array | null = null;
-let lastDstWords: Uint32Array = new Uint32Array(0);
+let lastDstWords: Uint32Array | null = null;
+
+/** The word view of a large array that starts on a word boundary; null for any other (bytewise). */
+function wordViewOf(bytes: Uint8Array): Uint32Array | null {
+  if ((bytes.byteOffset & 3) !== 0 || bytes.byteLength < MIN_CACHED_BYTES) return null;
+  return wordsOf(bytes);
+}
 
 function wordsOf(bytes: Uint8Array): Uint32Array {
   for (let k = 0; k < VIEW_CACHE; k++) if (cachedBytes[k] === bytes) return cachedWords[k];
