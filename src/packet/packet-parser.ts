@@ -155,8 +155,8 @@ export class PacketParser {
     const ip = at + ETHERNET_HEADER_LENGTH;
     const l4 = ip + IPV4_MIN_HEADER_LENGTH;
     // Written as !(a <= b) so that a NaN length fails here too and the walk decides. A DataView
-    // read throws where a byte read gives undefined: only whole offsets ≥ 0 come this way.
-    if (!(l4 + UDP_HEADER_LENGTH <= limit) || !(at >= 0) || at !== Math.floor(at)) return false;
+    // read throws where a byte read gives undefined: only whole offsets in 0..2^32-1 come this way.
+    if (!(l4 + UDP_HEADER_LENGTH <= limit) || at >>> 0 !== at) return false;
     const view = bytes === this.wordBytes ? this.words : this.wordsOf(bytes);
     // Words of the IPv4 header, as int32 (never boxed): version·IHL·TOS·total length,
     // identification·flags·fragment offset, TTL·protocol·checksum, source, destination.
