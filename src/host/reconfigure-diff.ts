@@ -12,7 +12,7 @@
  * diff.chains.kept;                // ['b']: never stopped
  * diff.nfs.changed;                // [{ name: 'fw', fields: ['config'] }]
  */
-import { DEFAULT_TUNNEL_RECEIVE_BUFFER } from '../io/tunnel-port.js';
+import { canonicalAddress, DEFAULT_TUNNEL_RECEIVE_BUFFER } from '../io/tunnel-port.js';
 import type { ChainPlan, HostPlan, NfPlan } from './host.js';
 import type { PortPlan } from './ports.js';
 
@@ -96,7 +96,8 @@ function socketKept(a: PortPlan, b: PortPlan): string {
   if ((a.kind !== 'vxlan' && a.kind !== 'geneve') || (b.kind !== 'vxlan' && b.kind !== 'geneve')) return '';
   const portA = a.options.bind.port ?? TUNNEL_DEFAULT_PORT[a.kind];
   const portB = b.options.bind.port ?? TUNNEL_DEFAULT_PORT[b.kind];
-  if (a.options.bind.address !== b.options.bind.address || portA !== portB || portA === 0) return '';
+  if (canonicalAddress(a.options.bind.address) !== canonicalAddress(b.options.bind.address)) return '';
+  if (portA !== portB || portA === 0) return '';
   const fixed: string[] = [];
   const buffer = (p: PortPlan & { kind: 'vxlan' | 'geneve' }): number =>
     p.options.receiveBufferSize ?? DEFAULT_TUNNEL_RECEIVE_BUFFER;

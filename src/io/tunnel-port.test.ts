@@ -15,6 +15,7 @@ import { GeneveRepr, GeneveView } from '../packet/geneve.js';
 import { Ipv4Repr } from '../packet/ipv4.js';
 import { UdpRepr } from '../packet/udp.js';
 import { VxlanPort } from './vxlan-port.js';
+import { canonicalAddress } from './tunnel-port.js';
 import { VxlanRepr, VxlanView } from '../packet/vxlan.js';
 import { isNfvError } from '../errors.js';
 import { addonUnavailableReason } from './native-addon.js';
@@ -548,6 +549,24 @@ describe('a tunnel port taking over a running port’s socket (live reconfigurat
     await until(() => next.counters.rx === 2, 'a GENEVE datagram');
     assert.ok(next.next(out, 0, SLOT) > 0);
     assert.equal(innerSourcePort(out), 3);
+  });
+
+  it('knows one IPv6 address however it is written (::1 and 0:0::1 hold one socket)', async () => {
+    const port = await freePort();
+    const old = new VxlanPort({ name: 'old', bind: { address: '::1', port }, vni: 1 });
+    // Without IPv6 loopback on the machine, only the spelling checks below run.
+    const opened = await old.open().then(
+      () => true,
+      () => false,
+    );
+    open.push(old);
+    const next = new VxlanPort({ name: 'new', bind: { address: '0:0:0::1', port }, vni: 2 });
+    open.push(next);
+    if (opened) assert.equal(next.adoptionProblem(old), '');
+    assert.equal(canonicalAddress('0:0:0::1'), '::1');
+    assert.equal(canonicalAddress('2001:DB8:0:0:0:0:0:1'), '2001:db8::1');
+    assert.equal(canonicalAddress('127.0.0.1'), '127.0.0.1');
+    assert.equal(canonicalAddress('not an address'), 'not an address');
   });
 
   it('says why it cannot take a socket over, and never half does', async () => {

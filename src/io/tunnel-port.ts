@@ -49,6 +49,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { NfvError } from '../errors.js';
 import { DropReason } from '../packet/drop-reason.js';
+import { formatIpv6, parseIpv6 } from '../packet/address.js';
 import { FLOW_KEY_WORDS, FlowKey } from '../packet/flow-key.js';
 import { LinkType } from '../packet/link-type.js';
 import { PacketParser } from '../packet/packet-parser.js';
@@ -249,7 +250,7 @@ export abstract class TunnelPort {
       );
     this.vni = options.vni;
     this.family = addressFamily(options.bind.address, `${kind} port ${this.name}`, 'bind.address');
-    this.bindAddress = options.bind.address;
+    this.bindAddress = canonicalAddress(options.bind.address);
     this.bindPort = checkPort(options.bind.port ?? defaultPort, `${kind} port ${this.name}`, 'bind.port');
     if (options.remote) {
       if (
@@ -991,4 +992,15 @@ function connectSocket(socket: Socket, port: number, address: string): Promise<v
       resolve();
     });
   });
+}
+
+/**
+ * One spelling per address, so that two ports bound to `::1` and `0:0::1` are known for one
+ * socket (a live apply takes it over instead of failing with "address in use"): IPv6 in RFC 5952
+ * form; IPv4 (dotted quads have one spelling) and anything unparsable as given.
+ */
+export function canonicalAddress(address: string): string {
+  if (isIP(address) !== 6) return address;
+  const bytes = new Uint8Array(16);
+  return parseIpv6(address, bytes) ? formatIpv6(bytes) : address;
 }
