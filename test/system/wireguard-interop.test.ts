@@ -18,6 +18,11 @@
  *    junk sent to the gateway's port gets no answer at all;
  * 3. nfvisor's byte counters equal `wg show transfer` (exactly: each side counts message bytes);
  * 4. bounded iperf3 transfers through the tunnel: TCP, TCP with 5 and 50 parallel streams, UDP;
+ *    large MTU: with the links at 9000 bytes and the tunnel at 8920, unfragmented (DF) pings of
+ *    whole 8920-byte packets cross both ways, v4 and v6, and a bounded iperf3 TCP run uses jumbo
+ *    segments; one byte more is refused by the peer's kernel ("message too long"), and a 9000-byte
+ *    inside packet, which would not fit the gateway's slot encrypted, is dropped and counted
+ *    (`too_big`), never truncated; the MTUs are restored afterwards;
  * 5. the peer moves to a new address and port; traffic follows it both ways, and the NF's endpoint
  *    for the peer is the new address:port;
  * 6. a live apply gives the gateway's peer `persistentKeepalive: 1`: the new guest has no session,
@@ -25,9 +30,15 @@
  *    latest handshake moves), then keepalives that `wg show transfer` counts — with no packet sent
  *    by anyone; then traffic flows on the session the gateway made;
  * 7. key rotation, live: the peer takes a new private key and a live apply gives the gateway its
- *    new public key; the tunnel works again with the new key, and not for the old one.
+ *    new public key; the tunnel works again with the new key, and not for the old one;
+ * 8. NAT traversal (netns.sh's "behind NAT" part): a router namespace takes over the peer's uplink
+ *    and masquerades it with nftables (UDP mappings live 2 s idle); the gateway, with no endpoint
+ *    of its own, learns the NAT's address:port (equal to conntrack's mapping) from the peer's
+ *    handshake; the peer's persistent keepalive keeps the mapping past its lifetime; when the NAT's
+ *    address changes, the mapping changes and the gateway follows the new one.
  *
- * Needs root, iproute2, iputils-ping, iperf3, wireguard-go and wireguard-tools (`wg`), python3.
+ * Needs root, iproute2, iputils-ping, iperf3, wireguard-go and wireguard-tools (`wg`), python3,
+ * nftables (`nft`) and a kernel with conntrack and NAT (nft masquerade).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -58,6 +69,10 @@ describe('wireguard NF interoperates with wireguard-go', () => {
   let peerPublic = '';
   let gatewayPrivate = '';
   let gatewayPublic = '';
+  let swNs = '';
+  let underlay = { host: '', peer: '' };
+  let vxDev = '';
+  let insideDev = '';
   let host: Host | null = null;
   let plan: HostPlan | null = null;
   let running: Promise<HostSummary> | null = null;
@@ -65,10 +80,17 @@ describe('wireguard NF interoperates with wireguard-go', () => {
   const inPeer = (cmd: string, args: string[], timeoutMs?: number) => bed.exec(peerNs, cmd, args, timeoutMs);
   /** Runs ping and returns how many replies came back (ping's exit status is not the verdict; the count is). */
   async function ping(ns: string, args: string[]): Promise<number> {
+    return (await pingOutput(ns, args)).received;
+  }
+  /** …and what it printed: its stdout, or on failure the error with its stderr ("message too long"). */
+  async function pingOutput(ns: string, args: string[]): Promise<{ received: number; text: string }> {
     const result = await bed
       .exec(ns, 'ping', args, 30_000)
       .catch((e: unknown) => ({ stdout: (e as Error).message, stderr: '' }));
-    return Number(/(\d+) (?:packets )?received/.exec(result.stdout)?.[1] ?? 0);
+    return {
+      received: Number(/(\d+) (?:packets )?received/.exec(result.stdout)?.[1] ?? 0),
+      text: result.stdout,
+    };
   }
   const wgStatus = (): WireguardSnapshot => {
     const [snapshot] = host?.snapshotsOf('wg') ?? [];
@@ -91,7 +113,7 @@ describe('wireguard NF interoperates with wireguard-go', () => {
 
   before(async () => {
     requireRoot('wireguard-interop.test');
-    await requireTools(['ip', 'ping', 'iperf3', 'wireguard-go', 'wg', 'python3']);
+    await requireTools(['ip', 'ping', 'iperf3', 'wireguard-go', 'wg', 'python3', 'nft']);
     await sweepStale(FAMILY);
 
     gatewayPrivate = (await run('wg', ['genkey'])).stdout.trim();
@@ -103,8 +125,8 @@ describe('wireguard NF interoperates with wireguard-go', () => {
     // The switch: underlay veth to the root namespace, a VXLAN device and a bridge.
     peerNs = await bed.addNamespace('peer');
     insideNs = await bed.addNamespace('in');
-    const sw = await bed.addNamespace('sw');
-    const u = await bed.addVethPair('u0', 'u1', sw);
+    const sw = (swNs = await bed.addNamespace('sw'));
+    const u = (underlay = await bed.addVethPair('u0', 'u1', sw));
     await bed.ip(undefined, ['link', 'set', u.host, 'mtu', '1600']);
     await bed.ip(sw, ['link', 'set', u.peer, 'mtu', '1600']);
     await bed.addAddress(u.host, `${U}.1/30`);
@@ -117,6 +139,7 @@ describe('wireguard NF interoperates with wireguard-go', () => {
       local: `${U}.2`,
       dev: u.peer,
     });
+    vxDev = vx;
     const br = bed.name('br');
     await bed.ip(sw, ['link', 'add', br, 'type', 'bridge']);
     await bed.ip(sw, ['link', 'set', vx, 'mtu', '1500', 'master', br]);
@@ -184,7 +207,7 @@ describe('wireguard NF interoperates with wireguard-go', () => {
     await bed.ip(peerNs, ['-6', 'route', 'add', 'fd00:77::/64', 'dev', wgDev]);
 
     // The inside host: routes the tunnel subnets via the gateway's inside MAC.
-    const insideDev = await attach(insideNs, 'i', INSIDE_MAC);
+    insideDev = await attach(insideNs, 'i', INSIDE_MAC);
     await bed.exec(insideNs, 'sh', ['-c', enableV6]);
     await bed.addAddress(insideDev, '10.77.0.2/24', insideNs);
     await bed.ip(insideNs, ['-6', 'addr', 'add', 'fd00:77::2/64', 'dev', insideDev, 'nodad']);
@@ -215,7 +238,10 @@ describe('wireguard NF interoperates with wireguard-go', () => {
     await bed.ip(insideNs, ['-6', 'route', 'add', 'fd00:200::/64', 'via', 'fd00:77::1']);
 
     plan = {
-      pool: { slots: 4096, slotSize: 2048 },
+      // Slots of 9024 bytes (a multiple of 64) hold the largest frame of the large-MTU step, an
+      // 8920-byte packet encrypted (14 + 20 + 8 + 16 + 8928 padded + 16 = 9002 bytes), but not a
+      // 9000-byte inside packet once encrypted (9082): that one is refused as too big.
+      pool: { slots: 4096, slotSize: 9024 },
       ringSize: 1024,
       batch: 64,
       ports: {
@@ -409,6 +435,88 @@ describe('wireguard NF interoperates with wireguard-go', () => {
     );
   });
 
+  it('carries packets at a large MTU end to end, and refuses bigger ones without corrupting them', async () => {
+    // Jumbo links: 9000 bytes on the bridge's side (the peer's uplink, the inside LAN, the VXLAN
+    // device), 9100 on the underlay (VXLAN adds 50), 8920 in the tunnel (9000 − 80, as wg-quick
+    // picks). Restored afterwards, inner links first (a VXLAN device may not outgrow its underlay).
+    const TUNNEL_MTU = 8920;
+    /** ping arguments: `count` echoes of `size` bytes with Don't Fragment set (never fragmented locally). */
+    const df = (size: number, count: number, to: string) =>
+      `-M do -s ${size} -c ${count} -i 0.2 -W 2 ${to}`.split(' ');
+    const links: [ns: string | undefined, dev: string, jumbo: number, normal: number][] = [
+      [undefined, underlay.host, 9100, 1600],
+      [swNs, underlay.peer, 9100, 1600],
+      [swNs, vxDev, 9000, 1500],
+      [swNs, bed.name('ps'), 9000, 1500],
+      [swNs, bed.name('is'), 9000, 1500],
+      [peerNs, peerDev, 9000, 1500],
+      [insideNs, insideDev, 9000, 1500],
+      [peerNs, wgDev, TUNNEL_MTU, 1420],
+    ];
+    try {
+      for (const [ns, dev, jumbo] of links) await bed.ip(ns, ['link', 'set', dev, 'mtu', String(jumbo)]);
+      const big = TUNNEL_MTU - 28; // ICMP payload of a whole 8920-byte IPv4 packet
+      const big6 = TUNNEL_MTU - 48;
+      const before = nfCounters();
+      for (const [ns, to, size] of [
+        [peerNs, '10.77.0.2', big],
+        [insideNs, '10.200.0.2', big],
+        [peerNs, 'fd00:77::2', big6],
+        [insideNs, 'fd00:200::2', big6],
+      ] as const) {
+        const family = to.includes(':') ? ['-6'] : [];
+        const { received, text } = await pingOutput(ns, [...family, ...df(size, 3, to)]);
+        assert.equal(
+          received,
+          3,
+          `${size}-byte echoes to ${to}, not fragmented: ${text} ${JSON.stringify(nfDrops())}`,
+        );
+      }
+      const after = nfCounters();
+      // 4 × 3 requests, each answered: 12 packets each way through the NF, every one whole.
+      assert.ok(after.packets_decrypted - before.packets_decrypted >= 12, JSON.stringify(after));
+      assert.ok(after.packets_encrypted - before.packets_encrypted >= 12, JSON.stringify(after));
+      // Each of those messages carried a whole 8920-byte packet: 16 + 8920 (+ padding) + 16 bytes.
+      assert.ok(
+        after.rx_bytes - before.rx_bytes >= 12 * (TUNNEL_MTU + 32),
+        `jumbo messages arrived (${before.rx_bytes} → ${after.rx_bytes} bytes)`,
+      );
+      assert.ok(
+        after.tx_bytes - before.tx_bytes >= 12 * (TUNNEL_MTU + 32),
+        `jumbo messages left (${before.tx_bytes} → ${after.tx_bytes} bytes)`,
+      );
+
+      // One byte more than the tunnel carries: the peer's kernel refuses it at wireguard-go's MTU,
+      // as Linux refuses any DF packet bigger than its route's MTU; nothing reaches the gateway.
+      const refused = await pingOutput(peerNs, df(big + 1, 2, '10.77.0.2'));
+      assert.equal(refused.received, 0);
+      assert.match(refused.text, new RegExp(`message too long, mtu=${TUNNEL_MTU}`));
+      assert.equal(nfCounters().packets_decrypted, after.packets_decrypted, 'nothing crossed the tunnel');
+      // A whole 9000-byte packet from the inside LAN fits the gateway's slot as it arrives but not
+      // once encrypted: it is dropped and counted, never sent truncated; the ping gets no reply.
+      const tooBig = nfDrops().too_big ?? 0;
+      assert.equal(await ping(insideNs, df(9000 - 28, 3, '10.200.0.2')), 0, 'no reply');
+      assert.equal((nfDrops().too_big ?? 0) - tooBig, 3, `each one counted: ${JSON.stringify(nfDrops())}`);
+      assert.equal(nfCounters().packets_encrypted, after.packets_encrypted, 'none was encrypted');
+
+      // A bounded TCP transfer at that MTU: segments of the tunnel's size (MSS 8880 less options).
+      const report = (await iperf([])) as Awaited<ReturnType<typeof iperf>> & {
+        start?: { tcp_mss_default?: number };
+      };
+      assert.ok(
+        (report.end.sum_received?.bytes ?? 0) > 1_000_000,
+        `iperf3 at MTU ${TUNNEL_MTU} moved ${report.end.sum_received?.bytes} bytes`,
+      );
+      assert.ok(
+        (report.start?.tcp_mss_default ?? 0) > 8000,
+        `the connection's MSS is a jumbo one: ${report.start?.tcp_mss_default}`,
+      );
+    } finally {
+      for (const [ns, dev, , normal] of [...links].reverse())
+        await bed.ip(ns, ['link', 'set', dev, 'mtu', String(normal)]).catch(() => undefined);
+    }
+  });
+
   it('follows the peer to a new address and port (roaming)', async () => {
     await bed.ip(peerNs, ['addr', 'del', '192.0.2.2/24', 'dev', peerDev]);
     await bed.ip(peerNs, ['addr', 'add', '192.0.2.3/24', 'dev', peerDev]);
@@ -518,5 +626,115 @@ describe('wireguard NF interoperates with wireguard-go', () => {
       (await snapshotWhen((s) => s.peers[0].publicKey === newPublic)).peers[0].publicKey,
       newPublic,
     );
+  });
+
+  it('reaches the peer behind a NAT, and follows it when the NAT’s mapping changes', async () => {
+    assert.ok(host && plan);
+    // The gateway as for a road warrior: no endpoint, no keepalive of its own; it learns where the
+    // peer is from the peer's handshake (a live apply: the new guest starts with no session).
+    const current = host.reconfigurable().plan.nfs.wg;
+    const config = current.config as { peers: Record<string, unknown>[] };
+    const applied = await host.apply({
+      ...host.reconfigurable().plan,
+      nfs: {
+        wg: {
+          ...current,
+          config: { ...config, peers: [{ ...config.peers[0], endpoint: '', persistentKeepalive: 0 }] },
+        },
+      },
+    });
+    assert.ok(applied.applied, JSON.stringify(applied.diff));
+
+    // A NAT router takes over the peer's uplink (its veth, with the MAC the gateway sends to) as
+    // 192.0.2.4; the peer sits behind it on 172.31.0.2. nftables masquerades its UDP to ports
+    // 40000–40999, and UDP mappings expire after 2 s idle (30 s and 120 s by default).
+    const natNs = await bed.addNamespace('nat');
+    const natOut = peerDev;
+    await bed.ip(peerNs, ['link', 'set', natOut, 'netns', natNs]);
+    await bed.ip(natNs, ['link', 'set', natOut, 'up']);
+    const outerAddress = async (address: string) => {
+      await bed.ip(natNs, ['addr', 'add', `${address}/24`, 'dev', natOut]);
+      await bed.ip(natNs, [
+        'neigh',
+        'replace',
+        '192.0.2.1',
+        'lladdr',
+        GW_OUT_MAC,
+        'dev',
+        natOut,
+        'nud',
+        'permanent',
+      ]);
+    };
+    await outerAddress('192.0.2.4');
+    const [lanPeer, lanNat] = await bed.addVethBetween('pn', peerNs, 'np', natNs);
+    await bed.addAddress(lanPeer, '172.31.0.2/24', peerNs);
+    await bed.addAddress(lanNat, '172.31.0.1/24', natNs);
+    await bed.ip(peerNs, ['route', 'add', 'default', 'via', '172.31.0.1']);
+    await bed.exec(natNs, 'nft', [
+      `table ip ${bed.name('nat')} { chain post { type nat hook postrouting priority srcnat; policy accept; ` +
+        `ip saddr 172.31.0.0/24 oifname "${natOut}" meta l4proto udp masquerade to :40000-40999; }; }`,
+    ]);
+    await bed.exec(natNs, 'sh', [
+      '-c',
+      'echo 1 > /proc/sys/net/ipv4/ip_forward && cd /proc/sys/net/netfilter && ' +
+        'echo 2 > nf_conntrack_udp_timeout && echo 2 > nf_conntrack_udp_timeout_stream',
+    ]);
+    const listenPort = (await inPeer('wg', ['show', wgDev, 'listen-port'])).stdout.trim();
+    /** The NAT's mapping for the peer's tunnel socket: the external address:port conntrack gave it,
+     *  and the seconds it has left (-1: no mapping). */
+    const mapping = async (): Promise<{ external: string; ttl: number }> => {
+      const table = (await bed.exec(natNs, 'cat', ['/proc/net/nf_conntrack'])).stdout;
+      const line = table
+        .split('\n')
+        .find((l) => l.includes(`src=172.31.0.2 dst=192.0.2.1 sport=${listenPort} dport=51820`));
+      const reply = / src=192\.0\.2\.1 dst=([\d.]+) sport=51820 dport=(\d+)/.exec(line ?? '');
+      return {
+        external: reply ? `${reply[1]}:${reply[2]}` : `none in:\n${table}`,
+        ttl: Number(/^ipv4\s+\d+\s+udp\s+17\s+(\d+)\s/.exec(line ?? '')?.[1] ?? -1),
+      };
+    };
+
+    // The peer (wireguard-go) forgets its old session and keeps the NAT open: persistent keepalive 1 s.
+    await inPeer('wg', ['set', wgDev, 'peer', gatewayPublic, 'remove']);
+    await inPeer('wg', [
+      ...['set', wgDev, 'peer', gatewayPublic, 'endpoint', '192.0.2.1:51820'],
+      ...['allowed-ips', '10.77.0.0/24,fd00:77::/64', 'persistent-keepalive', '1'],
+    ]);
+    const why = async () =>
+      `${JSON.stringify(nfDrops())} ${JSON.stringify(nfCounters())} ${(await inPeer('wg', ['show', wgDev])).stdout}`;
+    let warm = 0;
+    for (let i = 0; i < 3 && warm === 0; i++) warm = await ping(peerNs, ['-c', '1', '-W', '3', '10.77.0.2']);
+    assert.equal(warm, 1, `the tunnel came up through the NAT: ${await why()}`);
+    assert.equal(await ping(peerNs, ['-c', '3', '-i', '0.2', '-W', '2', '10.77.0.2']), 3);
+    assert.equal(await ping(insideNs, ['-c', '3', '-i', '0.2', '-W', '2', '10.200.0.2']), 3, 'and back');
+    const { external: first, ttl } = await mapping();
+    assert.match(first, /^192\.0\.2\.4:40\d\d\d$/, 'the NAT rewrote the source to its own address:port');
+    let status = await snapshotWhen((s) => s.peers[0].endpoint === first);
+    assert.equal(status.peers[0].endpoint, first, 'the gateway sees the NAT’s address:port');
+
+    // Idle twice as long as the mapping lives: only the peer's keepalives cross the NAT, and they
+    // keep the mapping; the inside host still reaches the peer on it.
+    assert.ok(ttl >= 0 && ttl <= 2, `unrefreshed, the mapping would be gone in ${ttl} s`);
+    await settle(4000);
+    assert.equal((await mapping()).external, first, 'the mapping lived on');
+    assert.equal(await ping(insideNs, ['-c', '3', '-i', '0.2', '-W', '2', '10.200.0.2']), 3, 'after idling');
+
+    // The NAT's address changes: its masquerade mappings go with the old address, and the peer's
+    // next packet (a keepalive within a second) leaves from 192.0.2.5; the gateway follows it.
+    const changes = nfCounters().endpoint_changes ?? 0;
+    await bed.ip(natNs, ['addr', 'del', '192.0.2.4/24', 'dev', natOut]);
+    await outerAddress('192.0.2.5');
+    status = await snapshotWhen((s) => s.peers[0].endpoint.startsWith('192.0.2.5:'));
+    const second = (await mapping()).external;
+    assert.match(second, /^192\.0\.2\.5:40\d\d\d$/);
+    assert.equal(status.peers[0].endpoint, second, `the gateway follows the new mapping: ${await why()}`);
+    assert.ok((nfCounters().endpoint_changes ?? 0) > changes, JSON.stringify(nfCounters()));
+    assert.equal(
+      await ping(insideNs, ['-c', '3', '-i', '0.2', '-W', '2', '10.200.0.2']),
+      3,
+      'to the new mapping',
+    );
+    assert.equal(await ping(peerNs, ['-c', '3', '-i', '0.2', '-W', '2', '10.77.0.2']), 3, 'and from it');
   });
 });
