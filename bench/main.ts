@@ -17,6 +17,8 @@
  *            wireguard-go between namespaces (root); bench/results/wireguard.md (bench/wireguard.ts).
  *   ids      the ids NF inline in one thread over IMIX with 100 and 10,000 signatures: Mpps,
  *            Gbit/s, rule compile time (bench/ids.ts).
+ *   amplification  CPU per attacker byte of SYN floods, incomplete fragments, TCP holes and junk
+ *            handshakes against benign frames of the same size (bench/amplification.ts).
  *   tap      64 B UDP packets/s received by one port: TAP (batched reads), VXLAN with recvmmsg and
  *            with node:dgram, in the same run (root, native addon; bench/tap.ts).
  *
@@ -37,6 +39,7 @@ import { Ipv4Field, Ipv4View } from '../src/packet/ipv4.js';
 import { PacketParser } from '../src/packet/packet-parser.js';
 import { TcpView } from '../src/packet/tcp.js';
 import { UdpView } from '../src/packet/udp.js';
+import { benchAmplification } from './amplification.js';
 import { benchIds } from './ids.js';
 import { benchLive } from './live.js';
 import { benchMem } from './mem.js';
@@ -265,6 +268,7 @@ async function main(): Promise<void> {
   if (want('nfs')) await benchNfs(process.env.BENCH_NFS_FILTER);
   if (want('live')) await benchLive();
   if (want('ids')) benchIds();
+  if (want('amplification')) benchAmplification();
   if (want('tap')) await benchTap();
   if (process.env.BENCH_JSON) console.log(JSON.stringify({ machine: machine(), results }, null, 2));
 }
