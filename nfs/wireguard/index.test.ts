@@ -95,6 +95,22 @@ function udpFrame(dstMac: string, src: string, dst: string, size = 64, fill = 0x
   return f;
 }
 
+/** Splits an Ethernet + IPv4 frame into two fragments, the first carrying `cut` bytes (a multiple of 8) of its payload. */
+function fragments(frame: Uint8Array, cut: number): [Uint8Array, Uint8Array] {
+  const payload = frame.subarray(34);
+  const piece = (bytes: Uint8Array, offset: number, more: boolean): Uint8Array => {
+    const f = new Uint8Array(34 + bytes.length);
+    f.set(frame.subarray(0, 34));
+    f.set(bytes, 34);
+    write16(f, 16, 20 + bytes.length);
+    write16(f, 20, (more ? 0x2000 : 0) | (offset / 8));
+    write16(f, 24, 0);
+    write16(f, 24, internetChecksum(f, 14, 20));
+    return f;
+  };
+  return [piece(payload.subarray(0, cut), 0, true), piece(payload.subarray(cut), cut, false)];
+}
+
 function harness(
   side: 'a' | 'b',
   extra?: Partial<WireguardConfig>,
@@ -214,6 +230,26 @@ void describe('wireguard NF: two gateways back to back', () => {
     const b = B.h.counters();
     assert.equal(b.responses_sent, 2, 'only the two genuine initiations were answered');
     assert.equal(b.cookie_replies_sent, 0);
+  });
+
+  void it('counts the outer fragments of a data message as fragments (no reassembly), not as forgeries', () => {
+    // A peer whose tunnel MTU exceeds its path's has its kernel fragment the UDP datagrams.
+    const { A, B } = established();
+    const data = one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7', 1200), T0 + 10_000).bytes;
+    const [head, tail] = fragments(data, 600);
+    // Not decrypt_failed (a forgery) for the first, nor not_for_us for the last.
+    assert.equal(one(B.h, head, T0 + 11_000).drop, 'fragment', 'the first fragment, with the UDP header');
+    assert.equal(one(B.h, tail, T0 + 11_000).drop, 'fragment', 'the last one, without');
+    assert.equal(one(B.h, data, T0 + 12_000).output, 'inside', 'the whole datagram is still accepted');
+    // Fragments from the inside are IP packets like any other: they go into the tunnel.
+    const [first, last] = fragments(udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7', 1200), 600);
+    for (const piece of [first, last]) {
+      const sealed = one(A.h, piece, T0 + 13_000);
+      assert.equal(sealed.output, 'outside', `an inside fragment is encrypted (${sealed.drop})`);
+      const opened = one(B.h, sealed.bytes, T0 + 14_000);
+      assert.equal(opened.output, 'inside', `and delivered (${opened.drop})`);
+      assert.deepEqual(opened.bytes.subarray(14), piece.subarray(14));
+    }
   });
 
   void it('refuses a decrypted packet whose source is outside the peer’s allowed IPs', () => {

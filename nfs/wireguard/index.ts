@@ -259,6 +259,8 @@ export default defineNf<WireguardConfig>({
     too_big: 'an inside packet that would not fit its slot once encapsulated',
     staged: 'an inside packet copied to its peer’s staging area while a handshake is under way',
     staging_full: 'an inside packet that found its peer’s staging area full while a handshake is under way',
+    fragment:
+      'an outer IPv4 fragment to the gateway’s address: not reassembled (a peer’s MTU exceeds its path’s)',
   },
   counters: {
     initiations_sent: { unit: 'messages', description: 'handshake initiations sent' },
@@ -519,6 +521,7 @@ export default defineNf<WireguardConfig>({
       tooBig: ctx.dropReason('too_big'),
       staged: ctx.dropReason('staged'),
       stagingFull: ctx.dropReason('staging_full'),
+      fragment: ctx.dropReason('fragment'),
     };
     const OUT = ctx.output('outside');
     const IN = ctx.output('inside');
@@ -1136,6 +1139,18 @@ export default defineNf<WireguardConfig>({
           }
           if (parser.l3 !== Layer.Ipv4 && parser.l3 !== Layer.Ipv6) {
             batch.drop(i, D.notIp);
+            continue;
+          }
+          if (
+            parser.fragment &&
+            parser.l3 === Layer.Ipv4 &&
+            parser.ipv4.protocol() === IpProtocol.Udp &&
+            (parser.ipv4.dst() | 0) === listen &&
+            macIs(b, at, outsideMac)
+          ) {
+            // Part of a message (any fragment but the first lacks even the UDP header): counted as
+            // what it is, not as a failed decryption or a frame for someone else.
+            batch.drop(i, D.fragment);
             continue;
           }
           const wireguard =

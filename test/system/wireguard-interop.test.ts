@@ -22,7 +22,9 @@
  *    whole 8920-byte packets cross both ways, v4 and v6, and a bounded iperf3 TCP run uses jumbo
  *    segments; one byte more is refused by the peer's kernel ("message too long"), and a 9000-byte
  *    inside packet, which would not fit the gateway's slot encrypted, is dropped and counted
- *    (`too_big`), never truncated; the MTUs are restored afterwards;
+ *    (`too_big`), never truncated; a peer whose path is narrower than its tunnel has its datagrams
+ *    fragmented, which the gateway does not reassemble but counts (`fragment`); the MTUs are
+ *    restored afterwards;
  * 5. the peer moves to a new address and port; traffic follows it both ways, and the NF's endpoint
  *    for the peer is the new address:port;
  * 6. a live apply gives the gateway's peer `persistentKeepalive: 1`: the new guest has no session,
@@ -511,6 +513,16 @@ describe('wireguard NF interoperates with wireguard-go', () => {
         (report.start?.tcp_mss_default ?? 0) > 8000,
         `the connection's MSS is a jumbo one: ${report.start?.tcp_mss_default}`,
       );
+
+      // The peer's uplink back at 1500 under its 8920-byte tunnel: its kernel fragments the UDP
+      // datagrams (3000-byte pings: 3080 bytes of UDP, 3 fragments each), which the gateway does
+      // not reassemble; it counts each fragment as one, none as a failed decryption (a forgery).
+      await bed.ip(peerNs, ['link', 'set', peerDev, 'mtu', '1500']);
+      const dropsBefore = nfDrops();
+      assert.equal(await ping(peerNs, ['-c', '3', '-i', '0.2', '-W', '1', '-s', '3000', '10.77.0.2']), 0);
+      const dropsAfter = nfDrops();
+      assert.equal((dropsAfter.fragment ?? 0) - (dropsBefore.fragment ?? 0), 9, JSON.stringify(dropsAfter));
+      assert.equal(dropsAfter.decrypt_failed ?? 0, dropsBefore.decrypt_failed ?? 0);
     } finally {
       for (const [ns, dev, , normal] of [...links].reverse())
         await bed.ip(ns, ['link', 'set', dev, 'mtu', String(normal)]).catch(() => undefined);
