@@ -13,7 +13,7 @@
  * checkMac1(msg, 0, Initiation.Mac1, local.mac1Key); // true on the peer's side
  */
 import { randomFillSync } from 'node:crypto';
-import { equalBytes, mac, MAC_LENGTH, xaeadOpen, xaeadSeal } from './crypto.js';
+import { equalBytes, mac, MAC_LENGTH, macInto, xaeadOpen, xaeadSeal } from './crypto.js';
 import { CookieReply, MessageType, readLe32, writeLe32, writeType } from './messages.js';
 import { COOKIE_SECRET_LIFETIME } from './timers.js';
 
@@ -24,9 +24,13 @@ export function writeMac1(msg: Uint8Array, at: number, mac1At: number, mac1Key: 
   msg.set(mac(mac1Key, msg.subarray(at, at + mac1At)), at + mac1At);
 }
 
+/** checkMac1's digest (one thread; used and compared before the next call). */
+const expectedMac = new Uint8Array(MAC_LENGTH);
+
 export function checkMac1(msg: Uint8Array, at: number, mac1At: number, mac1Key: Uint8Array): boolean {
-  const expected = mac(mac1Key, msg.subarray(at, at + mac1At));
-  return equalBytes(expected, 0, msg, at + mac1At, MAC_LENGTH);
+  // Every handshake message is checked here first, junk included: nothing allocated.
+  macInto(mac1Key, msg, at, mac1At, expectedMac, 0);
+  return equalBytes(expectedMac, 0, msg, at + mac1At, MAC_LENGTH);
 }
 
 /** The responder's side: checks mac2 and writes cookie replies. */

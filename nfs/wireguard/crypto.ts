@@ -2,7 +2,7 @@
  * The primitives of the WireGuard whitepaper (§5.4), named as it names them:
  *
  *   HASH(x)        BLAKE2s-256                                    node:crypto 'blake2s256'
- *   MAC(key, x)    keyed BLAKE2s, 16-byte output (mac1, mac2)     @noble/hashes (node has no keyed BLAKE2s)
+ *   MAC(key, x)    keyed BLAKE2s, 16-byte output (mac1, mac2)     ./blake2s.ts (node has no keyed BLAKE2s)
  *   HMAC(key, x)   HMAC-BLAKE2s-256                               node:crypto
  *   KDFn(key, x)   HKDF over HMAC, n outputs of 32 bytes
  *   AEAD(k, n, p, a)   ChaCha20-Poly1305, nonce = 4 zero bytes ‖ 64-bit little-endian counter
@@ -17,7 +17,6 @@
  * const a = generateKeyPair(), b = generateKeyPair();
  * assert.deepEqual(dh(a.privateKey, b.publicKey), dh(b.privateKey, a.publicKey));
  */
-import { blake2s } from '@noble/hashes/blake2.js';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import {
   createCipheriv,
@@ -30,6 +29,7 @@ import {
   generateKeyPairSync,
   type KeyObject,
 } from 'node:crypto';
+import { Blake2sMac } from './blake2s.js';
 
 export const KEY_LENGTH = 32;
 export const TAG_LENGTH = 16;
@@ -54,7 +54,42 @@ export function hmac(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
 
 /** MAC(key, input): keyed BLAKE2s with a 16-byte digest (the key is 16 or 32 bytes). */
 export function mac(key: Uint8Array, input: Uint8Array): Uint8Array {
-  return blake2s(input, { key, dkLen: MAC_LENGTH });
+  const out = new Uint8Array(MAC_LENGTH);
+  macFor(key).digest(input, 0, input.length, out, 0);
+  return out;
+}
+
+/** MAC(key, bytes[at, at+length)) into `out[outAt, outAt+16)`: the same without allocating. */
+export function macInto(
+  key: Uint8Array,
+  bytes: Uint8Array,
+  at: number,
+  length: number,
+  out: Uint8Array,
+  outAt: number,
+): void {
+  macFor(key).digest(bytes, at, length, out, outAt);
+}
+
+/**
+ * A MAC keeps its key's block compressed; these are the last few keys used (a gateway's own mac1
+ * key, its peers', the cookie secret). By content, not identity: a cookie secret is refreshed in
+ * place.
+ */
+const MAC_CACHE = 8;
+const macKeys: Uint8Array[] = [];
+const macs: Blake2sMac[] = [];
+function macFor(key: Uint8Array): Blake2sMac {
+  for (let i = 0; i < macKeys.length; i++)
+    if (macKeys[i].length === key.length && equalBytes(macKeys[i], 0, key, 0, key.length)) return macs[i];
+  if (macKeys.length === MAC_CACHE) {
+    macKeys.shift();
+    macs.shift();
+  }
+  const made = new Blake2sMac(key, MAC_LENGTH);
+  macKeys.push(key.slice());
+  macs.push(made);
+  return made;
 }
 
 const ONE = Uint8Array.of(1);
