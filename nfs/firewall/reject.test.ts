@@ -6,7 +6,10 @@ import { pseudoHeaderSumV6 } from '../../src/packet/checksum.js';
 import { DropReason } from '../../src/packet/drop-reason.js';
 import { EthernetRepr } from '../../src/packet/ethernet.js';
 import { EtherType, IpProtocol } from '../../src/packet/ip-protocol.js';
+import { Ipv4Repr } from '../../src/packet/ipv4.js';
 import { Ipv6Repr } from '../../src/packet/ipv6.js';
+import { read16, read32 } from '../../src/packet/bytes.js';
+import { Rejecter } from '../../src/packet/reject.js';
 import { Layer, PacketParser } from '../../src/packet/packet-parser.js';
 import { TcpRepr } from '../../src/packet/tcp.js';
 import { UdpRepr } from '../../src/packet/udp.js';
@@ -181,3 +184,64 @@ function udpWithPayload(n: number): Uint8Array {
   view.setUint16(40, 0); // UDP checksum 0: none (IPv4)
   return bytes;
 }
+
+describe('Rejecter.buildTooBig (a hop too narrow for the packet)', () => {
+  it('answers IPv4 with DF by fragmentation needed with the MTU, IPv6 by packet too big; both parse with every checksum checked', () => {
+    const rejecter = new Rejecter();
+    const slot = new Uint8Array(2048);
+    const original = tcp('10.0.0.1', '10.0.0.2', 40000, 443, ACK, 1000, 1, 1400);
+    slot.set(original);
+    const parser = new PacketParser();
+    assert.equal(parser.attach(slot, 0, original.length), DropReason.None);
+    const n = rejecter.buildTooBig(parser, 0, slot.length, 1400);
+    const answer = parsed(slot.slice(0, n));
+    assert.equal(answer.l4, Layer.Icmpv4);
+    assert.deepEqual([answer.icmpv4.type(), answer.icmpv4.code()], [3, 4]);
+    assert.equal(
+      read16(slot, answer.icmpv4.at + 6),
+      1400,
+      'next-hop MTU in the second half of the word (RFC 1191)',
+    );
+    assert.equal(read16(slot, answer.icmpv4.at + 4), 0);
+    assert.equal(formatIpv4(answer.ipv4.src()), '10.0.0.2');
+    assert.equal(formatIpv4(answer.ipv4.dst()), '10.0.0.1');
+    assert.equal(n, 14 + 576, 'quotes up to 576 bytes of IP datagram (RFC 1812)');
+    assert.deepEqual([...slot.subarray(42, 62)], [...original.subarray(14, 34)], 'the original IP header');
+
+    const six = new Uint8Array(2048);
+    const original6 = v6('udp');
+    six.set(original6);
+    assert.equal(parser.attach(six, 0, original6.length), DropReason.None);
+    const n6 = rejecter.buildTooBig(parser, 0, six.length, 1280);
+    const answer6 = parsed(six.slice(0, n6));
+    assert.equal(answer6.l4, Layer.Icmpv6);
+    assert.deepEqual([answer6.icmpv6.type(), answer6.icmpv6.code()], [2, 0]);
+    assert.equal(read32(six, answer6.icmpv6.at + 4), 1280, 'the MTU (RFC 4443 §3.2)');
+    assert.equal(formatIpv6(six, answer6.ipv6.dstAt()), '2001:db8::1');
+  });
+
+  it('sends nothing for IPv4 without DF (a router would fragment it) or for an ICMP error', () => {
+    const rejecter = new Rejecter();
+    const bytes = new Uint8Array(2048);
+    EthernetRepr.emit(
+      { dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01', tags: [], etherType: EtherType.Ipv4 },
+      bytes,
+    );
+    Ipv4Repr.emit(
+      { src: '10.0.0.1', dst: '10.0.0.2', protocol: IpProtocol.Udp, payloadLength: 8, dontFragment: false },
+      bytes,
+      14,
+    );
+    UdpRepr.emit({ srcPort: 1, dstPort: 2, payloadLength: 0 }, bytes, 34, null);
+    const parser = new PacketParser();
+    assert.equal(parser.attach(bytes, 0, 42), DropReason.None);
+    assert.equal(rejecter.buildTooBig(parser, 0, bytes.length, 1400), -1);
+    // An ICMP error (this answer itself) is never answered.
+    const slot = new Uint8Array(2048);
+    slot.set(tcp('10.0.0.1', '10.0.0.2', 40000, 443, ACK));
+    assert.equal(parser.attach(slot, 0, 54), DropReason.None);
+    const n = rejecter.buildTooBig(parser, 0, slot.length, 1400);
+    assert.equal(parser.attach(slot, 0, n), DropReason.None);
+    assert.equal(rejecter.buildTooBig(parser, 0, slot.length, 1400), -1);
+  });
+});

@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { ipv4, mac } from '../../src/packet/address.js';
-import { read16, write16, write32 } from '../../src/packet/bytes.js';
+import { read16, read32, write16, write32 } from '../../src/packet/bytes.js';
 import { internetChecksum } from '../../src/packet/checksum.js';
 import { NfHarness } from '../../src/sdk/index.js';
 import wireguard, { type WireguardConfig, type WireguardInstance } from './index.js';
@@ -250,6 +250,39 @@ void describe('wireguard NF: two gateways back to back', () => {
       assert.equal(opened.output, 'inside', `and delivered (${opened.drop})`);
       assert.deepEqual(opened.bytes.subarray(14), piece.subarray(14));
     }
+  });
+
+  void it('answers an inside packet too big once encrypted with ICMP fragmentation needed and the tunnel’s MTU', () => {
+    const { h } = harness('a');
+    // Slots of 2048: the largest inner packet that fits encrypted is (2048 − 42 − 16 − 16) / 16 × 16.
+    const mtu = 1968;
+    const big = udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.9', mtu + 32 - 28);
+    big[20] = 0x40; // DF
+    write16(big, 24, 0);
+    write16(big, 24, internetChecksum(big, 14, 20));
+    const answer = one(h, big, T0);
+    assert.equal(answer.output, 'inside', `answered (${answer.drop})`);
+    const r = answer.bytes;
+    assert.deepEqual([...r.subarray(0, 6)], [...mac('02:00:00:00:99:99')], 'back to the sender’s MAC');
+    assert.deepEqual([...r.subarray(6, 12)], [...mac(MAC.aIn)], 'from the gateway’s inside MAC');
+    assert.equal(r[23], 1, 'ICMP');
+    assert.equal(internetChecksum(r, 14, 20), 0, 'IPv4 header checksum');
+    assert.equal(read32(r, 26) >>> 0, ipv4('10.2.0.9'), 'from the address the packet was for');
+    assert.equal(read32(r, 30) >>> 0, ipv4('10.1.0.5'), 'to its sender');
+    assert.deepEqual([r[34], r[35]], [3, 4], 'destination unreachable, fragmentation needed');
+    assert.equal(read16(r, 40), mtu, 'next-hop MTU (RFC 1191)');
+    assert.equal(internetChecksum(r, 34, r.length - 34), 0, 'ICMP checksum');
+    assert.deepEqual(
+      [...r.subarray(42, 42 + 20)],
+      [...big.subarray(14, 34)],
+      'the original IP header quoted',
+    );
+    // Without DF a router would fragment it; the gateway cannot, so it drops and counts it.
+    const noDf = udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.9', mtu + 32 - 28);
+    assert.equal(one(h, noDf, T0 + MS).drop, 'too_big');
+    // One byte less than the MTU is carried (a handshake first: the packet is staged for it).
+    assert.equal(one(h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.9', mtu - 28), T0 + 2 * MS).output, 'outside');
+    assert.equal(h.counters().too_big_answered, 1);
   });
 
   void it('refuses a decrypted packet whose source is outside the peer’s allowed IPs', () => {

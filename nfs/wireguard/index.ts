@@ -43,6 +43,7 @@ import { internetChecksum, pseudoHeaderSumV4 } from '../../src/packet/checksum.j
 import { DropReason } from '../../src/packet/drop-reason.js';
 import { EtherType, IpProtocol } from '../../src/packet/ip-protocol.js';
 import { Layer, PacketParser } from '../../src/packet/packet-parser.js';
+import { Rejecter } from '../../src/packet/reject.js';
 import { defineNf, type NfInstance } from '../../src/sdk/index.js';
 import { AllowedIps } from './allowed-ips.js';
 import { checkMac1, CookieChecker, CookieJar, writeMac1 } from './cookie.js';
@@ -256,7 +257,8 @@ export default defineNf<WireguardConfig>({
     no_route: 'an inside packet whose destination is in no peer’s allowed IPs',
     no_endpoint: 'an inside packet for a peer whose endpoint is not known yet (it has to handshake first)',
     bad_peer_key: 'an inside packet for a peer whose public key is of low order: it never gets a packet',
-    too_big: 'an inside packet that would not fit its slot once encapsulated',
+    too_big:
+      'an inside packet that would not fit its slot once encrypted and may not be answered with ICMP too-big (IPv4 without DF, an ICMP error)',
     staged: 'an inside packet copied to its peer’s staging area while a handshake is under way',
     staging_full: 'an inside packet that found its peer’s staging area full while a handshake is under way',
     fragment:
@@ -317,6 +319,11 @@ export default defineNf<WireguardConfig>({
       description: 'a peer’s endpoint moved to the source of an authenticated packet (roaming)',
     },
     handshakes_under_load: { unit: 'messages', description: 'handshake messages received while under load' },
+    too_big_answered: {
+      unit: 'packets',
+      description:
+        'inside packets too big for a slot once encrypted, answered with ICMP fragmentation needed (IPv4 with DF) or ICMPv6 packet too big, giving the largest inner packet the tunnel takes',
+    },
   },
   config: {
     privateKey: {
@@ -465,6 +472,7 @@ export default defineNf<WireguardConfig>({
     const cookies = new CookieChecker(local.cookieKey);
     const cipher = new TransportCipher();
     const parser = new PacketParser({ maxTunnelDepth: 0, verifyChecksums: false });
+    const rejecter = new Rejecter();
     const source = new Uint8Array(6);
     const mac1Copy = new Uint8Array(MAC_LENGTH);
     const handshakesUnderLoad = config.handshakesUnderLoad;
@@ -490,6 +498,7 @@ export default defineNf<WireguardConfig>({
       stagedSent: ctx.counter('staged_sent'),
       stagedDiscarded: ctx.counter('staged_discarded'),
       stagingOverflow: ctx.counter('staging_overflow'),
+      tooBigAnswered: ctx.counter('too_big_answered'),
       endpointChanges: ctx.counter('endpoint_changes'),
       underLoad: ctx.counter('handshakes_under_load'),
       retries: ctx.counter('handshake_retries'),
@@ -708,6 +717,19 @@ export default defineNf<WireguardConfig>({
       peer.stagedHead = 0;
     }
 
+    /**
+     * An inside packet that would not fit its slot once encrypted: answered, like a router whose next
+     * hop is too narrow, with the largest inner packet the tunnel takes (so path-MTU discovery finds
+     * it), or dropped as `too_big` when no answer may be sent (IPv4 without DF, an ICMP error…).
+     */
+    function tooBig(batch: PacketBatchLike, i: number, at: number): void {
+      const mtu = Math.floor((batch.capacity - MESSAGE - Data.Payload - 16) / 16) * 16;
+      const length = rejecter.buildTooBig(parser, at, batch.capacity, mtu);
+      if (length < 0 || !batch.setLength(i, length)) return batch.drop(i, D.tooBig);
+      c[C.tooBigAnswered]++;
+      batch.send(i, IN);
+    }
+
     function inside(batch: PacketBatchLike, i: number, now: number): void {
       const b = batch.bytes;
       const at = batch.at[i];
@@ -725,7 +747,7 @@ export default defineNf<WireguardConfig>({
       const peer = peers[owner];
       if (peer.remote.staticShared === null) return batch.drop(i, D.badPeerKey);
       if (!peer.endpointKnown) return batch.drop(i, D.noEndpoint);
-      if (MESSAGE + Data.Payload + paddedLength(length) + 16 > batch.capacity) return batch.drop(i, D.tooBig);
+      if (MESSAGE + Data.Payload + paddedLength(length) + 16 > batch.capacity) return tooBig(batch, i, at);
       const keypair = peer.current;
       const usable = sendable(keypair, now);
       // One initiation per REKEY_TIMEOUT; none while the peer's own fresh session awaits its first

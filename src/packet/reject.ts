@@ -10,9 +10,13 @@
  *   1280 bytes (IPv6, RFC 4443 §3.1) and in the packet's slot. No ICMP error answers an ICMP error,
  *   a non-first fragment, or a multicast/broadcast packet or source (RFC 1122 §3.2.2, RFC 4443 §2.4).
  *
+ * - A packet too big for the next hop (`buildTooBig`): ICMP fragmentation needed (IPv4 with DF) or
+ *   ICMPv6 packet too big, carrying the MTU that hop takes, quoted the same way.
+ *
  * MACs, addresses and ports are swapped; the IP header is rebuilt without options or extension
  * headers (TTL/hop limit 64) and every checksum is computed afresh. VLAN tags are kept.
  */
+import { write32 } from './bytes.js';
 import { pseudoHeaderSumV4, pseudoHeaderSumV6 } from './checksum.js';
 import { Icmpv4View } from './icmpv4.js';
 import { Icmpv6View } from './icmpv6.js';
@@ -108,7 +112,41 @@ export class Rejecter {
     return tcpAt + 20 - frameAt;
   }
 
+  /**
+   * The answer of a hop that cannot carry the packet `parser` is attached to in one piece: ICMP
+   * destination unreachable, fragmentation needed, with the next-hop MTU (type 3 code 4, RFC 1191)
+   * for IPv4 with DF set; ICMPv6 packet too big with the MTU (type 2, RFC 4443 §3.2, RFC 8201) for
+   * IPv6. Built in place like the other rejections; -1 when none may be sent (IPv4 without DF: a
+   * router would fragment it; and the cases `build` refuses).
+   */
+  buildTooBig(parser: PacketParser, frameAt: number, capacity: number, mtu: number): number {
+    if (parser.tunnelDepth !== 0 || parser.layerKind[0] !== Layer.Ethernet) return -1;
+    if (parser.l3 === Layer.Ipv4) {
+      if (!parser.ipv4.dontFragment()) return -1;
+      return this.icmpError(parser, frameAt, capacity, 3, 4, mtu & 0xffff);
+    }
+    return this.icmpError(parser, frameAt, capacity, 2, 0, mtu >>> 0);
+  }
+
   private unreachable(parser: PacketParser, frameAt: number, capacity: number): number {
+    return parser.l3 === Layer.Ipv4
+      ? this.icmpError(parser, frameAt, capacity, 3, 3, 0)
+      : this.icmpError(parser, frameAt, capacity, 1, 4, 0);
+  }
+
+  /**
+   * Rewrites the packet into the ICMP (IPv4) or ICMPv6 error `type`/`code` whose second header
+   * word is `word` (0, or an MTU), quoting the original as the RFCs allow; -1 when no error may
+   * answer it.
+   */
+  private icmpError(
+    parser: PacketParser,
+    frameAt: number,
+    capacity: number,
+    type: number,
+    code: number,
+    word: number,
+  ): number {
     const b = parser.eth.bytes;
     const ipAt = parser.eth.payloadAt();
     const end = frameAt + capacity;
@@ -125,9 +163,9 @@ export class Rejecter {
       b.copyWithin(ipAt + 28, ipAt, ipAt + quote);
       this.writeIpv4(b, ipAt, 8 + quote, IpProtocol.Icmp, dst, src);
       const m = this.icmp4.attachUnchecked(b, ipAt + 20, 8 + quote);
-      m.setType(3);
-      m.setCode(3);
-      b.fill(0, ipAt + 24, ipAt + 28);
+      m.setType(type);
+      m.setCode(code);
+      write32(b, ipAt + 24, word);
       m.fillChecksum();
       this.swapMacs(parser);
       return ipAt + 28 + quote - frameAt;
@@ -146,9 +184,9 @@ export class Rejecter {
     b.copyWithin(ipAt + 48, ipAt, ipAt + quote);
     this.writeIpv6(b, ipAt, 8 + quote, IpProtocol.Icmpv6);
     const m = this.icmp6.attachUnchecked(b, ipAt + 40, 8 + quote);
-    m.setType(1);
-    m.setCode(4);
-    b.fill(0, ipAt + 44, ipAt + 48);
+    m.setType(type);
+    m.setCode(code);
+    write32(b, ipAt + 44, word);
     m.fillChecksum(pseudoHeaderSumV6(b, ipAt + 8, ipAt + 24, IpProtocol.Icmpv6, 8 + quote));
     this.swapMacs(parser);
     return ipAt + 48 + quote - frameAt;
