@@ -29,13 +29,13 @@ function cost(
   let best = { perFrame: Infinity, perByte: Infinity };
   for (let round = 0; round < ROUNDS; round++) {
     const nf = definition === null ? null : new NfHarness(definition, config, { slotSize: SLOT });
-    const process = nf === null ? () => undefined : nf.instance.process.bind(nf.instance);
+    const processBatch = nf === null ? () => undefined : nf.instance.process.bind(nf.instance);
     const batch = new PacketBatch(new Uint8Array(MAX_BATCH * SLOT), SLOT);
     const drops = new Float64Array(definition === null ? 0 : Object.keys(definition.drops).length);
-    sendAttack(process, batch, frames, 0, 2048, drops); // warm up
-    const start = globalThis.process.cpuUsage();
-    const bytes = sendAttack(process, batch, frames, 2048, 2048 + count, drops);
-    const used = globalThis.process.cpuUsage(start);
+    sendAttack(processBatch, batch, frames, 0, 2048, drops); // warm up
+    const start = process.cpuUsage();
+    const bytes = sendAttack(processBatch, batch, frames, 2048, 2048 + count, drops);
+    const used = process.cpuUsage(start);
     const ns = (used.user + used.system) * 1000;
     if (ns / count < best.perFrame) best = { perFrame: ns / count, perByte: ns / bytes };
   }

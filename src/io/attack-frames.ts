@@ -306,11 +306,11 @@ export function attackCases(): AttackCase[] {
 }
 
 /**
- * Runs frames [from, to) of `frames` through `process` in bursts of `batch.capacity`-sized slots,
+ * Runs frames [from, to) of `frames` through `processBatch` (an NF's process) in bursts of `batch.capacity`-sized slots,
  * tallying drops by reason index into `drops`; returns the bytes sent. Allocates nothing.
  */
 export function sendAttack(
-  process: (batch: PacketBatch, now: number) => void,
+  processBatch: (batch: PacketBatch, now: number) => void,
   batch: PacketBatch,
   frames: AttackFrames,
   from: number,
@@ -328,7 +328,7 @@ export function sendAttack(
       bytes += batch.length[k];
     }
     // A microsecond per frame: nothing expires during an attack.
-    process(batch, 1e12 + i * 1000);
+    processBatch(batch, 1e12 + i * 1000);
     for (let k = 0; k < count; k++) if (batch.verdict[k] < 0) drops[-1 - batch.verdict[k]]++;
   }
   return bytes;

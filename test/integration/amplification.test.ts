@@ -56,17 +56,17 @@ describe('amplification budget (TESTING D4)', () => {
     const definition = DEFINITIONS[c.nf];
     it(`${c.attack.name} → ${c.nf}: retains ≤ ${BUDGET}× the attacker's bytes, and no more for twice the attack`, (t) => {
       const nf = new NfHarness(definition, c.config, { slotSize: SLOT });
-      const process = nf.instance.process.bind(nf.instance);
+      const processBatch = nf.instance.process.bind(nf.instance);
       const batch = new PacketBatch(new Uint8Array(MAX_BATCH * SLOT), SLOT);
       const reasons = Object.keys(definition.drops);
       const drops = new Float64Array(reasons.length);
-      sendAttack(process, batch, c.attack, 0, 512, drops); // warm up: code and lazily made tables
+      sendAttack(processBatch, batch, c.attack, 0, 512, drops); // warm up: code and lazily made tables
       drops.fill(0);
       const before = retained();
-      const firstBytes = sendAttack(process, batch, c.attack, 512, 512 + c.frames / 2, drops);
+      const firstBytes = sendAttack(processBatch, batch, c.attack, 512, 512 + c.frames / 2, drops);
       const half = retained();
       const attackerBytes =
-        firstBytes + sendAttack(process, batch, c.attack, 512 + c.frames / 2, 512 + c.frames, drops);
+        firstBytes + sendAttack(processBatch, batch, c.attack, 512 + c.frames / 2, 512 + c.frames, drops);
       const after = retained();
       const ratio = (after - before) / attackerBytes;
       const tally: Record<string, number> = { ...nf.counters() };

@@ -64,6 +64,20 @@ const PINGS = 5;
 
 describe('wireguard NF interoperates with wireguard-go', () => {
   const bed = new Testbed(`${FAMILY}${process.pid}`);
+  /** A permanent neighbour entry: `address` (v4 or v6) is at `mac` on `dev` in `ns`. */
+  const pinNeighbour = (ns: string, address: string, mac: string, dev: string) =>
+    bed.ip(ns, [
+      ...(address.includes(':') ? ['-6'] : []),
+      'neigh',
+      'replace',
+      address,
+      'lladdr',
+      mac,
+      'dev',
+      dev,
+      'nud',
+      'permanent',
+    ]);
   const keyDir = mkdtempSync(join(tmpdir(), 'nfv-wg-'));
   let peerNs = '';
   let insideNs = '';
@@ -160,17 +174,7 @@ describe('wireguard NF interoperates with wireguard-go', () => {
     peerDev = await attach(peerNs, 'p', PEER_MAC);
     await bed.exec(peerNs, 'sh', ['-c', enableV6]);
     await bed.addAddress(peerDev, '192.0.2.2/24', peerNs);
-    await bed.ip(peerNs, [
-      'neigh',
-      'replace',
-      '192.0.2.1',
-      'lladdr',
-      GW_OUT_MAC,
-      'dev',
-      peerDev,
-      'nud',
-      'permanent',
-    ]);
+    await pinNeighbour(peerNs, '192.0.2.1', GW_OUT_MAC, peerDev);
     wgDev = bed.name('wg');
     const wireguardGo = bed.start(peerNs, 'env', ['WG_PROCESS_FOREGROUND=1', 'wireguard-go', wgDev]);
     for (let i = 0; i < 50; i++) {
@@ -214,29 +218,8 @@ describe('wireguard NF interoperates with wireguard-go', () => {
     await bed.exec(insideNs, 'sh', ['-c', enableV6]);
     await bed.addAddress(insideDev, '10.77.0.2/24', insideNs);
     await bed.ip(insideNs, ['-6', 'addr', 'add', 'fd00:77::2/64', 'dev', insideDev, 'nodad']);
-    await bed.ip(insideNs, [
-      'neigh',
-      'replace',
-      '10.77.0.1',
-      'lladdr',
-      GW_IN_MAC,
-      'dev',
-      insideDev,
-      'nud',
-      'permanent',
-    ]);
-    await bed.ip(insideNs, [
-      '-6',
-      'neigh',
-      'replace',
-      'fd00:77::1',
-      'lladdr',
-      GW_IN_MAC,
-      'dev',
-      insideDev,
-      'nud',
-      'permanent',
-    ]);
+    await pinNeighbour(insideNs, '10.77.0.1', GW_IN_MAC, insideDev);
+    await pinNeighbour(insideNs, 'fd00:77::1', GW_IN_MAC, insideDev);
     await bed.ip(insideNs, ['route', 'add', '10.200.0.0/16', 'via', '10.77.0.1']);
     await bed.ip(insideNs, ['-6', 'route', 'add', 'fd00:200::/64', 'via', 'fd00:77::1']);
 
@@ -539,17 +522,7 @@ describe('wireguard NF interoperates with wireguard-go', () => {
     await bed.ip(peerNs, ['addr', 'del', '192.0.2.2/24', 'dev', peerDev]);
     await bed.ip(peerNs, ['addr', 'add', '192.0.2.3/24', 'dev', peerDev]);
     // Removing the device's last IPv4 address flushed its neighbour table, the static entry too.
-    await bed.ip(peerNs, [
-      'neigh',
-      'replace',
-      '192.0.2.1',
-      'lladdr',
-      GW_OUT_MAC,
-      'dev',
-      peerDev,
-      'nud',
-      'permanent',
-    ]);
+    await pinNeighbour(peerNs, '192.0.2.1', GW_OUT_MAC, peerDev);
     await inPeer('wg', ['set', wgDev, 'listen-port', '51821']);
     const moved = await ping(peerNs, ['-c', '3', '-i', '0.2', '-W', '2', '10.77.0.2']);
     const why = async () =>
@@ -672,17 +645,7 @@ describe('wireguard NF interoperates with wireguard-go', () => {
     await bed.ip(natNs, ['link', 'set', natOut, 'up']);
     const outerAddress = async (address: string) => {
       await bed.ip(natNs, ['addr', 'add', `${address}/24`, 'dev', natOut]);
-      await bed.ip(natNs, [
-        'neigh',
-        'replace',
-        '192.0.2.1',
-        'lladdr',
-        GW_OUT_MAC,
-        'dev',
-        natOut,
-        'nud',
-        'permanent',
-      ]);
+      await pinNeighbour(natNs, '192.0.2.1', GW_OUT_MAC, natOut);
     };
     await outerAddress('192.0.2.4');
     const [lanPeer, lanNat] = await bed.addVethBetween('pn', peerNs, 'np', natNs);
