@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadSandboxedNf, lockHostRealm } from '../src/host/guest-sandbox.js';
+import { HOST_REALM, loadSandboxedNf, lockHostRealm, type NfRealm } from '../src/host/guest-sandbox.js';
 import { buildImage, ImageStore, sandboxPolicy } from '../src/image/index.js';
 import { copyBytes } from '../src/io/capture-buffer.js';
 import { TrafficGenerator } from '../src/io/traffic-generator.js';
@@ -50,18 +50,29 @@ function traffic(): { frames: Uint8Array; lengths: Uint16Array } {
   return { frames, lengths };
 }
 
-function instance(definition: Definition, config: unknown): NfInstance {
+/** An instance of `definition` whose code runs in `realm`, with the batch it is handed in that realm. */
+function instance(
+  definition: Definition,
+  config: unknown,
+  realm: NfRealm,
+): { nf: NfInstance; realm: NfRealm } {
   const { value } = validateConfig(definition.config, config);
   const counters = new Float64Array(Math.max(1, Object.keys(definition.counters).length));
-  return definition.create(
+  const nf = definition.create(
     value,
-    createNfContext(definition, 'bench', 0, 1, () => {}, counters),
+    createNfContext(definition, 'bench', 0, 1, () => {}, realm.counters(counters)),
   );
+  return { nf, realm };
 }
 
 /** Mpps of `nf.process` over PACKETS_PER_ROUND packets in bursts of BURST (frames copied in each time). */
-function measure(nf: NfInstance, t: { frames: Uint8Array; lengths: Uint16Array }): number {
+function measure(
+  { nf, realm }: { nf: NfInstance; realm: NfRealm },
+  t: { frames: Uint8Array; lengths: Uint16Array },
+): number {
   const batch = new PacketBatch(new Uint8Array(BURST * STRIDE), STRIDE);
+  const seen = realm.batch(batch);
+  seen.count = BURST;
   let next = 0;
   const start = process.hrtime.bigint();
   for (let done = 0; done < PACKETS_PER_ROUND; done += BURST) {
@@ -73,7 +84,7 @@ function measure(nf: NfInstance, t: { frames: Uint8Array; lengths: Uint16Array }
       batch.inputPort[i] = 0;
       copyBytes(t.frames, f * STRIDE, batch.bytes, i * STRIDE, t.lengths[f]);
     }
-    nf.process(batch, done);
+    nf.process(seen, done);
   }
   return PACKETS_PER_ROUND / (Number(process.hrtime.bigint() - start) / 1e9) / 1e6;
 }
@@ -99,9 +110,9 @@ try {
   console.log('| NF | imported (Mpps) | sandboxed (Mpps) | sandboxed / imported |');
   console.log('|---|---|---|---|');
   for (const { name, config, plain, script } of loaded) {
-    const boxed = loadSandboxedNf({ script, policy: sandboxPolicy([]) }, hooks) as Definition;
-    const a = instance(plain, config);
-    const b = instance(boxed, config);
+    const boxed = loadSandboxedNf({ script, policy: sandboxPolicy([]) }, hooks);
+    const a = instance(plain, config, HOST_REALM);
+    const b = instance(boxed.definition as Definition, config, boxed.realm);
     let bestA = 0;
     let bestB = 0;
     for (let r = 0; r < ROUNDS; r++) {

@@ -40,8 +40,10 @@ import { nowNs } from './clock.js';
 import { ExceptionGuard } from './exception-guard.js';
 import {
   describeRefusal,
+  HOST_REALM,
   loadSandboxedNf,
   lockHostRealm,
+  type NfRealm,
   type SandboxHooks,
   type SandboxPlan,
 } from './guest-sandbox.js';
@@ -52,6 +54,8 @@ const port = parentPort;
 const control = new Int32Array(init.control);
 const post = (message: GuestToHost): void => port.postMessage(message);
 const guard = new ExceptionGuard();
+/** Where the NF's code runs: an image's sandbox realm, or this thread's for a module (see guest-sandbox.ts). */
+let realm: NfRealm = HOST_REALM;
 
 /** Lines a guest may log before it falls silent (a chatty or hostile NF cannot flood the host). */
 const MAX_LOG_LINES = 100;
@@ -83,10 +87,10 @@ async function start(): Promise<void> {
   const definition = init.sandbox
     ? loadImage(init.sandbox, log)
     : ((await import(init.nfModule)) as { default: NfDefinition<Record<string, unknown>> }).default;
-  const counters = new Float64Array(init.counters);
+  const counters = realm.counters(new Float64Array(init.counters));
   const ctx = createNfContext(definition, init.instance, init.replica, init.replicas, log, counters, emit);
   const instance = definition.create(init.config, ctx);
-  if (init.snapshot !== undefined && instance.restore) instance.restore(init.snapshot);
+  if (init.snapshot !== undefined && instance.restore) instance.restore(realm.adopt(init.snapshot));
   port.on('message', (message: HostToGuest) => {
     if (message.type === 'snapshot')
       post({ type: 'snapshot', state: instance.snapshot ? instance.snapshot() : undefined });
@@ -114,7 +118,9 @@ function loadImage(plan: SandboxPlan, log: (message: string) => void): NfDefinit
     log,
   };
   lockHostRealm(hooks);
-  const definition = loadSandboxedNf(plan, hooks);
+  const loaded = loadSandboxedNf(plan, hooks);
+  const definition = loaded.definition;
+  realm = loaded.realm;
   if (typeof definition !== 'object' || definition === null || !('create' in definition))
     throw new Error(`${plan.script} has no default export (an NF definition)`);
   return definition as NfDefinition<Record<string, unknown>>;
@@ -122,6 +128,8 @@ function loadImage(plan: SandboxPlan, log: (message: string) => void): NfDefinit
 
 /** One packet per message; the guest's private batch holds one packet. */
 const privateBatch = new PacketBatch(new Uint8Array(MAX_BATCH * init.pool.slotSize), init.pool.slotSize);
+/** privateBatch as the NF's code sees it (made once the NF is loaded). */
+let privateSeen: PacketBatch | null = null;
 function emulated(instance: NfInstance, message: Extract<HostToGuest, { type: 'packet' }>): void {
   const { packet } = message;
   const batch = privateBatch;
@@ -130,7 +138,9 @@ function emulated(instance: NfInstance, message: Extract<HostToGuest, { type: 'p
   batch.length[0] = packet.bytes.length;
   batch.inputPort[0] = packet.port;
   batch.bytes.set(packet.bytes, 0);
-  const thrown = guard.process(instance, batch, nowNs());
+  const seen = (privateSeen ??= realm.batch(privateBatch));
+  seen.count = 1;
+  const thrown = guard.process(instance, seen, nowNs());
   if (thrown !== null && guard.total <= 3)
     post({ type: 'log', message: `threw on a packet, dropped as nf_exception: ${thrown.message}` });
   Atomics.add(control, Control.Batches, 1);
@@ -152,6 +162,8 @@ function ringLoop(instance: NfInstance): void {
   const returnRing = DescriptorRing.attach(requireRing(init.returnRing));
   const copy = init.mode === 'paravirt';
   const batch = copy ? privateBatch : new PacketBatch(pool.bytes, pool.slotSize);
+  // The same memory as the NF's code sees it (its realm's arrays when it runs in the sandbox).
+  const seen = realm.batch(batch);
   const limit = Math.min(init.batch, MAX_BATCH);
   const incoming = new Uint32Array(limit * DESCRIPTOR_WORDS);
   const sent = new Uint32Array(limit * DESCRIPTOR_WORDS);
@@ -196,7 +208,8 @@ function ringLoop(instance: NfInstance): void {
           copyBytes(pool.bytes, slotAt, batch.bytes, batch.at[i], length);
         } else batch.at[i] = slotAt;
       }
-      const thrown = guard.process(instance, batch, nowNs());
+      seen.count = n;
+      const thrown = guard.process(instance, seen, nowNs());
       if (thrown !== null && guard.total <= 3)
         post({
           type: 'log',

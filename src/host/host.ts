@@ -40,7 +40,13 @@ import {
 import { MAX_BATCH, PacketBatch } from '../sdk/packet-batch.js';
 import { Classifier, type MatchPlan } from './classifier.js';
 import { EXCEPTION_DROP, EXCEPTION_REASON, ExceptionGuard } from './exception-guard.js';
-import { describeRefusal, loadSandboxedNf, type SandboxPlan } from './guest-sandbox.js';
+import {
+  describeRefusal,
+  HOST_REALM,
+  loadSandboxedNf,
+  type NfRealm,
+  type SandboxPlan,
+} from './guest-sandbox.js';
 import { nowNs } from './clock.js';
 import {
   applyPlan,
@@ -203,17 +209,23 @@ const GUEST_RUNTIME = new URL('./guest-runtime.js', import.meta.url);
  * definition; `log` is pointed at the host's log once the NF has a name in a host.
  */
 const hostThreadRefusals = new WeakMap<object, { count: number; log: (message: string) => void }>();
+/** The realms of sandboxed NF code loaded in this thread, by definition (others run in the host's). */
+const hostThreadRealms = new WeakMap<object, NfRealm>();
 
 /** Loads an NF image's definition into a sandbox in this thread (see guest-sandbox.ts). */
 function loadSandboxedHere(plan: SandboxPlan): { default?: NfDefinition<Record<string, unknown>> } {
   const sink = { count: 0, log: (_message: string): void => {} };
-  const definition = loadSandboxedNf(plan, {
+  const loaded = loadSandboxedNf(plan, {
     refused: (refusal) => {
       if (++sink.count <= 10) sink.log(describeRefusal(refusal));
     },
     log: (line) => sink.log(line),
-  }) as NfDefinition<Record<string, unknown>> | undefined;
-  if (typeof definition === 'object' && definition !== null) hostThreadRefusals.set(definition, sink);
+  });
+  const definition = loaded.definition as NfDefinition<Record<string, unknown>> | undefined;
+  if (typeof definition === 'object' && definition !== null) {
+    hostThreadRefusals.set(definition, sink);
+    hostThreadRealms.set(definition, loaded.realm);
+  }
   return { default: definition };
 }
 
@@ -250,6 +262,8 @@ export interface Replica {
   backlogCount: number;
   // Inline guests.
   instance: NfInstance | null;
+  /** The host's inline batch as the NF's code sees it (the same memory, in the NF's realm). */
+  inlineBatch: PacketBatch | null;
   guard: ExceptionGuard;
   // Emulated guests: id → slot of each packet in flight.
   emulatedInFlight: Map<number, number>;
@@ -590,6 +604,7 @@ export class Host {
       backlog: new Uint32Array(this.plan.ringSize * DESCRIPTOR_WORDS),
       backlogCount: 0,
       instance: null,
+      inlineBatch: null,
       guard: new ExceptionGuard(),
       emulatedInFlight: new Map(),
       emitsSinceTick: 0,
@@ -652,17 +667,19 @@ export class Host {
 
   private async startInline(replica: Replica): Promise<void> {
     const nf = replica.nf;
+    const realm = hostThreadRealms.get(nf.definition) ?? HOST_REALM;
     const ctx = createNfContext(
       nf.definition,
       nf.name,
       replica.index,
       nf.replicas.length,
       (m) => this.log(nf.name, m),
-      replica.counters,
+      realm.counters(replica.counters),
       (bytes, at, length, output) => this.originate(replica, bytes, at, length, output),
     );
+    replica.inlineBatch = realm.batch(this.inlineBatch);
     replica.instance = nf.definition.create(nf.config, ctx);
-    if (replica.snapshot !== undefined) replica.instance.restore?.(replica.snapshot);
+    if (replica.snapshot !== undefined) replica.instance.restore?.(realm.adopt(replica.snapshot));
     replica.up = true;
     return Promise.resolve();
   }
@@ -951,6 +968,9 @@ export class Host {
     const nf = replica.nf;
     const batch = this.inlineBatch;
     batch.reset(count);
+    // What the NF sees: this batch, or for sandboxed code the same memory through its realm.
+    const seen = replica.inlineBatch ?? batch;
+    seen.count = count;
     for (let i = 0; i < count; i++) {
       const o = (from + i) * DESCRIPTOR_WORDS;
       batch.at[i] = this.pool.slotOffset(d[o]);
@@ -959,7 +979,7 @@ export class Host {
     }
     try {
       const thrown =
-        replica.instance === null ? null : replica.guard.process(replica.instance, batch, nowNs());
+        replica.instance === null ? null : replica.guard.process(replica.instance, seen, nowNs());
       if (thrown !== null && replica.guard.total <= 3)
         this.log(nf.name, `threw on a burst of ${count}, dropped as nf_exception: ${thrown.message}`);
     } catch (error) {
@@ -1555,7 +1575,10 @@ export class Host {
    */
   snapshotsOf(name: string): unknown[] | null {
     const nf = this.nfs.find((n) => n.name === name && !n.retiring);
-    return nf ? nf.replicas.map((r) => r.snapshot) : null;
+    if (!nf) return null;
+    // An inline sandboxed NF's snapshots are kept as it made them (in its realm); they leave as host types.
+    const realm = hostThreadRealms.get(nf.definition) ?? HOST_REALM;
+    return nf.replicas.map((r) => (nf.plan.placement === 'inline' ? realm.release(r.snapshot) : r.snapshot));
   }
 
   /**

@@ -21,19 +21,37 @@
 /** Packets per burst at most: the arrays of a batch are sized once, for this many. */
 export const MAX_BATCH = 256;
 
+// The class refers to nothing of this module but MAX_BATCH: the guest sandbox compiles its source
+// again inside an NF image's realm (guest-sandbox.ts, `realmBatch`).
 export class PacketBatch {
   bytes: Uint8Array;
   count = 0;
   /** Bytes each packet may grow to (the slot size). */
   capacity: number;
-  readonly at = new Uint32Array(MAX_BATCH);
-  readonly length = new Uint32Array(MAX_BATCH);
-  readonly inputPort = new Uint16Array(MAX_BATCH);
-  readonly verdict = new Int32Array(MAX_BATCH);
+  readonly at: Uint32Array;
+  readonly length: Uint32Array;
+  readonly inputPort: Uint16Array;
+  readonly verdict: Int32Array;
 
-  constructor(bytes: Uint8Array, capacity: number) {
+  /**
+   * A batch over `bytes`. With `sharing`, its per-packet arrays are views of that batch's memory
+   * (both batches see the same packets and verdicts; `count` is each one's own); otherwise new.
+   */
+  constructor(bytes: Uint8Array, capacity: number, sharing?: PacketBatch) {
     this.bytes = bytes;
     this.capacity = capacity;
+    this.at = sharing
+      ? new Uint32Array(sharing.at.buffer, sharing.at.byteOffset, MAX_BATCH)
+      : new Uint32Array(MAX_BATCH);
+    this.length = sharing
+      ? new Uint32Array(sharing.length.buffer, sharing.length.byteOffset, MAX_BATCH)
+      : new Uint32Array(MAX_BATCH);
+    this.inputPort = sharing
+      ? new Uint16Array(sharing.inputPort.buffer, sharing.inputPort.byteOffset, MAX_BATCH)
+      : new Uint16Array(MAX_BATCH);
+    this.verdict = sharing
+      ? new Int32Array(sharing.verdict.buffer, sharing.verdict.byteOffset, MAX_BATCH)
+      : new Int32Array(MAX_BATCH);
   }
 
   /** Sends packet `i` to output `output` (an index into the NF's declared outputs). */
