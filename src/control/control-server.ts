@@ -31,7 +31,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Static } from '@sinclair/typebox';
+import type { Static } from '../deploy/typebox.js';
 import {
   fastify,
   type FastifyError,

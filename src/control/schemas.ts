@@ -3,7 +3,7 @@
  * TypeScript types at once). Every object is closed (`additionalProperties: false`): a request with
  * an unknown field is refused, and a response carries only what is declared.
  */
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '../deploy/typebox.js';
 
 const closed = { additionalProperties: false } as const;
 const Count = Type.Number({ minimum: 0 });

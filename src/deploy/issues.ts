@@ -2,8 +2,7 @@
  * Collects the problems of one deployment file, each at a field path, and turns TypeBox schema
  * errors into short messages ("must be one of …", "must be 1…64", "unknown field …").
  */
-import type { TSchema } from '@sinclair/typebox';
-import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
+import { Value, ValueErrorType, type TSchema, type ValueError } from './typebox.js';
 import { DeploymentError, type DeploymentIssue } from './deployment-error.js';
 import type { Anchor, PathSegment, YamlSource } from './yaml-source.js';
 

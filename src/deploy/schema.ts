@@ -6,7 +6,7 @@
  *
  * Custom keyword `errorMessage` on a schema replaces the generic wording of its errors.
  */
-import { Type, type TSchema } from '@sinclair/typebox';
+import { Type, type TSchema } from './typebox.js';
 
 /** A string that must be one of `values`; reported as "must be one of a, b, c (got …)". */
 function oneOf<const T extends readonly string[]>(values: T) {

@@ -12,7 +12,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static } from '../../deploy/typebox.js';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { NfvError } from '../../errors.js';
 import { Text, replies } from '../schemas.js';
