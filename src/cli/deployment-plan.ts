@@ -47,39 +47,17 @@ export async function planFromDeployment(deployment: Deployment): Promise<HostPl
       };
     }
   }
+  // Resolved together: each image's checks mostly wait on files and esbuild. A failure is reported
+  // for the first NF in file order that has one, as a one-at-a-time loop would.
+  const names = Object.keys(deployment.nfs);
+  const settled = await Promise.allSettled(
+    names.map((name) => nfPlan(deployment, name, deployment.nfs[name])),
+  );
   const nfs: Record<string, NfPlan> = {};
-  for (const [name, nf] of Object.entries(deployment.nfs)) {
-    let module: string;
-    let sandbox: SandboxPlan | undefined;
-    if (nf.source.kind === 'store')
-      ({ module, sandbox } = await resolveStoreImage(deployment, name, nf.source));
-    else if (nf.source.kind === 'builtin') {
-      // A built-in runs as an image too, built from nfvisor's own compiled NF on first use.
-      const image = await builtinImage(nf.source.name, deployment.images.store ?? ImageStore.defaultRoot());
-      module = image.moduleUrl;
-      sandbox = sandboxFor(deployment, name, { ref: nf.image }, image.script, image.manifest.capabilities);
-    } else {
-      if (nf.capabilities !== undefined)
-        throw located(
-          deployment,
-          name,
-          nf.capabilities,
-          'capabilities',
-          'capabilities are granted to images; a compiled module given by its path runs as trusted code',
-        );
-      module = pathToFileURL(resolve(dirname(deployment.file), nf.source.path)).href;
-    }
-    nfs[name] = {
-      module,
-      ...(sandbox ? { sandbox } : {}),
-      config: nf.config,
-      vnic: nf.vnic,
-      placement: nf.placement,
-      replicas: nf.replicas,
-      heapMb: nf.heapMb,
-      failure: nf.failure,
-    };
-  }
+  settled.forEach((result, i) => {
+    if (result.status === 'rejected') throw result.reason;
+    nfs[names[i]] = result.value;
+  });
   return {
     pool: deployment.pool,
     ringSize: deployment.ringSize,
@@ -145,6 +123,40 @@ function located(
   });
 }
 
+/** The host's plan for NF `name`: its image resolved, verified and unpacked, or its module's path. */
+async function nfPlan(deployment: Deployment, name: string, nf: Deployment['nfs'][string]): Promise<NfPlan> {
+  let module: string;
+  let sandbox: SandboxPlan | undefined;
+  if (nf.source.kind === 'store')
+    ({ module, sandbox } = await resolveStoreImage(deployment, name, nf.source));
+  else if (nf.source.kind === 'builtin') {
+    // A built-in runs as an image too, built from nfvisor's own compiled NF on first use.
+    const image = await builtinImage(nf.source.name, deployment.images.store ?? ImageStore.defaultRoot());
+    module = image.moduleUrl;
+    sandbox = sandboxFor(deployment, name, { ref: nf.image }, image.script, image.manifest.capabilities);
+  } else {
+    if (nf.capabilities !== undefined)
+      throw located(
+        deployment,
+        name,
+        nf.capabilities,
+        'capabilities',
+        'capabilities are granted to images; a compiled module given by its path runs as trusted code',
+      );
+    module = pathToFileURL(resolve(dirname(deployment.file), nf.source.path)).href;
+  }
+  return {
+    module,
+    ...(sandbox ? { sandbox } : {}),
+    config: nf.config,
+    vnic: nf.vnic,
+    placement: nf.placement,
+    replicas: nf.replicas,
+    heapMb: nf.heapMb,
+    failure: nf.failure,
+  };
+}
+
 /**
  * The sandbox an image runs in: the deployment must grant exactly the capabilities the manifest
  * asks for — one asked for and not granted, or granted and not asked for, is an error at the
@@ -204,10 +216,10 @@ async function resolveStoreImage(
     };
   } catch (error) {
     if (!isNfvError(error) || error.message.startsWith(`${deployment.file}:`)) throw error;
-    throw new NfvError(
-      error.code,
-      `${deployment.file}:${source.line}:${source.column}: nfs.${nf}.image: ${source.ref}: ${error.message}`,
-      { file: deployment.file, line: source.line, field: `nfs.${nf}.image` },
-    );
+    // The image's own message, without its code: the error made here ends with the same one.
+    const reason = error.message.endsWith(` (${error.code})`)
+      ? error.message.slice(0, -` (${error.code})`.length)
+      : error.message;
+    throw located(deployment, nf, source, 'image', `${source.ref}: ${reason}`, error.code);
   }
 }
