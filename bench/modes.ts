@@ -1,6 +1,7 @@
 /**
  * `modes` bench part: the 3-NF chain (firewall → NAT → load balancer) on 64-byte and IMIX frames
  * replayed from memory, in each vNIC mode and inline; then chain length 1…8 in `direct` mode.
+ * The NFs run from their built-in images in the guest sandbox, as `nfvisor run` runs them.
  * Reports Mpps, CPU seconds per million packets (all threads: getrusage), and the direct/emulated
  * ratio, prints Markdown tables and writes them with an SVG chart to bench/results/.
  *
@@ -12,7 +13,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { builtinModule, Host, type HostPlan, type NfPlan } from '../src/host/host.js';
+import { Host, type HostPlan, type NfPlan } from '../src/host/host.js';
+import { builtinImage, ImageStore, sandboxPolicy } from '../src/image/index.js';
 import type { Placement, VnicMode } from '../src/host/guest-protocol.js';
 import { writeGeneratedCapture } from '../src/io/generate-capture.js';
 import { MAX_GENERATED_FRAME, TrafficGenerator } from '../src/io/traffic-generator.js';
@@ -61,8 +63,24 @@ function makeFrames(
   return { frames, lengths, stride };
 }
 
-function nf(module: string, config: unknown, vnic: VnicMode, placement: Placement): NfPlan {
-  return { module, config, vnic, placement, replicas: 1, heapMb: 128, failure: 'fail-closed' };
+/** Built-in NF `name` as `nfvisor run` runs it: its image's code in the guest sandbox. */
+async function builtinNf(
+  name: string,
+  config: unknown,
+  vnic: VnicMode,
+  placement: Placement,
+): Promise<NfPlan> {
+  const image = await builtinImage(name, ImageStore.defaultRoot());
+  return {
+    module: image.moduleUrl,
+    sandbox: { script: image.script, policy: sandboxPolicy(image.manifest.capabilities) },
+    config,
+    vnic,
+    placement,
+    replicas: 1,
+    heapMb: 128,
+    failure: 'fail-closed',
+  };
 }
 
 async function runChain(
@@ -73,7 +91,8 @@ async function runChain(
   placement: Placement,
 ): Promise<{ mpps: number; cpuPerMillion: number; packets: number; p50: number; p99: number }> {
   const nfs: Record<string, NfPlan> = {};
-  stages.forEach(([image, config], i) => (nfs[`nf${i}`] = nf(builtinModule(image), config, vnic, placement)));
+  for (const [i, [image, config]] of stages.entries())
+    nfs[`nf${i}`] = await builtinNf(image, config, vnic, placement);
   const plan: HostPlan = {
     pool: { slots: 8192, slotSize: STRIDE },
     ringSize: 1024,
