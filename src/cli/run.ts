@@ -79,7 +79,6 @@ export async function runDeploymentFile(
       ? new EveExporter({ source: () => host.snapshotsOf(e.nf), file: e.file })
       : new IpfixExporter({ source: () => host.snapshotsOf(e.nf), udp: e.udp, file: e.file }),
   );
-  host.snapshotAtEnd = exporters.length > 0;
   try {
     deployment.exporters.forEach((e, i) => exporters[i].start(e.intervalMs));
     return await host.run((p) => live?.update(p), 1000);

@@ -377,12 +377,6 @@ export class Host {
   private lastWatchdogAt = 0;
   private turns = 0;
   /**
-   * Whether `run()` asks every guest for its state once more as it ends (what exporters read in
-   * their last pass). Nothing else reads it after the run: a caller without exporters turns it off
-   * and ends sooner (the copy of every table, and a round trip per worker guest).
-   */
-  snapshotAtEnd = true;
-  /**
    * Resolves once `run()` has started every guest and opened every live port: a datagram sent to
    * a tunnel port before then finds no socket.
    */
@@ -572,7 +566,8 @@ export class Host {
       clearInterval(watchdog);
       if (memoryMonitor) clearInterval(memoryMonitor);
       // Generous: a loaded machine may take a while to answer, and exporters need the final state.
-      if (this.snapshotAtEnd) await this.finalSnapshots(5000);
+      // Also the guests' last turn of their event loop: what an NF left to its promises settles.
+      await this.finalSnapshots(5000);
       await this.shutdown();
     }
     return this.summary();
