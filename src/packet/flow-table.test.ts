@@ -15,7 +15,7 @@ describe('FlowTable', () => {
     assert.equal(new FlowTable(1).capacity, 16);
   });
 
-  it('finds what it stored, at a stable slot, and nothing else', () => {
+  it('finds what it stored, at a stable entry, and nothing else', () => {
     const table = new FlowTable(4096);
     const slots = new Map<number, number>();
     for (let i = 0; i < 2000; i++) {
@@ -71,14 +71,60 @@ describe('FlowTable', () => {
     const slotOther = table.insert(other, 0);
     assert.equal(table.find(other, 0), slotOther);
     table.clear();
-    assert.deepEqual(Array.from(table.hashes), new Array(16).fill(0));
+    assert.deepEqual(Array.from(table.used), new Array(16).fill(0));
     assert.equal(table.find(zero, 0), -1);
     assert.equal(table.find(other, 0), -1);
-    // The slots are reused, and a stale key in a freed slot is never found.
+    // The entries are reused, and a stale key in a freed entry is never found.
     const a = keyFor(5);
     const slotA = table.insert(a, 0);
     assert.equal(slotA, slotZero);
     assert.equal(table.find(a, 0), slotA);
     assert.equal(table.find(other, 0), -1);
+  });
+
+  it('numbers entries densely in insertion order, however sparse the index', () => {
+    const table = new FlowTable(1 << 16);
+    for (let i = 0; i < 1000; i++) {
+      const key = keyFor(i * 7919);
+      assert.equal(table.insert(key, key.hash()), i);
+    }
+    assert.equal(table.used.indexOf(0), 1000);
+    for (let i = 999; i >= 0; i--) {
+      const key = keyFor(i * 7919);
+      assert.equal(table.find(key, key.hash()), i);
+    }
+  });
+
+  it('agrees with a Map through inserts, lookups and clears, with colliding hashes', () => {
+    let seed = 12345;
+    const random = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    const table = new FlowTable(256);
+    const reference = new Map<string, number>();
+    for (let step = 0; step < 20_000; step++) {
+      const key = keyFor(random(400));
+      // A few hash values for many keys: long probe runs and equal hashes of different keys.
+      const hash = random(4) === 0 ? random(3) : key.hash();
+      const name = `${key.toString()}#${hash}`;
+      const action = random(100);
+      if (action === 0) {
+        table.clear();
+        reference.clear();
+      } else if (action < 50) {
+        assert.equal(table.find(key, hash), reference.get(name) ?? -1, `find ${name} at step ${step}`);
+      } else if (
+        !reference.has(name) &&
+        [...reference.keys()].every((k) => !k.startsWith(`${key.toString()}#`))
+      ) {
+        const entry = table.insert(key, hash);
+        if (entry >= 0) {
+          assert.equal(entry, reference.size, 'the next entry in order');
+          reference.set(name, entry);
+        } else assert.equal(table.find(key, hash), -1, 'a refused key is not there');
+      }
+      assert.equal(table.size, reference.size);
+    }
   });
 });

@@ -1,31 +1,44 @@
 /**
  * An open-addressing hash table of flow keys over typed arrays: the packet path's replacement for a
  * `Map` of string keys. It stores keys only; callers keep per-flow values in their own typed arrays
- * indexed by the slot number `find`/`insert` return, which never changes while the key is present.
+ * indexed by the entry number `find`/`insert` return, which never changes while the key is present.
  *
- *   slot i:  used[i] (0/1) │ hashes[i] (u32) │ keys[i*W … i*W+W-1] (W = FLOW_KEY_WORDS)
+ *   index slot i:  slots[2i] hash (int32) │ slots[2i+1] entry + 1 (0: free)
+ *   entry e:       used[e] (0/1) │ keys[e*W … e*W+W-1] (W = FLOW_KEY_WORDS)
  *
- * Invariants: a free slot's hash is 0 (so a probe reads `used` only when it meets a hash of 0); a key sits in the first free slot of the linear probe sequence that starts at
- * `hash & mask`, and no slot is ever freed (no tombstones): expiry is a later issue's `clear()` of
- * a whole generation. Capacity is fixed at construction — nothing grows on the packet path; when the
- * table is full, `insert` returns -1 and the caller counts the overflow.
+ * Entries are numbered in insertion order, so the keys — and the callers' values — of the flows
+ * present sit together at the front of their arrays, however sparse the index is: a table sized for
+ * a million flows that holds ten thousand touches ten thousand rows, not ten thousand scattered
+ * over the whole capacity (with the key rows in the hash's slot, the NAT paid a cache miss per
+ * array per packet at 10⁴ flows). The hash sits beside the entry number, so a probe that meets
+ * another key's slot reads no key.
+ *
+ * Invariants: a key's index slot is the first free one of the linear probe sequence that starts at
+ * `hash & mask`; entries 0 … size − 1 are used; nothing is ever removed (no tombstones): expiry is a
+ * `clear()` and re-insertion of what lives (the NAT's and the flow monitor's `tick`). Capacity is
+ * fixed at construction — nothing grows on the packet path; when the table is full, `insert`
+ * returns -1 and the caller counts the overflow.
  *
  * @example
  * const table = new FlowTable(1 << 16);
  * const packets = new Float64Array(table.capacity);
- * let slot = table.find(key, key.hash());
- * if (slot < 0) slot = table.insert(key, key.hash());
- * if (slot >= 0) packets[slot]++;
+ * let entry = table.find(key, key.hash());
+ * if (entry < 0) entry = table.insert(key, key.hash());
+ * if (entry >= 0) packets[entry]++;
  */
 import { FLOW_KEY_WORDS, type FlowKey } from './flow-key.js';
 
 export class FlowTable {
+  /** Entries at most (and index slots): a power of two. */
   readonly capacity: number;
+  /** Entry e's key at words e × FLOW_KEY_WORDS …. */
   readonly keys: Uint32Array;
-  readonly hashes: Uint32Array;
+  /** 1 for an entry in use (entries 0 … size − 1). */
   readonly used: Uint8Array;
   /** Keys present. */
   size = 0;
+  /** Index slot i: [2i] the key's hash, [2i + 1] its entry + 1, or 0 when free. */
+  private readonly slots: Int32Array;
   private readonly mask: number;
   /** Probes before giving up: keeps a nearly full table from scanning everything per packet. */
   private readonly maxProbes: number;
@@ -37,51 +50,53 @@ export class FlowTable {
     this.capacity = rounded;
     this.mask = rounded - 1;
     this.maxProbes = Math.min(rounded, 64);
+    this.slots = new Int32Array(2 * rounded);
     this.keys = new Uint32Array(rounded * FLOW_KEY_WORDS);
-    this.hashes = new Uint32Array(rounded);
     this.used = new Uint8Array(rounded);
   }
 
-  /** The slot holding `key` (whose hash is `hash`), or -1. */
+  /** The entry holding `key` (whose hash is `hash`, as `key.hash()` returns it), or -1. */
   find(key: FlowKey, hash: number): number {
-    const h = hash >>> 0;
-    let slot = hash & this.mask;
+    const h = hash | 0;
+    let slot = h & this.mask;
     for (let probe = 0; probe < this.maxProbes; probe++) {
-      const stored = this.hashes[slot];
-      // A free slot's hash is 0, so `used` (another cache line) is read only for a hash of 0.
-      if (stored === 0 && this.used[slot] === 0) return -1;
-      if (stored === h && key.equalsAt(this.keys, slot * FLOW_KEY_WORDS)) return slot;
+      const entry = this.slots[2 * slot + 1] - 1;
+      if (entry < 0) return -1;
+      if (this.slots[2 * slot] === h && key.equalsAt(this.keys, entry * FLOW_KEY_WORDS)) return entry;
       slot = (slot + 1) & this.mask;
     }
     return -1;
   }
 
-  /** Stores `key` (not already present) and returns its slot, or -1 when its probe run is full. */
+  /** Stores `key` (not already present) and returns its entry, or -1 when full or its probe run is. */
   insert(key: FlowKey, hash: number): number {
-    let slot = hash & this.mask;
+    if (this.size >= this.capacity) return -1;
+    const h = hash | 0;
+    let slot = h & this.mask;
     for (let probe = 0; probe < this.maxProbes; probe++) {
-      if (this.used[slot] === 0) {
-        this.used[slot] = 1;
-        this.hashes[slot] = hash;
-        key.writeTo(this.keys, slot * FLOW_KEY_WORDS);
-        this.size++;
-        return slot;
+      if (this.slots[2 * slot + 1] === 0) {
+        const entry = this.size++;
+        this.slots[2 * slot] = h;
+        this.slots[2 * slot + 1] = entry + 1;
+        this.used[entry] = 1;
+        key.writeTo(this.keys, entry * FLOW_KEY_WORDS);
+        return entry;
       }
       slot = (slot + 1) & this.mask;
     }
     return -1;
   }
 
-  /** Copies the key stored in `slot` into `out`. */
-  keyAt(slot: number, out: FlowKey): FlowKey {
-    out.readFrom(this.keys, slot * FLOW_KEY_WORDS);
+  /** Copies the key of `entry` into `out`. */
+  keyAt(entry: number, out: FlowKey): FlowKey {
+    out.readFrom(this.keys, entry * FLOW_KEY_WORDS);
     return out;
   }
 
   /** Forgets every key. */
   clear(): void {
-    this.used.fill(0);
-    this.hashes.fill(0);
+    this.slots.fill(0);
+    this.used.fill(0, 0, this.size);
     this.size = 0;
   }
 }
