@@ -10,6 +10,7 @@
  *   nftables: a filter rule (drop TCP 8080), DNAT of the VIP to the server and masquerade — the
  *   same translation the chain does, without the tunnel.
  *
+ * The NFs run from their built-in images in the guest sandbox, as `nfvisor run` runs them.
  * Measured: iperf3 TCP (Gbit/s, one stream) at MTU 1500 and 9000; and at MTU 1500, 64-byte UDP
  * frames (18-byte payloads) from bench/udp-flood.c — one process in the client namespace sending
  * with sendmmsg as fast as the kernel takes them, for FLOOD_SECONDS and at most FLOOD_SECONDS ×
@@ -30,7 +31,8 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Placement, VnicMode } from '../src/host/guest-protocol.js';
-import { builtinModule, Host, type HostPlan, type NfPlan } from '../src/host/host.js';
+import { Host, type HostPlan, type NfPlan } from '../src/host/host.js';
+import { builtinNf } from './builtin-nf.js';
 import { addonUnavailableReason, loadNativeAddon } from '../src/io/native-addon.js';
 import {
   attachTap,
@@ -320,23 +322,15 @@ async function measure(
   return row;
 }
 
-function livePlan(
+async function livePlan(
   tb: LiveTestbed,
   vnic: VnicMode,
   placement: Placement,
   mtu: number,
   tapDevice: string | null,
-): HostPlan {
+): Promise<HostPlan> {
   const c = liveNfConfigs();
-  const nf = (name: string, config: unknown): NfPlan => ({
-    module: builtinModule(name),
-    config,
-    vnic,
-    placement,
-    replicas: 1,
-    heapMb: 128,
-    failure: 'fail-closed',
-  });
+  const nf = (name: string, config: unknown): Promise<NfPlan> => builtinNf(name, config, vnic, placement);
   return {
     pool: { slots: 8192, slotSize: mtu > 1500 ? 9216 : 2048 },
     ringSize: 1024,
@@ -357,10 +351,10 @@ function livePlan(
             },
     },
     nfs: {
-      fw: nf('firewall', c.firewall),
-      nat: nf('nat', c.nat),
-      lb: nf('load-balancer', c.loadBalancer),
-      rt: nf('router', c.router),
+      fw: await nf('firewall', c.firewall),
+      nat: await nf('nat', c.nat),
+      lb: await nf('load-balancer', c.loadBalancer),
+      rt: await nf('router', c.router),
     },
     chains: [{ name: 'live', from: 'vx', to: 'vx', through: ['fw', 'nat', 'lb', 'rt'] }],
   };
@@ -398,7 +392,7 @@ async function nfvisorRows(bed: Testbed, mtu: number, flooder: string | null): P
   ] as const) {
     if (attachment === 'TAP' && loadNativeAddon() === null) continue; // no TAP without the addon
     const tap = attachment === 'TAP' ? bed.name('tp') : null;
-    const host = await Host.create(livePlan(tb, vnic, placement, mtu, tap));
+    const host = await Host.create(await livePlan(tb, vnic, placement, mtu, tap));
     const running = host.run();
     let row: Row;
     try {

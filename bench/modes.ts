@@ -14,7 +14,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Host, type HostPlan, type NfPlan } from '../src/host/host.js';
-import { builtinImage, ImageStore, sandboxPolicy } from '../src/image/index.js';
+import { builtinNf } from './builtin-nf.js';
 import type { Placement, VnicMode } from '../src/host/guest-protocol.js';
 import { writeGeneratedCapture } from '../src/io/generate-capture.js';
 import { MAX_GENERATED_FRAME, TrafficGenerator } from '../src/io/traffic-generator.js';
@@ -61,26 +61,6 @@ function makeFrames(
     lengths[i] = frame.length;
   });
   return { frames, lengths, stride };
-}
-
-/** Built-in NF `name` as `nfvisor run` runs it: its image's code in the guest sandbox. */
-async function builtinNf(
-  name: string,
-  config: unknown,
-  vnic: VnicMode,
-  placement: Placement,
-): Promise<NfPlan> {
-  const image = await builtinImage(name, ImageStore.defaultRoot());
-  return {
-    module: image.moduleUrl,
-    sandbox: { script: image.script, policy: sandboxPolicy(image.manifest.capabilities) },
-    config,
-    vnic,
-    placement,
-    replicas: 1,
-    heapMb: 128,
-    failure: 'fail-closed',
-  };
 }
 
 async function runChain(

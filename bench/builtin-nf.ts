@@ -1,0 +1,27 @@
+/**
+ * Built-in NFs as `nfvisor run` runs them — their images' code in the guest sandbox, not the
+ * compiled modules imported — for the benches that build host plans themselves.
+ */
+import type { Placement, VnicMode } from '../src/host/guest-protocol.js';
+import type { NfPlan } from '../src/host/host.js';
+import { builtinImage, ImageStore, sandboxPolicy } from '../src/image/index.js';
+
+/** The plan of built-in NF `name` (its image built into the default store on first use). */
+export async function builtinNf(
+  name: string,
+  config: unknown,
+  vnic: VnicMode,
+  placement: Placement,
+): Promise<NfPlan> {
+  const image = await builtinImage(name, ImageStore.defaultRoot());
+  return {
+    module: image.moduleUrl,
+    sandbox: { script: image.script, policy: sandboxPolicy(image.manifest.capabilities) },
+    config,
+    vnic,
+    placement,
+    replicas: 1,
+    heapMb: 128,
+    failure: 'fail-closed',
+  };
+}
