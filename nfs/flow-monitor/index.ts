@@ -270,7 +270,7 @@ export default defineNf<FlowMonitorConfig>({
 
     function activeRecords(): FlowRecord[] {
       const out: FlowRecord[] = [];
-      for (let s = 0; s < cap; s++)
+      for (let s = 0; s < table.size; s++)
         if (table.used[s] === 1)
           out.push(recordAt(table.keys, s, packets, bytes, tcpFlags, s, first[s], last[s]));
       return out.sort(
@@ -373,7 +373,7 @@ export default defineNf<FlowMonitorConfig>({
 
       tick(now) {
         let ended = 0;
-        for (let s = 0; s < cap; s++) if (table.used[s] === 1 && expiry(s, now) !== 0) ended++;
+        for (let s = 0; s < table.size; s++) if (table.used[s] === 1 && expiry(s, now) !== 0) ended++;
         if (ended === 0) return;
         // Export the ended flows, keep the rest in parallel arrays, and rebuild the table from them.
         const live = table.size - ended;
@@ -384,7 +384,7 @@ export default defineNf<FlowMonitorConfig>({
         const fs = new Float64Array(live);
         const ls = new Float64Array(live);
         let n = 0;
-        for (let s = 0; s < cap; s++) {
+        for (let s = 0; s < table.size; s++) {
           if (table.used[s] === 0) continue;
           const reason = expiry(s, now);
           if (reason !== 0) {

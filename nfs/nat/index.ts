@@ -648,7 +648,7 @@ export default defineNf<NatConfig>({
       const ports = new Uint16Array(mappings.size);
       const seen = new Float64Array(mappings.size);
       let n = 0;
-      for (let m = 0; m < mappings.capacity; m++) {
+      for (let m = 0; m < mappings.size; m++) {
         if (mappings.used[m] === 0 || isStatic[m] === 1 || mapSeen[m] < since) continue;
         keys.set(mappings.keys.subarray(m * FLOW_KEY_WORDS, (m + 1) * FLOW_KEY_WORDS), n * FLOW_KEY_WORDS);
         ports[n] = extPort[m];
@@ -658,7 +658,7 @@ export default defineNf<NatConfig>({
       const pKeys = new Uint32Array(peers.size * FLOW_KEY_WORDS);
       const pSeen = new Float64Array(peers.size);
       let np = 0;
-      for (let s = 0; s < peers.capacity; s++) {
+      for (let s = 0; s < peers.size; s++) {
         if (peers.used[s] === 0 || peerSeen[s] < since) continue;
         pKeys.set(peers.keys.subarray(s * FLOW_KEY_WORDS, (s + 1) * FLOW_KEY_WORDS), np * FLOW_KEY_WORDS);
         pSeen[np] = peerSeen[s];
@@ -844,9 +844,9 @@ export default defineNf<NatConfig>({
       tick(now) {
         let staleMappings = 0;
         let stalePeers = 0;
-        for (let m = 0; m < mappings.capacity; m++)
+        for (let m = 0; m < mappings.size; m++)
           if (mappings.used[m] === 1 && isStatic[m] === 0 && now - mapSeen[m] > timeoutNs) staleMappings++;
-        for (let s = 0; s < peers.capacity; s++)
+        for (let s = 0; s < peers.size; s++)
           if (peers.used[s] === 1 && now - peerSeen[s] > timeoutNs) stalePeers++;
         if (staleMappings === 0 && stalePeers === 0) return;
         const live = collect(now - timeoutNs);

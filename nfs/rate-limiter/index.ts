@@ -268,7 +268,7 @@ export default defineNf<RateLimiterConfig>({
       const cr = new Float64Array(table.size);
       const ls = new Float64Array(table.size);
       let n = 0;
-      for (let s = 0; s < table.capacity; s++) {
+      for (let s = 0; s < table.size; s++) {
         if (table.used[s] === 0) continue;
         keys.set(table.keys.subarray(s * FLOW_KEY_WORDS, (s + 1) * FLOW_KEY_WORDS), n * FLOW_KEY_WORDS);
         cr[n] = credit[s];
@@ -350,7 +350,7 @@ export default defineNf<RateLimiterConfig>({
       tick(now) {
         if (mode === 0 || table.size === 0) return;
         let full = 0;
-        for (let s = 0; s < table.capacity; s++)
+        for (let s = 0; s < table.size; s++)
           if (table.used[s] === 1 && credit[s] + Math.max(0, now - last[s]) * ratePerNs >= cap) full++;
         if (full === 0) return;
         const live = collect();

@@ -254,7 +254,7 @@ function topConversations(
   last: Float64Array,
 ): ConversationSummary[] {
   const slots: number[] = [];
-  for (let slot = 0; slot < table.capacity; slot++) if (table.used[slot] === 1) slots.push(slot);
+  for (let slot = 0; slot < table.size; slot++) if (table.used[slot] === 1) slots.push(slot);
   slots.sort((a, b) => bytes[b] - bytes[a] || packets[b] - packets[a] || a - b);
   const key = new FlowKey();
   return slots.slice(0, count).map((slot) => ({
