@@ -269,10 +269,18 @@ describe('flow-monitor', () => {
     a.instance.tick?.(20 * SEC); // the TCP and IPv6 flows end
     a.run([udp(1), udp(2)], 21 * SEC);
     const state = structuredClone(a.instance.snapshot?.()) as FlowMonitorSnapshot;
-    assert.deepEqual([state.flows.length, state.exported.length, state.exportedTotal], [2, 2, 2]);
+    assert.deepEqual([state.active.firstSeen.length, state.exported.length, state.exportedTotal], [2, 2, 2]);
     const b = new NfHarness(flowMonitor, config);
     b.instance.restore?.(state);
     assert.deepEqual(b.instance.snapshot?.(), a.instance.snapshot?.());
+    // A version 1 snapshot (active flows as records) restores to the same state.
+    const v1 = new NfHarness(flowMonitor, config);
+    v1.instance.restore?.({ ...state, version: 1, active: undefined, flows: monitor(a).flows() });
+    assert.deepEqual(v1.instance.snapshot?.(), a.instance.snapshot?.());
+    // Rows whose arrays disagree in length are refused whole.
+    const bad = new NfHarness(flowMonitor, config);
+    bad.instance.restore?.({ ...state, active: { ...state.active, lastSeen: new Float64Array(5) } });
+    assert.equal(monitor(bad).activeFlows(), 0);
     for (const nf of [a, b]) {
       nf.run([udp(2)], 22 * SEC);
       nf.instance.tick?.(60 * SEC);

@@ -24,10 +24,17 @@
  * Fragments: later fragments carry no ports, so they form their own flow (ports 0), as in most
  * meters. Tunnels are not entered: the outer header is the flow.
  */
-import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from '../../src/packet/address.js';
+import { parseIpv4, parseIpv6 } from '../../src/packet/address.js';
 import { DropReason } from '../../src/packet/drop-reason.js';
-import { FLOW_KEY_WORDS, FlowKey, FlowKeyWord } from '../../src/packet/flow-key.js';
+import { FLOW_KEY_WORDS, FlowKey } from '../../src/packet/flow-key.js';
 import { FlowTable } from '../../src/packet/flow-table.js';
+import {
+  flowRecordAt,
+  isFlowRows,
+  sortRecords,
+  type FlowRecord,
+  type FlowRows,
+} from '../../src/packet/flow-records.js';
 import { IPV6_HEADER_LENGTH } from '../../src/packet/ipv6.js';
 import { Layer, PacketParser } from '../../src/packet/packet-parser.js';
 import { defineNf, type NfInstance } from '../../src/sdk/index.js';
@@ -40,34 +47,12 @@ export interface FlowMonitorConfig {
 }
 
 /** One flow as the control plane sees it (`flows()`, `exported()`, `snapshot()`). */
-export interface FlowRecord {
-  /** `'6 10.0.0.1:40000 -> 10.0.0.2:80'`: the initiator's direction. */
-  flow: string;
-  ipVersion: 4 | 6;
-  protocol: number;
-  src: string;
-  dst: string;
-  srcPort: number;
-  dstPort: number;
-  /** Initiator → responder. */
-  packets: number;
-  bytes: number;
-  tcpFlags: number;
-  /** Responder → initiator. */
-  reversePackets: number;
-  reverseBytes: number;
-  reverseTcpFlags: number;
-  /** Nanoseconds, in the clock `process(batch, now)` is given. */
-  firstSeen: number;
-  lastSeen: number;
-  /** Exported records only: why (IPFIX flowEndReason 1 idle timeout, 2 active timeout), and their number. */
-  endReason?: 'idle' | 'active';
-  sequence?: number;
-}
+export type { FlowRecord };
 
 export interface FlowMonitorSnapshot {
-  version: 1;
-  flows: FlowRecord[];
+  version: 2;
+  /** The active flows, one row each (src/packet/flow-records.ts: an object per flow outgrew the heap at 10⁶ flows). */
+  active: FlowRows;
   exported: FlowRecord[];
   /** Records exported over the instance's life (the last sequence number). */
   exportedTotal: number;
@@ -230,52 +215,12 @@ export default defineNf<FlowMonitorConfig>({
       return taken ? -1 : table.insert(scratch, hash);
     }
 
-    function recordAt(
-      keys: Uint32Array,
-      k: number,
-      p: Float64Array,
-      b: Float64Array,
-      f: Uint8Array,
-      i: number,
-      firstSeen: number,
-      lastSeen: number,
-    ): FlowRecord {
-      scratch.readFrom(keys, k * FLOW_KEY_WORDS);
-      const v6 = scratch.version() === 6;
-      const address = (word: number): string => {
-        if (!v6) return formatIpv4(keys[k * FLOW_KEY_WORDS + word + 3]);
-        const out = new Uint8Array(16);
-        if (word === FlowKeyWord.Src) scratch.srcAddressTo(out);
-        else scratch.dstAddressTo(out);
-        return formatIpv6(out);
-      };
-      return {
-        flow: scratch.toString(),
-        ipVersion: v6 ? 6 : 4,
-        protocol: scratch.protocol(),
-        src: address(FlowKeyWord.Src),
-        dst: address(FlowKeyWord.Dst),
-        srcPort: scratch.srcPort(),
-        dstPort: scratch.dstPort(),
-        packets: p[2 * i],
-        bytes: b[2 * i],
-        tcpFlags: f[2 * i],
-        reversePackets: p[2 * i + 1],
-        reverseBytes: b[2 * i + 1],
-        reverseTcpFlags: f[2 * i + 1],
-        firstSeen,
-        lastSeen,
-      };
-    }
-
     function activeRecords(): FlowRecord[] {
       const out: FlowRecord[] = [];
       for (let s = 0; s < table.size; s++)
         if (table.used[s] === 1)
-          out.push(recordAt(table.keys, s, packets, bytes, tcpFlags, s, first[s], last[s]));
-      return out.sort(
-        (a, b) => a.firstSeen - b.firstSeen || (a.flow < b.flow ? -1 : a.flow > b.flow ? 1 : 0),
-      );
+          out.push(flowRecordAt(table.keys, s, packets, bytes, tcpFlags, s, first[s], last[s]));
+      return sortRecords(out);
     }
 
     function exportedRecords(after: number): FlowRecord[] {
@@ -284,7 +229,7 @@ export default defineNf<FlowMonitorConfig>({
       for (let n = exportedTotal - held; n < exportedTotal; n++) {
         const r = n % ring;
         if (exSequence[r] <= after) continue;
-        const record = recordAt(exKeys, r, exPackets, exBytes, exFlags, r, exFirst[r], exLast[r]);
+        const record = flowRecordAt(exKeys, r, exPackets, exBytes, exFlags, r, exFirst[r], exLast[r]);
         record.endReason = exReason[r] === END_ACTIVE ? 'active' : 'idle';
         record.sequence = exSequence[r];
         out.push(record);
@@ -375,60 +320,32 @@ export default defineNf<FlowMonitorConfig>({
         let ended = 0;
         for (let s = 0; s < table.size; s++) if (table.used[s] === 1 && expiry(s, now) !== 0) ended++;
         if (ended === 0) return;
-        // Export the ended flows, keep the rest in parallel arrays, and rebuild the table from them.
-        const live = table.size - ended;
-        const keys = new Uint32Array(live * FLOW_KEY_WORDS);
-        const p = new Float64Array(2 * live);
-        const b = new Float64Array(2 * live);
-        const f = new Uint8Array(2 * live);
-        const fs = new Float64Array(live);
-        const ls = new Float64Array(live);
-        let n = 0;
-        for (let s = 0; s < table.size; s++) {
-          if (table.used[s] === 0) continue;
-          const reason = expiry(s, now);
-          if (reason !== 0) {
-            exportSlot(s, reason);
-            continue;
-          }
-          keys.set(table.keys.subarray(s * FLOW_KEY_WORDS, (s + 1) * FLOW_KEY_WORDS), n * FLOW_KEY_WORDS);
-          p[2 * n] = packets[2 * s];
-          p[2 * n + 1] = packets[2 * s + 1];
-          b[2 * n] = bytes[2 * s];
-          b[2 * n + 1] = bytes[2 * s + 1];
-          f[2 * n] = tcpFlags[2 * s];
-          f[2 * n + 1] = tcpFlags[2 * s + 1];
-          fs[n] = first[s];
-          ls[n] = last[s];
-          n++;
-        }
+        // Export the ended flows, keep the rest as rows, and rebuild the table from them.
+        const live = liveRows(now, table.size - ended);
         table.clear();
-        for (let i = 0; i < n; i++) {
-          scratch.readFrom(keys, i * FLOW_KEY_WORDS);
-          const s = insertScratch();
-          if (s < 0) continue; // cannot happen: the same keys fitted before
-          packets[2 * s] = p[2 * i];
-          packets[2 * s + 1] = p[2 * i + 1];
-          bytes[2 * s] = b[2 * i];
-          bytes[2 * s + 1] = b[2 * i + 1];
-          tcpFlags[2 * s] = f[2 * i];
-          tcpFlags[2 * s + 1] = f[2 * i + 1];
-          first[s] = fs[i];
-          last[s] = ls[i];
-        }
+        const lost = insertRows(live);
         ctx.counters[cExported] += ended;
+        if (lost > 0) ctx.log(`flow-monitor: ${lost} flows did not fit the rebuilt table`);
         ctx.counters[cActive] = table.size;
       },
 
       snapshot(): FlowMonitorSnapshot {
-        return { version: 1, flows: activeRecords(), exported: exportedRecords(0), exportedTotal, lineage };
+        return {
+          version: 2,
+          active: liveRows(-Infinity, table.size),
+          exported: exportedRecords(0),
+          exportedTotal,
+          lineage,
+        };
       },
 
       restore(state) {
-        const s = state as Partial<FlowMonitorSnapshot> | null;
+        // Version 1 (before 2026-12-06) carried the active flows as records.
+        const s = state as
+          (Omit<Partial<FlowMonitorSnapshot>, 'version'> & { version?: unknown; flows?: unknown }) | null;
+        const v1 = s?.version === 1 && Array.isArray(s.flows);
         if (
-          s?.version !== 1 ||
-          !Array.isArray(s.flows) ||
+          !(v1 || (s?.version === 2 && isFlowRows(s.active))) ||
           !Array.isArray(s.exported) ||
           typeof s.exportedTotal !== 'number'
         ) {
@@ -438,7 +355,8 @@ export default defineNf<FlowMonitorConfig>({
         if (typeof s.lineage === 'number') lineage = s.lineage;
         let lost = 0;
         table.clear();
-        for (const record of s.flows) {
+        if (!v1) lost = insertRows(s.active as FlowRows);
+        for (const record of v1 ? (s.flows as FlowRecord[]) : []) {
           const slot = keyFrom(record) ? insertScratch() : -1;
           if (slot < 0) {
             lost++;
@@ -483,6 +401,61 @@ export default defineNf<FlowMonitorConfig>({
     };
 
     /** Fills `scratch` from a record's 5-tuple; false when the record is not well-formed. */
+    /**
+     * The flows in the table as rows, in entry order (`count` of them: the table's size less those
+     * ending by `now`); the ones that ended by `now` are exported instead (none for −Infinity).
+     */
+    function liveRows(now: number, count: number): FlowRows {
+      const rows: FlowRows = {
+        keys: new Uint32Array(count * FLOW_KEY_WORDS),
+        packets: new Float64Array(2 * count),
+        bytes: new Float64Array(2 * count),
+        tcpFlags: new Uint8Array(2 * count),
+        firstSeen: new Float64Array(count),
+        lastSeen: new Float64Array(count),
+      };
+      let n = 0;
+      for (let s = 0; s < table.size; s++) {
+        if (table.used[s] === 0) continue;
+        const reason = expiry(s, now);
+        if (reason !== 0) {
+          exportSlot(s, reason);
+          continue;
+        }
+        rows.keys.set(table.keys.subarray(s * FLOW_KEY_WORDS, (s + 1) * FLOW_KEY_WORDS), n * FLOW_KEY_WORDS);
+        for (let d = 0; d < 2; d++) {
+          rows.packets[2 * n + d] = packets[2 * s + d];
+          rows.bytes[2 * n + d] = bytes[2 * s + d];
+          rows.tcpFlags[2 * n + d] = tcpFlags[2 * s + d];
+        }
+        rows.firstSeen[n] = first[s];
+        rows.lastSeen[n] = last[s];
+        n++;
+      }
+      return rows;
+    }
+
+    /** Inserts rows into the table; returns how many did not fit (or repeated a flow). */
+    function insertRows(rows: FlowRows): number {
+      let lost = 0;
+      for (let i = 0; i < rows.firstSeen.length; i++) {
+        scratch.readFrom(rows.keys, i * FLOW_KEY_WORDS);
+        const s = insertScratch();
+        if (s < 0) {
+          lost++;
+          continue;
+        }
+        for (let d = 0; d < 2; d++) {
+          packets[2 * s + d] = rows.packets[2 * i + d];
+          bytes[2 * s + d] = rows.bytes[2 * i + d];
+          tcpFlags[2 * s + d] = rows.tcpFlags[2 * i + d];
+        }
+        first[s] = rows.firstSeen[i];
+        last[s] = rows.lastSeen[i];
+      }
+      return lost;
+    }
+
     function keyFrom(record: FlowRecord): boolean {
       if (typeof record !== 'object' || record === null) return false;
       const { ipVersion, protocol, src, dst, srcPort, dstPort } = record;

@@ -4,7 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isNfvError } from '../errors.js';
-import { decodeIpfix } from './ipfix.js';
+import { ipv4 } from '../packet/address.js';
+import { FlowKey } from '../packet/flow-key.js';
+import { flowRecords } from '../packet/flow-records.js';
+import { decodeIpfix, FlowEndReason } from './ipfix.js';
 import { IpfixExporter, type IpfixSourceRecord } from './ipfix-exporter.js';
 
 function record(sequence: number, reversePackets = 0): IpfixSourceRecord {
@@ -64,6 +67,42 @@ describe('IpfixExporter', () => {
         ['10.0.0.1', 1001, 2, 1e12, 1e12 + 500],
       );
       assert.deepEqual([rev.src, rev.dstPort, rev.packets, rev.octets], ['10.0.0.2', 1001, 3, 300]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('ends the flows still active as a forced end on stop, from rows (version 2) or records (version 1)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nfvisor-ipfix-exp-'));
+    try {
+      const key = new FlowKey();
+      key.setV4(ipv4('10.0.0.9'), ipv4('10.0.0.2'), 6, 40000, 443);
+      const rows = {
+        keys: key.words.slice(),
+        packets: Float64Array.of(4, 3),
+        bytes: Float64Array.of(400, 3000),
+        tcpFlags: Uint8Array.of(0x12, 0x12),
+        firstSeen: Float64Array.of(2e18),
+        lastSeen: Float64Array.of(2e18 + 1e9),
+      };
+      for (const snapshot of [
+        { exported: [], exportedTotal: 0, active: rows },
+        { exported: [], exportedTotal: 0, flows: flowRecords(rows) },
+      ]) {
+        const file = join(dir, 'active.ipfix');
+        rmSync(file, { force: true });
+        const exporter = new IpfixExporter({ source: () => [snapshot], file, now: () => 7000 });
+        exporter.start(60_000);
+        assert.equal(exporter.exportNow(), 0, 'active flows wait for the end of the run');
+        await exporter.stop();
+        assert.deepEqual([exporter.stats().records, exporter.stats().flows], [2, 1]);
+        const [fwd, rev] = decodeIpfix(readFileSync(file)).flatMap((m) => m.flows);
+        assert.deepEqual(
+          [fwd.src, fwd.srcPort, fwd.dstPort, fwd.packets, fwd.octets, fwd.endReason],
+          ['10.0.0.9', 40000, 443, 4, 400, FlowEndReason.forcedEnd],
+        );
+        assert.deepEqual([rev.src, rev.dstPort, rev.packets, rev.octets], ['10.0.0.2', 40000, 3, 3000]);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -36,6 +36,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { NfvError } from '../errors.js';
+import { flowRecords, isFlowRows, type FlowRows } from '../packet/flow-records.js';
 import { FlowEndReason, IpfixEncoder, type IpfixFlow } from './ipfix.js';
 
 /** The part of a flow-monitor record the exporter reads (nfs/flow-monitor `FlowRecord`). */
@@ -63,7 +64,9 @@ export interface IpfixSourceRecord {
 export interface IpfixSourceSnapshot {
   exported: IpfixSourceRecord[];
   exportedTotal: number;
-  /** Flows still active; exported once, as a forced end, by the last pass of `stop()`. */
+  /** Flows still active, as rows (a snapshot of version 2); exported once, as a forced end, by the last pass of `stop()`. */
+  active?: FlowRows;
+  /** The same as records (a snapshot of version 1). */
   flows?: IpfixSourceRecord[];
   /** Which numbering `sequence` belongs to (kept across a restore from a snapshot); see below. */
   lineage?: number;
@@ -291,8 +294,13 @@ export class IpfixExporter {
           this.counts.missed += snapshot.exportedTotal - (expected - 1);
         this.lastSequence[replica] = Math.max(expected - 1, snapshot.exportedTotal);
         // The end of the run ends the flows still active: RFC 7011's "forced end" (reason 4).
-        if (forceActive && Array.isArray(snapshot.flows)) {
-          for (const record of snapshot.flows) {
+        const active = isFlowRows(snapshot.active)
+          ? flowRecords(snapshot.active)
+          : Array.isArray(snapshot.flows)
+            ? snapshot.flows
+            : [];
+        if (forceActive) {
+          for (const record of active) {
             if (!isRecord(record)) {
               this.counts.invalid++;
               continue;
