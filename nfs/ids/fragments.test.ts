@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { idsHarness } from './test-harness.js';
 import type { IdsInstance } from './index.js';
-import { FragmentResult, FragmentTable } from './fragment-table.js';
+import { FragmentResult, FragmentTable } from '../../src/packet/fragment-table.js';
 import { FlowKey } from '../../src/packet/flow-key.js';
 import { ACK, Conversation, ipFragment, ipFragments, RST, udpPacket } from './test-frames.js';
 

@@ -21,7 +21,7 @@
  * ring that `snapshot()` carries (with sequence numbers), which the host's EVE exporter
  * (src/io/eve-exporter.ts) turns into EVE JSON lines; per-signature hits come with it.
  *
- * IP fragments (IPv4, and IPv6 Fragment headers) are reassembled (fragment-table.ts, as Snort's
+ * IP fragments (IPv4, and IPv6 Fragment headers) are reassembled (src/packet/fragment-table.ts, as Snort's
  * frag3 and Suricata's defrag do), so a signature split across fragments is found: a bounded table
  * of datagrams keyed by (src, dst, protocol, id) — `maxFragmentedDatagrams`, `fragmentBytes` in all,
  * `fragmentDatagramBytes` each, `fragmentTimeoutSeconds` from the first fragment — evicting the
@@ -33,7 +33,7 @@
  * above — and the receiver can never reassemble it. Overlaps: first copy wins; a fragment whose
  * bytes differ from bytes already received is counted (`fragment_overlap_conflict`) and in
  * `prevent` mode dropped, so the receiver only gets bytes the IDS inspected, whatever its own
- * overlap policy (fragment-table.ts says why). Tiny fragments (RFC 1858), fragments past 65535
+ * overlap policy (src/packet/fragment-table.ts says why). Tiny fragments (RFC 1858), fragments past 65535
  * bytes and inconsistent ones are counted and in `prevent` mode dropped. Fragments of a datagram
  * that never completes (timed out, evicted, or never sent whole) pass uninspected, counted.
  *
@@ -49,12 +49,11 @@ import { IpProtocol } from '../../src/packet/ip-protocol.js';
 import { Layer, PacketParser } from '../../src/packet/packet-parser.js';
 import { TcpFlag } from '../../src/packet/tcp.js';
 import { defineNf, type NfInstance, type PacketBatch } from '../../src/sdk/index.js';
-import { Ipv4View } from '../../src/packet/ipv4.js';
-import { IPV6_HEADER_LENGTH, Ipv6Field, Ipv6FragmentField, Ipv6View } from '../../src/packet/ipv6.js';
+import { IPV6_HEADER_LENGTH, Ipv6Field, Ipv6FragmentField } from '../../src/packet/ipv6.js';
 import { RuleSet } from './rule-set.js';
 import { Action, addressMatches, FlowFlag, parseRules, parseVars, portMatches, type Rule } from './rules.js';
 import { SegmentResult, StreamFlag, StreamStat, StreamTable } from './stream-table.js';
-import { FragmentResult, FragmentStat, FragmentTable } from './fragment-table.js';
+import { FragmentResult, FragmentStat, FragmentTable } from '../../src/packet/fragment-table.js';
 import { Rejecter } from '../../src/packet/reject.js';
 
 export interface IdsConfig {
@@ -361,8 +360,6 @@ export default defineNf<IdsConfig>({
     });
     const fragmentTimeoutNs = config.fragmentTimeoutSeconds * 1e9;
     const fragKey = new FlowKey();
-    const rebuiltV4 = new Ipv4View();
-    const rebuiltV6 = new Ipv6View();
 
     const parser = new PacketParser({ maxTunnelDepth: 0, verifyChecksums: true });
     const key = new FlowKey();
@@ -863,27 +860,7 @@ export default defineNf<IdsConfig>({
      */
     function inspectReassembled(batch: PacketBatch, i: number, now: number): boolean {
       const out = frags.out;
-      const ipAt = frags.outIpAt;
-      // The rebuilt headers say "one whole datagram": IPv4 total length, no MF, offset 0, checksum;
-      // IPv6 payload length, the Fragment header's Next Header where the Fragment header was named.
-      let ok: boolean;
-      if (frags.outFixAt < 0) {
-        const ip = rebuiltV4.attachUnchecked(out, ipAt, frags.outLength - ipAt);
-        const total = ip.headerLength() + frags.outPayload;
-        ok = total <= 0xffff;
-        if (ok) {
-          ip.setTotalLength(total);
-          ip.setFragment(ip.dontFragment(), false, 0);
-          ip.fillChecksum();
-        }
-      } else {
-        const payload = frags.outLength - ipAt - IPV6_HEADER_LENGTH;
-        ok = payload <= 0xffff;
-        if (ok) {
-          out[frags.outFixAt] = frags.outNext;
-          rebuiltV6.attachUnchecked(out, ipAt, frags.outLength - ipAt).setPayloadLength(payload);
-        }
-      }
+      const ok = frags.seal();
       const reason = ok ? parser.attach(out, 0, frags.outLength) : DropReason.BadLength;
       if (
         reason !== DropReason.None ||

@@ -1,7 +1,8 @@
 /**
- * IP fragment reassembly for the IDS (the job of Snort's frag3 and Suricata's defrag): a bounded
- * table of datagrams in reassembly; when one is complete it is rebuilt as one frame — the first
- * fragment's link and IP headers, then the whole payload — for the IDS to inspect like any packet.
+ * IP fragment reassembly (the job of Snort's frag3 and Suricata's defrag; used by the IDS, and by
+ * the WireGuard gateway for outer fragments of its messages): a bounded table of datagrams in
+ * reassembly; when one is complete it is rebuilt as one frame — the first fragment's link and IP
+ * headers, then the whole payload — to be handled like any packet once `seal()` has fixed its header.
  *
  *   datagram d (0 ≤ d < maxDatagrams):
  *     keys[d*W …]            (src, dst, protocol, id) as a FlowKey (W = FLOW_KEY_WORDS): IPv4 puts the
@@ -46,7 +47,9 @@
  * gives this one up), at most `datagramBytes` per datagram (past it the datagram is given up:
  * `Evicted`). A datagram given up or timed out never completes: its fragments pass uninspected.
  */
-import { FLOW_KEY_WORDS, type FlowKey } from '../../src/packet/flow-key.js';
+import { FLOW_KEY_WORDS, type FlowKey } from './flow-key.js';
+import { Ipv4View } from './ipv4.js';
+import { IPV6_HEADER_LENGTH, Ipv6View } from './ipv6.js';
 
 /** Payload bytes per chunk of the pool (a multiple of 8: a block never straddles two chunks). */
 export const FRAGMENT_CHUNK = 1024;
@@ -104,6 +107,8 @@ export class FragmentTable {
   /** Payload length of the completed datagram. */
   outPayload = 0;
 
+  private readonly sealV4 = new Ipv4View();
+  private readonly sealV6 = new Ipv6View();
   private readonly rejectConflicts: boolean;
   private readonly mask: number;
   private readonly bucketHead: Int32Array;
@@ -368,6 +373,31 @@ export class FragmentTable {
     const n = Math.min(8, end - p);
     for (let k = 0; k < n; k++) if (this.chunkData[from + k] !== bytes[at + k]) return true;
     return false;
+  }
+
+  /**
+   * Makes the rebuilt frame's IP header say "one whole datagram" — IPv4: total length, no MF,
+   * offset 0, a new checksum; IPv6: the payload length, and the Next Header that named the Fragment
+   * header now naming what followed it. False when the datagram is too long for its length field
+   * (the frame then must not be used).
+   */
+  seal(): boolean {
+    const out = this.out;
+    const ipAt = this.outIpAt;
+    if (this.outFixAt < 0) {
+      const ip = this.sealV4.attachUnchecked(out, ipAt, this.outLength - ipAt);
+      const total = ip.headerLength() + this.outPayload;
+      if (total > 0xffff) return false;
+      ip.setTotalLength(total);
+      ip.setFragment(ip.dontFragment(), false, 0);
+      ip.fillChecksum();
+      return true;
+    }
+    const payload = this.outLength - ipAt - IPV6_HEADER_LENGTH;
+    if (payload > 0xffff) return false;
+    out[this.outFixAt] = this.outNext;
+    this.sealV6.attachUnchecked(out, ipAt, this.outLength - ipAt).setPayloadLength(payload);
+    return true;
   }
 
   /** Writes datagram d's headers and payload into `out`. */
