@@ -232,15 +232,51 @@ void describe('wireguard NF: two gateways back to back', () => {
     assert.equal(b.cookie_replies_sent, 0);
   });
 
-  void it('counts the outer fragments of a data message as fragments (no reassembly), not as forgeries', () => {
+  void it('reassembles the outer fragments of a message, in any order, and delivers what they carry', () => {
     // A peer whose tunnel MTU exceeds its path's has its kernel fragment the UDP datagrams.
     const { A, B } = established();
-    const data = one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7', 1200), T0 + 10_000).bytes;
+    const inner = udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7', 1200);
+    const data = one(A.h, inner, T0 + 10_000).bytes;
     const [head, tail] = fragments(data, 600);
-    // Not decrypt_failed (a forgery) for the first, nor not_for_us for the last.
-    assert.equal(one(B.h, head, T0 + 11_000).drop, 'fragment', 'the first fragment, with the UDP header');
-    assert.equal(one(B.h, tail, T0 + 11_000).drop, 'fragment', 'the last one, without');
-    assert.equal(one(B.h, data, T0 + 12_000).output, 'inside', 'the whole datagram is still accepted');
+    // Held (not decrypt_failed, a forgery, for the first; nor not_for_us for the last), then delivered.
+    assert.equal(one(B.h, head, T0 + 11_000).drop, 'fragment', 'the first fragment is held');
+    const whole = one(B.h, tail, T0 + 11_000);
+    assert.equal(whole.output, 'inside', `the last completes the message (${whole.drop})`);
+    assert.deepEqual(whole.bytes.subarray(14), inner.subarray(14), 'the inner packet, byte for byte');
+    // The last fragment first: the same.
+    const data2 = one(A.h, inner, T0 + 12_000).bytes;
+    const [head2, tail2] = fragments(data2, 592);
+    assert.equal(one(B.h, tail2, T0 + 13_000).drop, 'fragment');
+    const whole2 = one(B.h, head2, T0 + 13_000);
+    assert.equal(whole2.output, 'inside', `completed by its first fragment (${whole2.drop})`);
+    assert.deepEqual(whole2.bytes.subarray(14), inner.subarray(14));
+    // A replayed fragment pair is a replayed message: reassembled again, then refused by the window.
+    assert.equal(one(B.h, head, T0 + 14_000).drop, 'fragment');
+    assert.equal(one(B.h, tail, T0 + 14_000).drop, 'replayed');
+    assert.equal(one(B.h, data, T0 + 15_000).drop, 'replayed', 'the whole datagram too');
+    const b = B.h.counters();
+    assert.equal(b.fragments_reassembled, 3);
+    assert.equal(b.packets_decrypted, 3, 'the first packet and the two messages');
+  });
+
+  void it('refuses inconsistent outer fragments and gives up a message that never completes', () => {
+    const { A, B } = established();
+    const data = one(A.h, udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7', 1200), T0 + 10_000).bytes;
+    const [head] = fragments(data, 600);
+    // A fragment with more to follow must carry a multiple of 8 bytes (RFC 791).
+    const [odd] = fragments(data, 600);
+    write16(odd, 16, read16(odd, 16) - 3);
+    write16(odd, 24, 0);
+    write16(odd, 24, internetChecksum(odd, 14, 20));
+    assert.equal(one(B.h, odd.subarray(0, odd.length - 3), T0 + 11_000).drop, 'fragment_refused');
+    assert.equal(one(B.h, head, T0 + 11_000).drop, 'fragment');
+    B.nf.tick?.(T0 + 11_000 + 31 * SECOND);
+    assert.equal(B.h.counters().fragments_expired, 1, 'not complete within 30 s');
+    assert.equal(B.h.counters().fragments_reassembled, 0);
+  });
+
+  void it('encrypts inside fragments like any IP packet', () => {
+    const { A, B } = established();
     // Fragments from the inside are IP packets like any other: they go into the tunnel.
     const [first, last] = fragments(udpFrame(MAC.aIn, '10.1.0.5', '10.2.0.7', 1200), 600);
     for (const piece of [first, last]) {

@@ -41,6 +41,8 @@ import { formatIpv4, parseIpv4, parseMac } from '../../src/packet/address.js';
 import { read16, read32, write16, write32 } from '../../src/packet/bytes.js';
 import { internetChecksum, pseudoHeaderSumV4 } from '../../src/packet/checksum.js';
 import { DropReason } from '../../src/packet/drop-reason.js';
+import { FlowKey } from '../../src/packet/flow-key.js';
+import { FragmentResult, FragmentStat, FragmentTable } from '../../src/packet/fragment-table.js';
 import { EtherType, IpProtocol } from '../../src/packet/ip-protocol.js';
 import { Layer, PacketParser } from '../../src/packet/packet-parser.js';
 import { Rejecter } from '../../src/packet/reject.js';
@@ -142,6 +144,15 @@ const OUTER_IP = ETH;
 const OUTER_UDP = OUTER_IP + 20;
 const MESSAGE = OUTER_UDP + 8;
 const TTL = 64;
+/**
+ * Outer fragment reassembly: messages in reassembly at once, the memory their bytes may take, the
+ * largest message (a jumbo tunnel's data message fits), and how long a message may take to
+ * complete (Linux's ipfrag_time).
+ */
+const OUTER_FRAGMENT_DATAGRAMS = 64;
+const OUTER_FRAGMENT_BYTES = 1 << 20;
+const OUTER_FRAGMENT_DATAGRAM_BYTES = 16 * 1024;
+const OUTER_FRAGMENT_TIMEOUT_S = 30;
 const ENDPOINT = /^(\d{1,3}(?:\.\d{1,3}){3}):([1-9][0-9]{0,4})$/;
 
 /** One session's keys and counters. */
@@ -262,7 +273,9 @@ export default defineNf<WireguardConfig>({
     staged: 'an inside packet copied to its peer’s staging area while a handshake is under way',
     staging_full: 'an inside packet that found its peer’s staging area full while a handshake is under way',
     fragment:
-      'an outer IPv4 fragment to the gateway’s address: not reassembled (a peer’s MTU exceeds its path’s)',
+      'an outer IPv4 fragment to the gateway’s address, held for reassembly: the message goes on with its last fragment (a peer’s tunnel MTU exceeds its path’s)',
+    fragment_refused:
+      'an outer fragment refused: inconsistent (RFC 791 offsets and lengths), its message larger than a slot, or more messages in reassembly than the table holds',
   },
   counters: {
     initiations_sent: { unit: 'messages', description: 'handshake initiations sent' },
@@ -319,6 +332,14 @@ export default defineNf<WireguardConfig>({
       description: 'a peer’s endpoint moved to the source of an authenticated packet (roaming)',
     },
     handshakes_under_load: { unit: 'messages', description: 'handshake messages received while under load' },
+    fragments_reassembled: {
+      unit: 'messages',
+      description: 'messages that arrived as outer IPv4 fragments and were reassembled',
+    },
+    fragments_expired: {
+      unit: 'messages',
+      description: `messages in reassembly given up: not complete within ${OUTER_FRAGMENT_TIMEOUT_S} s, or evicted for a newer one`,
+    },
     too_big_answered: {
       unit: 'packets',
       description:
@@ -504,6 +525,8 @@ export default defineNf<WireguardConfig>({
       retries: ctx.counter('handshake_retries'),
       timerHandshakes: ctx.counter('timer_handshakes'),
       emitsRefused: ctx.counter('emits_refused'),
+      reassembled: ctx.counter('fragments_reassembled'),
+      fragmentsExpired: ctx.counter('fragments_expired'),
     };
     const D = {
       malformed: ctx.dropReason('malformed'),
@@ -531,7 +554,64 @@ export default defineNf<WireguardConfig>({
       staged: ctx.dropReason('staged'),
       stagingFull: ctx.dropReason('staging_full'),
       fragment: ctx.dropReason('fragment'),
+      fragmentRefused: ctx.dropReason('fragment_refused'),
     };
+    // Outer fragments: a peer whose tunnel MTU exceeds its path's MTU has its kernel fragment the
+    // UDP datagrams (Linux sends WireGuard's datagrams without DF); the receiving kernel would
+    // reassemble them before the socket, so the gateway does here.
+    const outerFragments = new FragmentTable({
+      maxDatagrams: OUTER_FRAGMENT_DATAGRAMS,
+      bytes: OUTER_FRAGMENT_BYTES,
+      datagramBytes: OUTER_FRAGMENT_DATAGRAM_BYTES,
+      rejectConflicts: true,
+    });
+    const fragmentKey = new FlowKey();
+
+    /**
+     * Takes outer fragment i (parsed) into reassembly. True when it completed its datagram, which
+     * then replaces the fragment in its slot, parsed; otherwise the fragment is dropped (held, or
+     * refused).
+     */
+    function reassembleOuter(batch: PacketBatchLike, i: number, now: number): boolean {
+      const b = batch.bytes;
+      const at = batch.at[i];
+      const ip = parser.ipv4;
+      const dataAt = ip.payloadAt();
+      fragmentKey.setV4(ip.src(), ip.dst(), IpProtocol.Udp, 0, ip.identification());
+      const result = outerFragments.add(
+        fragmentKey,
+        now,
+        ip.fragmentOffset(),
+        ip.moreFragments(),
+        b,
+        dataAt,
+        ip.payloadLength(),
+        at,
+        dataAt - at,
+        ip.at - at,
+        -1,
+        0,
+      );
+      if (result !== FragmentResult.Complete) {
+        batch.drop(i, result === FragmentResult.Held ? D.fragment : D.fragmentRefused);
+        return false;
+      }
+      const out = outerFragments.out;
+      const length = outerFragments.outLength;
+      if (!outerFragments.seal() || !batch.setLength(i, length)) {
+        batch.drop(i, D.fragmentRefused);
+        return false;
+      }
+      for (let k = 0; k < length; k++) b[at + k] = out[k];
+      c[C.reassembled]++;
+      const reason = parser.attach(b, at, length);
+      if (reason !== DropReason.None || parser.fragment) {
+        ctx.malformed(parser.failedLayer, reason);
+        batch.drop(i, D.malformed);
+        return false;
+      }
+      return true;
+    }
     const OUT = ctx.output('outside');
     const IN = ctx.output('inside');
 
@@ -1168,13 +1248,11 @@ export default defineNf<WireguardConfig>({
             parser.l3 === Layer.Ipv4 &&
             parser.ipv4.protocol() === IpProtocol.Udp &&
             (parser.ipv4.dst() | 0) === listen &&
-            macIs(b, at, outsideMac)
-          ) {
-            // Part of a message (any fragment but the first lacks even the UDP header): counted as
-            // what it is, not as a failed decryption or a frame for someone else.
-            batch.drop(i, D.fragment);
-            continue;
-          }
+            macIs(b, at, outsideMac) &&
+            !reassembleOuter(batch, i, now)
+          )
+            continue; // held for the rest of its message, or refused
+          // (A completed message is in the slot now, parsed like any datagram.)
           const wireguard =
             parser.l4 === Layer.Udp &&
             parser.l3 === Layer.Ipv4 &&
@@ -1191,6 +1269,10 @@ export default defineNf<WireguardConfig>({
       },
       tick(now) {
         hostFull = false;
+        outerFragments.expire(now, OUTER_FRAGMENT_TIMEOUT_S * 1e9);
+        c[C.fragmentsExpired] +=
+          outerFragments.stats[FragmentStat.Expired] + outerFragments.stats[FragmentStat.Evicted];
+        outerFragments.stats.fill(0);
         for (const peer of peers) {
           if (peer.handshake !== null && now - peer.handshakeStartedAt >= REKEY_ATTEMPT_TIME) {
             // Whitepaper §6.4: after REKEY_ATTEMPT_TIME of trying, give up and drop what waited.

@@ -24,8 +24,8 @@
  *    inside packet, which would not fit the gateway's slot encrypted, is answered with ICMP
  *    fragmentation needed giving the tunnel's MTU, which the inside host's ping reports (never sent
  *    truncated); a peer whose path is narrower than its tunnel has its datagrams
- *    fragmented, which the gateway does not reassemble but counts (`fragment`); the MTUs are
- *    restored afterwards;
+ *    fragmented, which the gateway reassembles and delivers (the inside host answers each); the
+ *    MTUs are restored afterwards;
  * 5. the peer moves to a new address and port; traffic follows it both ways, and the NF's endpoint
  *    for the peer is the new address:port;
  * 6. a live apply gives the gateway's peer `persistentKeepalive: 1`: the new guest has no session,
@@ -504,13 +504,26 @@ describe('wireguard NF interoperates with wireguard-go', () => {
       );
 
       // The peer's uplink back at 1500 under its 8920-byte tunnel: its kernel fragments the UDP
-      // datagrams (3000-byte pings: 3080 bytes of UDP, 3 fragments each), which the gateway does
-      // not reassemble; it counts each fragment as one, none as a failed decryption (a forgery).
+      // datagrams (3000-byte pings: 3080 bytes of UDP, 3 fragments each). The gateway reassembles
+      // them, as a kernel does before the socket, and delivers the echo requests; the inside host
+      // answers each whole one, and the gateway encrypts the answers — which, 3 kB each, then do not
+      // fit the peer's 1500-byte link (this path is narrow one way only, on purpose).
       await bed.ip(peerNs, ['link', 'set', peerDev, 'mtu', '1500']);
       const dropsBefore = nfDrops();
+      const countersBefore = nfCounters();
       assert.equal(await ping(peerNs, ['-c', '3', '-i', '0.2', '-W', '1', '-s', '3000', '10.77.0.2']), 0);
       const dropsAfter = nfDrops();
-      assert.equal((dropsAfter.fragment ?? 0) - (dropsBefore.fragment ?? 0), 9, JSON.stringify(dropsAfter));
+      const countersAfter = nfCounters();
+      const grew = (name: string): number => (countersAfter[name] ?? 0) - (countersBefore[name] ?? 0);
+      const detail = JSON.stringify({ dropsAfter, countersAfter });
+      assert.equal(grew('fragments_reassembled'), 3, detail);
+      assert.equal(
+        (dropsAfter.fragment ?? 0) - (dropsBefore.fragment ?? 0),
+        6,
+        `two fragments held per message: ${detail}`,
+      );
+      assert.ok(grew('packets_decrypted') >= 3, `the requests were decrypted: ${detail}`);
+      assert.ok(grew('packets_encrypted') >= 3, `the inside host answered each whole request: ${detail}`);
       assert.equal(dropsAfter.decrypt_failed ?? 0, dropsBefore.decrypt_failed ?? 0);
     } finally {
       for (const [ns, dev, , normal] of [...links].reverse())
