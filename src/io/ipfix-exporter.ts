@@ -36,29 +36,13 @@ import { createSocket, type Socket } from 'node:dgram';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { NfvError } from '../errors.js';
-import { flowRecords, isFlowRows, type FlowRows } from '../packet/flow-records.js';
+import { flowRecords, isFlowRows, type FlowRecord, type FlowRows } from '../packet/flow-records.js';
 import { FlowEndReason, IpfixEncoder, type IpfixFlow } from './ipfix.js';
 
-/** The part of a flow-monitor record the exporter reads (nfs/flow-monitor `FlowRecord`). */
-export interface IpfixSourceRecord {
-  ipVersion: 4 | 6;
-  protocol: number;
-  src: string;
-  dst: string;
-  srcPort: number;
-  dstPort: number;
-  packets: number;
-  bytes: number;
-  tcpFlags: number;
-  reversePackets: number;
-  reverseBytes: number;
-  reverseTcpFlags: number;
-  /** Nanoseconds since the epoch. */
-  firstSeen: number;
-  lastSeen: number;
+/** The part of a flow-monitor record the exporter reads; a flow still active at the end is `forced`. */
+export type IpfixSourceRecord = Omit<FlowRecord, 'flow' | 'endReason'> & {
   endReason?: 'idle' | 'active' | 'forced';
-  sequence?: number;
-}
+};
 
 /** The part of a flow-monitor snapshot the exporter reads. */
 export interface IpfixSourceSnapshot {

@@ -40,18 +40,18 @@ export class PacketBatch {
   constructor(bytes: Uint8Array, capacity: number, sharing?: PacketBatch) {
     this.bytes = bytes;
     this.capacity = capacity;
-    this.at = sharing
-      ? new Uint32Array(sharing.at.buffer, sharing.at.byteOffset, MAX_BATCH)
-      : new Uint32Array(MAX_BATCH);
-    this.length = sharing
-      ? new Uint32Array(sharing.length.buffer, sharing.length.byteOffset, MAX_BATCH)
-      : new Uint32Array(MAX_BATCH);
-    this.inputPort = sharing
-      ? new Uint16Array(sharing.inputPort.buffer, sharing.inputPort.byteOffset, MAX_BATCH)
-      : new Uint16Array(MAX_BATCH);
-    this.verdict = sharing
-      ? new Int32Array(sharing.verdict.buffer, sharing.verdict.byteOffset, MAX_BATCH)
-      : new Int32Array(MAX_BATCH);
+    this.at = PacketBatch.lane(Uint32Array, sharing?.at);
+    this.length = PacketBatch.lane(Uint32Array, sharing?.length);
+    this.inputPort = PacketBatch.lane(Uint16Array, sharing?.inputPort);
+    this.verdict = PacketBatch.lane(Int32Array, sharing?.verdict);
+  }
+
+  /** MAX_BATCH elements of `Type`: a view of `shared`'s memory, or new ones. */
+  private static lane<T extends Uint32Array | Uint16Array | Int32Array>(
+    Type: { new (length: number): T; new (buffer: ArrayBufferLike, byteOffset: number, length: number): T },
+    shared: T | undefined,
+  ): T {
+    return shared ? new Type(shared.buffer, shared.byteOffset, MAX_BATCH) : new Type(MAX_BATCH);
   }
 
   /** Sends packet `i` to output `output` (an index into the NF's declared outputs). */
