@@ -212,9 +212,16 @@ const hostThreadRefusals = new WeakMap<object, { count: number; log: (message: s
 /** The realms of sandboxed NF code loaded in this thread, by definition (others run in the host's). */
 const hostThreadRealms = new WeakMap<object, NfRealm>();
 
-/** Loads an NF image's definition into a sandbox in this thread (see guest-sandbox.ts). */
-function loadSandboxedHere(plan: SandboxPlan): { default?: NfDefinition<Record<string, unknown>> } {
-  const sink = { count: 0, log: (_message: string): void => {} };
+/**
+ * Loads an NF image's definition into a sandbox in this thread (see guest-sandbox.ts); its refusals
+ * are logged through `log` (the Host constructor sets it for definitions loaded before the NF has a
+ * name in a host). Exported for ./reconfigure.ts.
+ */
+export function loadSandboxedHere(
+  plan: SandboxPlan,
+  log: (message: string) => void = () => {},
+): { default?: NfDefinition<Record<string, unknown>> } {
+  const sink = { count: 0, log };
   const loaded = loadSandboxedNf(plan, {
     refused: (refusal) => {
       if (++sink.count <= 10) sink.log(describeRefusal(refusal));

@@ -40,6 +40,7 @@ import { Classifier, type MatchPlan } from './classifier.js';
 import { Control } from './guest-protocol.js';
 import {
   linksDirectly,
+  loadSandboxedHere,
   type ChainRuntime,
   type HostPlan,
   type NfRuntime,
@@ -157,7 +158,7 @@ export async function applyPlan(
   busy.add(host);
   try {
     const changed = new Set([...diff.chains.added, ...diff.chains.changed.map((c) => c.name)]);
-    const definitions = await loadDefinitions(next, changed);
+    const definitions = await loadDefinitions(host, next, changed);
     if (options.dryRun === true || diff.empty)
       return {
         dryRun: options.dryRun === true,
@@ -202,8 +203,15 @@ function checkReferences(plan: HostPlan): void {
     throw failed(`the new plan is inconsistent:\n  ${problems.join('\n  ')}`, { problems });
 }
 
-/** Imports the module of every NF a new or changed chain runs and validates its config. */
-async function loadDefinitions(plan: HostPlan, chains: ReadonlySet<string>): Promise<Loaded> {
+/**
+ * Loads every NF a new or changed chain runs — an image's code into the guest sandbox, as at start,
+ * a compiled module by import — and validates its config.
+ */
+async function loadDefinitions(
+  host: ReconfigurableHost,
+  plan: HostPlan,
+  chains: ReadonlySet<string>,
+): Promise<Loaded> {
   const needed = new Set(plan.chains.filter((c) => chains.has(c.name)).flatMap((c) => c.through));
   const loaded: Loaded = new Map();
   const problems: string[] = [];
@@ -211,7 +219,9 @@ async function loadDefinitions(plan: HostPlan, chains: ReadonlySet<string>): Pro
     const nf = plan.nfs[name];
     let module: { default?: NfDefinition<Record<string, unknown>> };
     try {
-      module = (await import(nf.module)) as typeof module;
+      module = nf.sandbox
+        ? loadSandboxedHere(nf.sandbox, (m) => host.log(name, m))
+        : ((await import(nf.module)) as typeof module);
     } catch (e) {
       problems.push(`nfs.${name}: cannot load ${nf.module}: ${(e as Error).message}`);
       continue;

@@ -16,9 +16,9 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { runDeploymentFile } from '../../src/cli/run.js';
 import { NF_CAPABILITIES } from '../../src/deploy/schema.js';
-import type { HostSummary } from '../../src/host/host.js';
+import { builtinModule, Host, type HostPlan, type HostSummary } from '../../src/host/host.js';
 import { writeGeneratedCapture } from '../../src/io/generate-capture.js';
-import { buildImage, CAPABILITIES, ImageStore } from '../../src/image/index.js';
+import { buildImage, CAPABILITIES, ImageStore, sandboxPolicy } from '../../src/image/index.js';
 import { ATTEMPTS } from './nfs/sandbox-escape/index.js';
 
 const PACKETS = 2000;
@@ -213,6 +213,69 @@ describe('guest sandbox: capabilities at run time', () => {
         return true;
       },
     );
+  });
+
+  it('runs an image that a live apply adds inline in the sandbox too', async () => {
+    const images = new ImageStore(store);
+    const built = await buildImage(NF_SOURCE, { version: '1.0.0', capabilities: [] });
+    const { moduleUrl, script } = await images.unpack(await images.putImage(built.bytes), built.bundle);
+    // As in the inline case above: no host-realm lock and no counted import() of a string in this thread.
+    const attempts = everyAttempt.filter((a) => a !== 'host-realm' && a !== 'eval-import');
+    const generator = (seed: number): HostPlan['ports'][string] => ({
+      kind: 'generator',
+      options: { seed, packets: 5_000_000, frameSize: 64, flows: 16 },
+    });
+    const plan: HostPlan = {
+      pool: { slots: 1024, slotSize: 2048 },
+      ringSize: 256,
+      batch: 32,
+      ports: { genA: generator(1), sinkA: { kind: 'sink' }, genB: generator(2), sinkB: { kind: 'sink' } },
+      nfs: {
+        fw: {
+          module: builtinModule('firewall'),
+          config: { default: 'accept', rules: [] },
+          vnic: 'direct',
+          placement: 'inline',
+          replicas: 1,
+          heapMb: 64,
+          failure: 'fail-closed',
+        },
+      },
+      chains: [{ name: 'a', from: 'genA', to: 'sinkA', through: ['fw'] }],
+    };
+    const host = await Host.create(plan);
+    const running = host.run();
+    try {
+      await host.apply({
+        ...plan,
+        nfs: {
+          ...plan.nfs,
+          esc: {
+            module: moduleUrl,
+            sandbox: { script, policy: sandboxPolicy([]) },
+            config: { attempts, file: secret },
+            vnic: 'direct',
+            placement: 'inline',
+            replicas: 1,
+            heapMb: 64,
+            failure: 'fail-closed',
+          },
+        },
+        chains: [...plan.chains, { name: 'b', from: 'genB', to: 'sinkB', through: ['esc'] }],
+      });
+      const esc = (): HostSummary['nfs'][number] | undefined =>
+        host.status().nfs.find((n) => n.name === 'esc');
+      const deadline = performance.now() + 20_000;
+      while ((esc()?.counters.refused ?? 0) < attempts.length && performance.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      const nf = esc();
+      assert.equal(nf?.counters.escaped, 0, JSON.stringify(nf?.counters));
+      assert.equal(nf?.counters.refused, attempts.length, JSON.stringify(nf?.counters));
+      assert.equal(nf?.refusals, attempts.length);
+    } finally {
+      host.stop();
+      await running;
+    }
   });
 
   it('the deployment schema knows the same capability names as the image manifest', () => {
