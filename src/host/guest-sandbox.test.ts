@@ -7,7 +7,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { sandboxPolicy } from '../image/index.js';
+import { builtinImage, sandboxPolicy } from '../image/index.js';
+import { TrafficGenerator } from '../io/traffic-generator.js';
+import { NfHarness, type NfDefinition } from '../sdk/index.js';
 import { PacketBatch } from '../sdk/packet-batch.js';
 import { loadSandboxedNf, type SandboxedNf } from './guest-sandbox.js';
 
@@ -86,6 +88,37 @@ describe('guest sandbox realm', () => {
     assert.ok(nf.ownArray(view));
     view[1] += 5;
     assert.equal(counters[1], 5);
+  });
+
+  it('restores a built-in image’s state in another sandbox: same state, same verdicts (NAT)', async () => {
+    const image = await builtinImage('nat', join(dir, 'images'));
+    const load = (): SandboxedNf =>
+      loadSandboxedNf(
+        { script: image.script, policy: sandboxPolicy(image.manifest.capabilities) },
+        { refused: () => {}, log: () => {} },
+      );
+    const [a, b] = [load(), load()];
+    const config = { external: '203.0.113.1', inside: '198.18.0.0/16' };
+    const before = new NfHarness(a.definition as NfDefinition<never>, config);
+    const after = new NfHarness(b.definition as NfDefinition<never>, config);
+    const generator = new TrafficGenerator({ seed: 5, packets: 3000, frameSize: 64, flows: 300, ipv6: 0 });
+    const scratch = new Uint8Array(2048);
+    const frames = Array.from({ length: 3000 }, () => scratch.slice(0, generator.next(scratch, 0)));
+    before.run(frames.slice(0, 2000), 1e9);
+    // As a snapshot travels: released as host types, cloned in a message, adopted by the new realm.
+    const state = structuredClone(a.realm.release(before.instance.snapshot?.()));
+    after.instance.restore?.(b.realm.adopt(state));
+    const digest = (nf: SandboxedNf, h: NfHarness<never>): string =>
+      JSON.stringify(nf.realm.release(h.instance.snapshot?.()), (_k, v: unknown) =>
+        ArrayBuffer.isView(v) ? Array.from(v as Uint8Array) : v,
+      );
+    assert.equal(digest(b, after), digest(a, before));
+    const [x, y] = [before.run(frames.slice(2000), 2e9), after.run(frames.slice(2000), 2e9)];
+    assert.ok(x.some((r) => r.output === 'out'));
+    assert.deepEqual(
+      y.map((r) => [r.output, r.drop, Array.from(r.bytes)]),
+      x.map((r) => [r.output, r.drop, Array.from(r.bytes)]),
+    );
   });
 
   it('copies state into the realm for restore, shared memory excepted, and out of it as host types', () => {
