@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { runDeploymentFile } from '../../src/cli/run.js';
 import { NF_CAPABILITIES } from '../../src/deploy/schema.js';
-import { builtinModule, Host, type HostPlan, type HostSummary } from '../../src/host/host.js';
+import { builtinModule, Host, type HostPlan, type HostSummary, type NfPlan } from '../../src/host/host.js';
 import { writeGeneratedCapture } from '../../src/io/generate-capture.js';
 import { buildImage, CAPABILITIES, ImageStore, sandboxPolicy } from '../../src/image/index.js';
 import { ATTEMPTS } from './nfs/sandbox-escape/index.js';
@@ -225,21 +225,21 @@ describe('guest sandbox: capabilities at run time', () => {
       kind: 'generator',
       options: { seed, packets: 5_000_000, frameSize: 64, flows: 16 },
     });
+    const inline = (nf: Pick<NfPlan, 'module' | 'config' | 'sandbox'>): NfPlan => ({
+      ...nf,
+      vnic: 'direct',
+      placement: 'inline',
+      replicas: 1,
+      heapMb: 64,
+      failure: 'fail-closed',
+    });
     const plan: HostPlan = {
       pool: { slots: 1024, slotSize: 2048 },
       ringSize: 256,
       batch: 32,
       ports: { genA: generator(1), sinkA: { kind: 'sink' }, genB: generator(2), sinkB: { kind: 'sink' } },
       nfs: {
-        fw: {
-          module: builtinModule('firewall'),
-          config: { default: 'accept', rules: [] },
-          vnic: 'direct',
-          placement: 'inline',
-          replicas: 1,
-          heapMb: 64,
-          failure: 'fail-closed',
-        },
+        fw: inline({ module: builtinModule('firewall'), config: { default: 'accept', rules: [] } }),
       },
       chains: [{ name: 'a', from: 'genA', to: 'sinkA', through: ['fw'] }],
     };
@@ -250,16 +250,11 @@ describe('guest sandbox: capabilities at run time', () => {
         ...plan,
         nfs: {
           ...plan.nfs,
-          esc: {
+          esc: inline({
             module: moduleUrl,
             sandbox: { script, policy: sandboxPolicy([]) },
             config: { attempts, file: secret },
-            vnic: 'direct',
-            placement: 'inline',
-            replicas: 1,
-            heapMb: 64,
-            failure: 'fail-closed',
-          },
+          }),
         },
         chains: [...plan.chains, { name: 'b', from: 'genB', to: 'sinkB', through: ['esc'] }],
       });
