@@ -22,8 +22,11 @@
  * (what the sender's kernel accepted), delivered kpps, the loss, and where nfvisor lost it (the
  * VXLAN socket's receive-queue drops, the TAP device's queue drops, the host's counters). iperf3's
  * own UDP test offered only ~100 kpps here (one sendmsg per datagram), too few to load a chain.
- * Ratios are nfvisor ÷ kernel. BENCH_LIVE_ONLY=udp skips the TCP figures and MTU 9000.
- * Writes bench/results/live.md. Every run is bounded (iperf3 -t, the sender's own limits, command
+ * Then, for each path, its throughput as RFC 2544 (26.1) defines it: the GSO sender paced, a
+ * binary search on the offered rate for the highest one lost at most 0.1 % (searchThroughput).
+ * Ratios are nfvisor ÷ kernel. BENCH_LIVE_ONLY=udp skips the TCP figures and MTU 9000;
+ * BENCH_LIVE_PATH=text runs only the paths whose name contains it (e.g. "VXLAN, direct inline" or
+ * "kernel"), for profiling one path. Writes bench/results/live.md (not when a path filter is set). Every run is bounded (iperf3 -t, the sender's own limits, command
  * timeouts) and the namespaces are removed at the end, also when a step fails.
  */
 import { mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -58,6 +61,12 @@ const FLOOD_MAX_PPS = 2_000_000;
 const FLOOD_PORT = LIVE.iperfPort;
 /** After the sender stops, what is still queued on the way may arrive for this long. */
 const FLOOD_TAIL_MS = 300;
+/** Throughput search (RFC 2544, 26.1): the loss a passing trial may have, each trial's length, */
+const SEARCH_MAX_LOSS = 0.001;
+const SEARCH_SECONDS = 1;
+/** at most this many trials, stopping once the pass/fail bracket is narrower than this fraction. */
+const SEARCH_TRIALS = 7;
+const SEARCH_RESOLUTION = 0.03;
 /** The sender's two ways: datagrams per sendmmsg message (1: plain; 64: UDP GSO). */
 const FLOOD_MODES = [
   { segments: 64, name: 'GSO ×64' },
@@ -66,6 +75,9 @@ const FLOOD_MODES = [
 /** IPv4 + UDP header bytes before each 18-byte payload, as the server's counter sees a packet. */
 const IP_UDP_HEADERS = 28;
 const ONLY_UDP = process.env.BENCH_LIVE_ONLY === 'udp';
+/** Only the paths whose name contains this (unset: all); a filtered run leaves live.md alone. */
+const PATH_FILTER = process.env.BENCH_LIVE_PATH ?? '';
+const wanted = (path: string): boolean => path.includes(PATH_FILTER);
 /** The key of nfvisor's forwarded-packet count in a flood's counters. */
 const NFVISOR_OUT = 'nfvisor out';
 /** nfvisor's VXLAN port binds the IANA port (livePlan gives no other). */
@@ -79,6 +91,8 @@ interface Row {
   tcpRetransmits: number;
   /** One per FLOOD_MODES entry (null: that flood failed, see note). */
   floods: (Flood | null)[];
+  /** The throughput search's result (GSO sender), or null when it did not run. */
+  throughput: Throughput | null;
   note: string;
 }
 
@@ -101,6 +115,21 @@ interface Flood {
   nfvisorCpuUs: number;
   /** Where the datagrams that did not arrive were dropped, where it is known. */
   where: string;
+}
+
+/**
+ * Throughput as RFC 2544 (26.1) defines it: the highest offered rate the path carries with at most
+ * SEARCH_MAX_LOSS lost, found by a binary search on the paced sender's rate. Under overload the
+ * sender, which shares the two cores, spends CPU on datagrams the path then drops; paced at the
+ * path's own rate it does not, so this is the rate the path sustains, not what survives overload.
+ */
+interface Throughput {
+  /** The highest rate that passed (pps), with that trial's figures. */
+  passed: Flood | null;
+  /** Every trial in order: offered rate (pps) and loss (0…1). */
+  trials: { rate: number; loss: number }[];
+  /** The sender could not offer more than the path carried: the path's limit is higher. */
+  senderBound: boolean;
 }
 
 /** What the sender prints. */
@@ -162,6 +191,7 @@ async function flood(
   server: string,
   target: string,
   losses: () => Promise<Record<string, number>>,
+  pace: { rate: number; seconds: number } = { rate: 0, seconds: FLOOD_SECONDS },
 ): Promise<Flood> {
   const before = await floodCounter(bed, server);
   const lostBefore = await losses();
@@ -173,11 +203,12 @@ async function flood(
       readlinkSync('/proc/self/ns/net'),
       target,
       String(FLOOD_PORT),
-      String(FLOOD_SECONDS),
-      String(FLOOD_SECONDS * FLOOD_MAX_PPS),
+      String(pace.seconds),
+      String(Math.ceil(pace.seconds * FLOOD_MAX_PPS)),
       String(segments),
+      String(Math.round(pace.rate)),
     ],
-    (FLOOD_SECONDS + 15) * 1000,
+    (pace.seconds + 15) * 1000,
   );
   const out = JSON.parse(stdout) as FloodOutput;
   await new Promise((resolve) => setTimeout(resolve, FLOOD_TAIL_MS));
@@ -273,13 +304,54 @@ async function iperf3(bed: Testbed, ns: string, target: string): Promise<Iperf3J
   }
 }
 
+/** One flood of `segments` datagrams per message, unpaced (the default) or paced at `pace.rate`. */
+type RunFlood = (segments: number, pace?: { rate: number; seconds: number }) => Promise<Flood>;
+
+/**
+ * Binary search on the offered rate for the highest one lost at most SEARCH_MAX_LOSS: the first
+ * trial at what the path delivered under overload, then halving the bracket between the highest
+ * rate that passed and the lowest that failed (the overload flood's offered rate bounds it above).
+ */
+async function searchThroughput(
+  trial: (rate: number) => Promise<Flood>,
+  overload: Flood,
+): Promise<Throughput> {
+  const ceiling = overload.offeredPps;
+  let low = 0;
+  let high = ceiling;
+  let rate = Math.min(overload.deliveredPps, ceiling);
+  let passed: Flood | null = null;
+  const trials: Throughput['trials'] = [];
+  for (let k = 0; k < SEARCH_TRIALS && rate > 0; k++) {
+    const f = await trial(rate);
+    trials.push({ rate: f.offeredPps, loss: f.loss });
+    if (f.loss <= SEARCH_MAX_LOSS) {
+      low = rate;
+      if (passed === null || f.deliveredPps > passed.deliveredPps) passed = f;
+    } else high = rate;
+    if ((high - low) / high < SEARCH_RESOLUTION) break;
+    rate = (low + high) / 2;
+  }
+  return { passed, trials, senderBound: low >= ceiling * (1 - SEARCH_RESOLUTION) };
+}
+
+function describeThroughput(t: Throughput): string {
+  const tried = t.trials.map((x) => `${kpps(x.rate)} (${(x.loss * 100).toFixed(2)} %)`).join(', ');
+  if (t.passed === null) return `throughput: no trial passed; tried kpps (loss) ${tried}`;
+  return (
+    `throughput (≤ ${SEARCH_MAX_LOSS * 100} % loss): ${t.senderBound ? '≥ ' : ''}${kpps(t.passed.deliveredPps)} kpps` +
+    (t.passed.nfvisorCpuUs > 0 ? `, nfvisor ${t.passed.nfvisorCpuUs.toFixed(2)} µs CPU/packet` : '') +
+    `, sender ${t.passed.senderCpuUs.toFixed(2)} µs CPU/datagram; tried kpps (loss) ${tried}`
+  );
+}
+
 /** iperf3 TCP (unless BENCH_LIVE_ONLY=udp), then a flood in each of FLOOD_MODES when `runFlood` is given. */
 async function measure(
   bed: Testbed,
   ns: string,
   target: string,
   path: string,
-  runFlood: ((segments: number) => Promise<Flood>) | null,
+  runFlood: RunFlood | null,
 ): Promise<Row> {
   const tcp: Iperf3Json = ONLY_UDP ? { end: {} } : await iperf3(bed, ns, target);
   const notes: string[] = tcp.error ? [`TCP: ${tcp.error}`] : [];
@@ -296,6 +368,19 @@ async function measure(
     }
     floods.push(best);
   }
+  // The search paces the GSO sender, the one that can offer more than a path carries.
+  const gso = FLOOD_MODES.findIndex((m) => m.segments > 1);
+  const overload = floods[gso] ?? null;
+  const throughput =
+    runFlood === null || overload === null
+      ? null
+      : await searchThroughput(
+          (rate) => runFlood(FLOOD_MODES[gso].segments, { rate, seconds: SEARCH_SECONDS }),
+          overload,
+        ).catch((e: unknown) => {
+          notes.push(`throughput search: ${(e as Error).message.slice(0, 300)}`);
+          return null;
+        });
   const row: Row = {
     path,
     tcpGbps: tcp.error
@@ -303,6 +388,7 @@ async function measure(
       : ((tcp.end.sum_received?.bytes ?? 0) * 8) / (tcp.end.sum_received?.seconds ?? 1) / 1e9,
     tcpRetransmits: tcp.end.sum_sent?.retransmits ?? 0,
     floods,
+    throughput,
     note: notes.join('; '),
   };
   console.log(
@@ -318,6 +404,7 @@ async function measure(
         (f.where ? ` (${f.where})` : ''),
     );
   });
+  if (throughput !== null) console.log(`    ${describeThroughput(throughput)}`);
   if (row.note) console.log(`    ${row.note}`);
   return row;
 }
@@ -391,6 +478,8 @@ async function nfvisorRows(bed: Testbed, mtu: number, flooder: string | null): P
     ['direct', 'inline', 'TAP'],
   ] as const) {
     if (attachment === 'TAP' && loadNativeAddon() === null) continue; // no TAP without the addon
+    const path = `nfvisor ${attachment}, ${vnic} ${placement}, MTU ${mtu}`;
+    if (!wanted(path)) continue;
     const tap = attachment === 'TAP' ? bed.name('tp') : null;
     const host = await Host.create(await livePlan(tb, vnic, placement, mtu, tap));
     const running = host.run();
@@ -419,9 +508,10 @@ async function nfvisorRows(bed: Testbed, mtu: number, flooder: string | null): P
         bed,
         tb.client,
         LIVE.vip,
-        `nfvisor ${attachment}, ${vnic} ${placement}, MTU ${mtu}`,
+        path,
         withFlood
-          ? (segments) => flood(bed, flooder, segments, tb.client, tb.backends[0], LIVE.vip, losses)
+          ? (segments, pace) =>
+              flood(bed, flooder, segments, tb.client, tb.backends[0], LIVE.vip, losses, pace)
           : null,
       );
     } finally {
@@ -448,6 +538,8 @@ async function nfvisorRows(bed: Testbed, mtu: number, flooder: string | null): P
   }
   return rows;
 }
+
+const kernelPath = (mtu: number): string => `kernel veth router, nftables, MTU ${mtu}`;
 
 /** client ══ router (nftables filter + DNAT + masquerade) ══ server, all veths. */
 async function kernelRow(bed: Testbed, mtu: number, flooder: string | null): Promise<Row> {
@@ -488,11 +580,11 @@ table ip live_nat {
     bed,
     client,
     LIVE.vip,
-    `kernel veth router, nftables, MTU ${mtu}`,
+    kernelPath(mtu),
     withFlood
-      ? (segments) =>
+      ? (segments, pace) =>
           splitAtClient(bed, client, c0, segments > 1, () =>
-            flood(bed, flooder, segments, client, server, LIVE.vip, () => Promise.resolve({})),
+            flood(bed, flooder, segments, client, server, LIVE.vip, () => Promise.resolve({}), pace),
           )
       : null,
   );
@@ -553,6 +645,26 @@ function udpTable(rows: Row[], kernel: Row): string {
   return lines.join('\n') + '\n';
 }
 
+function throughputTable(rows: Row[], kernel: Row): string {
+  const lines = [
+    `| path | throughput kpps (≤ ${SEARCH_MAX_LOSS * 100} % loss) | ratio | nfvisor CPU µs/packet | sender CPU µs/datagram | trials: offered kpps (loss) |`,
+    '|---|---:|---:|---:|---:|---|',
+  ];
+  const k = kernel.throughput?.passed?.deliveredPps ?? 0;
+  for (const r of [...rows, kernel]) {
+    const t = r.throughput;
+    if (t === null) continue;
+    const p = t.passed;
+    const tried = t.trials.map((x) => `${kpps(x.rate)} (${(x.loss * 100).toFixed(2)} %)`).join(', ');
+    lines.push(
+      `| ${r.path} | ${p === null ? 'none passed' : `${t.senderBound ? '≥ ' : ''}${kpps(p.deliveredPps)}`} | ` +
+        `${ratio(p?.deliveredPps ?? 0, k)} | ${p && p.nfvisorCpuUs > 0 ? p.nfvisorCpuUs.toFixed(2) : '–'} | ` +
+        `${p ? p.senderCpuUs.toFixed(2) : '–'} | ${tried} |`,
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
 export async function benchLive(): Promise<void> {
   console.log(
     `live: iperf3 TCP and 64 B UDP floods through nfvisor (VXLAN, TAP) and through the kernel (nftables)`,
@@ -572,9 +684,19 @@ export async function benchLive(): Promise<void> {
       const bed = new Testbed(`${FAMILY}${process.pid}`);
       try {
         const rows = await nfvisorRows(bed, mtu, compiled.binary);
+        if (PATH_FILTER) {
+          if (wanted(kernelPath(mtu))) await kernelRow(bed, mtu, compiled.binary);
+          continue;
+        }
         const kernel = await kernelRow(bed, mtu, compiled.binary);
         if (kernel.floods.length > 0)
-          tables.push(`UDP, 64-byte frames, MTU ${mtu}:\n`, udpTable(rows, kernel));
+          tables.push(
+            `UDP, 64-byte frames, MTU ${mtu}, senders as fast as the kernel takes them:\n`,
+            udpTable(rows, kernel),
+            `Throughput (RFC 2544, 26.1), GSO sender paced: binary search on the offered rate, ${SEARCH_SECONDS}-s trials, ` +
+              `at most ${SEARCH_TRIALS}; a trial passes with at most ${SEARCH_MAX_LOSS * 100} % lost; "≥": the sender could not offer more:\n`,
+            throughputTable(rows, kernel),
+          );
         if (!ONLY_UDP) tables.push(`TCP, MTU ${mtu}:\n`, tcpTable(rows, kernel));
       } finally {
         await bed.teardown();
@@ -583,6 +705,7 @@ export async function benchLive(): Promise<void> {
   } finally {
     if (compiled.binary !== null) rmSync(dirname(compiled.binary), { recursive: true, force: true });
   }
+  if (PATH_FILTER) return; // a partial run: live.md keeps the last full one
   const load = loadavg().map((l) => l.toFixed(1));
   const md = [
     '# Live traffic through nfvisor vs the Linux kernel',

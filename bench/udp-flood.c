@@ -2,12 +2,17 @@
  * The 64-byte UDP sender of bench/live.ts, compiled by the bench with `gcc -O2` into a temporary
  * folder and run inside the client namespace the bench created:
  *
- *   udp-flood <bench netns> <address> <port> <seconds> <count> <segments>
+ *   udp-flood <bench netns> <address> <port> <seconds> <count> <segments> [rate]
  *
  * Sends 18-byte UDP payloads (64-byte frames on the wire, counting the FCS) to address:port with
  * sendmmsg, 64 messages per call, until `count` datagrams are sent or `seconds` have passed,
  * whichever comes first, and prints one JSON line: datagrams the kernel accepted, calls refused,
  * seconds, and this process's CPU time per datagram.
+ *
+ * `rate` (datagrams per second; absent or 0: as fast as the kernel takes them) paces the sender
+ * for a throughput search (RFC 2544, 26.1): about 64 datagrams per sendmmsg call, each call at its
+ * due time from the start (sleeping when ahead, sending at once when behind), so the load arrives
+ * as an even stream of small bursts rather than one burst per period.
  *
  * `segments` 1: every message is one datagram. `segments` N > 1: every message is N payloads that
  * the kernel splits into N datagrams of 18 bytes (UDP GSO, UDP_SEGMENT): the split happens where
@@ -67,8 +72,8 @@ static double cpu_seconds(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 7) {
-    fprintf(stderr, "usage: udp-flood <bench netns> <address> <port> <seconds> <count> <segments>\n");
+  if (argc != 7 && argc != 8) {
+    fprintf(stderr, "usage: udp-flood <bench netns> <address> <port> <seconds> <count> <segments> [rate]\n");
     return 1;
   }
   char self[64] = {0};
@@ -79,10 +84,11 @@ int main(int argc, char **argv) {
   double seconds = atof(argv[4]);
   long count = atol(argv[5]);
   int segments = atoi(argv[6]);
+  double rate = argc == 8 ? atof(argv[7]) : 0.0;
   if (seconds > MAX_SECONDS) seconds = MAX_SECONDS;
   if (count > MAX_COUNT) count = MAX_COUNT;
-  if (seconds <= 0 || count <= 0 || segments < 1 || segments > MAX_SEGMENTS) {
-    fprintf(stderr, "udp-flood: seconds, count and segments (1…%d) must be positive\n", MAX_SEGMENTS);
+  if (seconds <= 0 || count <= 0 || segments < 1 || segments > MAX_SEGMENTS || rate < 0) {
+    fprintf(stderr, "udp-flood: seconds, count and segments (1…%d) must be positive, rate ≥ 0\n", MAX_SEGMENTS);
     return 1;
   }
   struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[3]))};
@@ -114,9 +120,19 @@ int main(int argc, char **argv) {
   long sent = 0, refused = 0;
   double cpu0 = cpu_seconds();
   double start = monotonic(), now = start;
+  /* Messages per call: a whole batch unpaced; paced, about 64 datagrams. */
+  long per_call = rate > 0 ? (64 + segments - 1) / segments : BATCH;
   while (now - start < seconds && sent < count) {
+    if (rate > 0) {
+      double due = start + (double)sent / rate;
+      if (due - now > 20e-6) {
+        struct timespec pause = {0, (long)((due - now) * 1e9)};
+        nanosleep(&pause, NULL);
+      }
+    }
     long left = (count - sent + segments - 1) / segments;
-    int n = sendmmsg(fd, messages, left < BATCH ? (unsigned)left : BATCH, 0);
+    if (left > per_call) left = per_call;
+    int n = sendmmsg(fd, messages, (unsigned)left, 0);
     if (n > 0)
       sent += (long)n * segments;
     else {
