@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
-import { copyBytes } from './capture-buffer.js';
+import { CaptureBuffer, CaptureOutputBuffer, copyBytes } from './capture-buffer.js';
 
 describe('copyBytes', () => {
   // Large arrays take the word path at aligned offsets; a view at an odd byteOffset and small
@@ -42,5 +45,53 @@ describe('copyBytes', () => {
     assert.deepEqual(dst.subarray(dst.length - 63), src.subarray(4, 67));
     copyBytes(src, src.length - 61, dst, 0, 61);
     assert.deepEqual(dst.subarray(0, 61), src.subarray(src.length - 61));
+  });
+});
+
+describe('capture buffers', () => {
+  // Records of random sizes written through a small output buffer and read back through a small
+  // window: the bytes round-trip, and every record keeps its file offset modulo 8 in the buffer
+  // (copyBytes then moves aligned records word by word; moved to index 0, they were misaligned
+  // after every refill or flush).
+  it('round-trip records through refills and flushes, each at its file offset modulo 8', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nfv-capbuf-'));
+    try {
+      fc.assert(
+        fc.property(
+          fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 120 }),
+          fc.integer({ min: 64, max: 700 }),
+          (sizes, chunk) => {
+            const file = join(dir, 'records.bin');
+            const out = new CaptureOutputBuffer(file, chunk);
+            const offsets: number[] = [];
+            for (const [k, size] of sizes.entries()) {
+              const fileOffset = out.total;
+              const at = out.reserve(size);
+              assert.equal(at & 7, fileOffset & 7, 'output: buffer index and file offset modulo 8');
+              for (let i = 0; i < size; i++) out.bytes[at + i] = (k * 31 + i) & 0xff;
+              offsets.push(fileOffset);
+            }
+            out.close();
+            const input = new CaptureBuffer(file, chunk);
+            try {
+              for (const [k, size] of sizes.entries()) {
+                assert.equal(input.fill(size), size);
+                assert.equal(input.base + input.start, offsets[k]);
+                assert.equal(input.start & 7, offsets[k] & 7, 'input: window index and file offset modulo 8');
+                for (let i = 0; i < size; i++)
+                  assert.equal(input.bytes[input.start + i], (k * 31 + i) & 0xff);
+                input.consume(size);
+              }
+              assert.equal(input.fill(1), 0, 'nothing after the last record');
+            } finally {
+              input.close();
+            }
+          },
+        ),
+        { numRuns: 150, seed: 7 },
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -10,9 +10,12 @@
  *   0              start                         end              bytes.length
  *
  * Invariant: 0 <= start <= end <= bytes.length, and bytes[start, end) holds the file's bytes
- * [base + start, base + end). `consume()` only moves `start`, so bytes already handed out stay
- * valid until the next `fill()`; `fill(n)` moves the unconsumed tail to the front and reads more
- * when fewer than n bytes are left, and grows the buffer only when n exceeds its size.
+ * [base + start, base + end); `base` is a multiple of 8, so a byte's index in `bytes` and its file
+ * offset agree modulo 8 (a record aligned in the file is aligned in the window, and copyBytes moves
+ * it word by word). `consume()` only moves `start`, so bytes already handed out stay valid until
+ * the next `fill()`; `fill(n)` moves the unconsumed tail to the front (at its offset modulo 8) and
+ * reads more when fewer than n bytes are left, and grows the buffer only when n exceeds its size.
+ * The output buffer keeps the same agreement.
  */
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { NfvError } from '../errors.js';
@@ -75,21 +78,25 @@ export class CaptureBuffer {
   fill(n: number): number {
     if (this.end - this.start >= n) return n;
     if (this.fd < 0) return this.end - this.start;
-    if (this.start > 0) {
-      this.bytes.copyWithin(0, this.start, this.end);
-      this.base += this.start;
-      this.end -= this.start;
-      this.start = 0;
+    if (this.start > 7) {
+      // The unconsumed bytes move to the front, keeping their file offset modulo 8: a record
+      // aligned in the file stays aligned in the buffer, so copyBytes can move it word by word
+      // (moved to 0, every record after a refill could be misaligned and copied byte by byte).
+      const keep = this.start & 7;
+      this.bytes.copyWithin(keep, this.start, this.end);
+      this.base += this.start - keep;
+      this.end -= this.start - keep;
+      this.start = keep;
     }
     // Grow only as far as the file reaches: a corrupt length must not allocate gigabytes.
-    const reach = n > this.bytes.length ? this.fileSize() - this.base : 0;
+    const reach = this.start + n > this.bytes.length ? this.fileSize() - this.base : 0;
     if (reach > this.bytes.length) {
-      const grown = new Uint8Array(Math.min(Math.max(n, this.bytes.length * 2), reach));
+      const grown = new Uint8Array(Math.min(Math.max(this.start + n, this.bytes.length * 2), reach));
       grown.set(this.bytes.subarray(0, this.end));
       this.bytes = grown;
       this.view = new DataView(grown.buffer, grown.byteOffset, grown.byteLength);
     }
-    while (this.end < n && !this.eof) {
+    while (this.end - this.start < n && !this.eof) {
       let got: number;
       try {
         got = readSync(this.fd, this.bytes, this.end, this.bytes.length - this.end, this.base + this.end);
@@ -99,7 +106,7 @@ export class CaptureBuffer {
       if (got === 0) this.eof = true;
       this.end += got;
     }
-    return Math.min(n, this.end);
+    return Math.min(n, this.end - this.start);
   }
 
   /** The file's current size (it may grow while being read); unbounded for a pipe or device. */
@@ -145,6 +152,11 @@ export class CaptureOutputBuffer {
   view: DataView;
   /** Bytes reserved so far: written to the file plus still buffered. */
   total = 0;
+  /**
+   * The buffered bytes are bytes[start, used). After a flush they start at the file offset modulo
+   * 8, so a record aligned in the file is aligned in `bytes` (copyBytes moves it word by word).
+   */
+  private start = 0;
   private used = 0;
   private fd: number;
 
@@ -167,8 +179,8 @@ export class CaptureOutputBuffer {
   reserve(n: number): number {
     if (this.used + n > this.bytes.length) {
       this.flush();
-      if (n > this.bytes.length) {
-        this.bytes = new Uint8Array(Math.max(n, this.bytes.length * 2));
+      if (this.used + n > this.bytes.length) {
+        this.bytes = new Uint8Array(Math.max(this.used + n, this.bytes.length * 2));
         this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
       }
     }
@@ -180,7 +192,7 @@ export class CaptureOutputBuffer {
 
   /** Writes everything buffered to the file. */
   flush(): void {
-    let done = 0;
+    let done = this.start;
     while (done < this.used) {
       try {
         done += writeSync(this.fd, this.bytes, done, this.used - done);
@@ -188,7 +200,7 @@ export class CaptureOutputBuffer {
         throw ioError('write', this.file, e, this.total - this.used + done);
       }
     }
-    this.used = 0;
+    this.start = this.used = this.total & 7;
   }
 
   /** Flushes and closes the file; idempotent. */
@@ -211,17 +223,20 @@ export class CaptureOutputBuffer {
 
 /**
  * Copies `n` bytes without allocating anything per call. Between two large arrays (the pool, a
- * port's batch buffer, a capture's read buffer) at 4-byte aligned offsets it moves 32-bit words:
- * measured on the development machine, a 64-byte frame costs ~20–40 ns that way against ~230–360
- * ns a byte at a time, and the host's receive loop spent a third of an inline chain's time in that
- * copy. Other short copies go a byte at a time; long ones use the native copy (one view object).
+ * port's batch buffer, a capture's read buffer) it moves 32-bit words: measured on the development
+ * machine, a 64-byte frame costs ~20–40 ns that way against ~230–360 ns a byte at a time, and the
+ * host's receive loop spent a third of an inline chain's time in that copy. The destination is
+ * brought to a word boundary first; a source then off by 1–3 bytes is read as whole words and
+ * shifted into place (a capture's records sit at any offset: in a pcap of 60- and 62-byte frames,
+ * half of them are 2 bytes off, and went a byte at a time). Other short copies go a byte at a
+ * time; long ones use the native copy (one view object).
  */
 export function copyBytes(src: Uint8Array, srcAt: number, dst: Uint8Array, dstAt: number, n: number): void {
   if (srcAt === 0 && n === src.length) {
     dst.set(src, dstAt);
     return;
   }
-  if (n >= MIN_WORD_COPY && ((srcAt | dstAt) & 3) === 0) {
+  if (n >= MIN_WORD_COPY) {
     // Arrays by identity first: reading byteOffset/byteLength is a builtin call that V8 does not
     // inline where it has seen several kinds of array (a profile of the host's receive loop showed
     // those calls per packet), so an array's word view — or that it has none — is looked up once.
@@ -236,11 +251,29 @@ export function copyBytes(src: Uint8Array, srcAt: number, dst: Uint8Array, dstAt
     const from = lastSrcWords;
     const to = lastDstWords;
     if (from !== null && to !== null) {
-      const words = n >>> 2;
-      const s = srcAt >>> 2;
-      const d = dstAt >>> 2;
-      for (let i = 0; i < words; i++) to[d + i] = from[s + i];
-      for (let i = words << 2; i < n; i++) dst[dstAt + i] = src[srcAt + i];
+      const head = (4 - (dstAt & 3)) & 3;
+      for (let i = 0; i < head; i++) dst[dstAt + i] = src[srcAt + i];
+      const s0 = srcAt + head;
+      const words = (n - head) >>> 2;
+      const s = s0 >>> 2;
+      const d = (dstAt + head) >>> 2;
+      const off = s0 & 3;
+      if (off === 0) {
+        for (let i = 0; i < words; i++) to[d + i] = from[s + i];
+      } else if (LITTLE_ENDIAN && s + words < from.length) {
+        // Each destination word is the high bytes of one source word and the low bytes of the next.
+        const right = off << 3;
+        const left = 32 - right;
+        let low = from[s];
+        for (let i = 0; i < words; i++) {
+          const high = from[s + i + 1];
+          to[d + i] = (low >>> right) | (high << left);
+          low = high;
+        }
+      } else {
+        for (let i = 0; i < words << 2; i++) dst[dstAt + head + i] = src[s0 + i];
+      }
+      for (let i = head + (words << 2); i < n; i++) dst[dstAt + i] = src[srcAt + i];
       return;
     }
   }
@@ -251,6 +284,8 @@ export function copyBytes(src: Uint8Array, srcAt: number, dst: Uint8Array, dstAt
   }
 }
 
+/** Typed arrays use the platform's byte order; the shifted copy assumes little-endian words. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 /** Word copies pay off from here; shorter ones go a byte at a time. */
 const MIN_WORD_COPY = 16;
 /** Only arrays this large get a cached word view: packet-sized arrays come and go. */
