@@ -12,7 +12,8 @@ import { Host, type HostSummary } from '../host/host.js';
 import { checkNfConfig } from '../sdk/define-nf.js';
 import { planFromDeployment } from './deployment-plan.js';
 import { parsePositive } from './options.js';
-import { formatSummary, LiveProgress, loadBuiltinDefinitions, table } from './run.js';
+import { formatSummary, table } from './format.js';
+import { LiveProgress, loadBuiltinDefinitions } from './run.js';
 
 /** The embedded deployment: a file like any other, validated the same way. */
 export const DEMO_DEPLOYMENT = `

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import type { HostStatus } from '../control/schemas.js';
 import { controlClient, withControlOptions, type ControlFlags } from './control-client.js';
-import { table } from './run.js';
+import { table } from './format.js';
 
 type NfStatus = HostStatus['nfs'][number];
 

@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { ControlClient, DEFAULT_CONTROL_URL } from '../control/control-client.js';
 import type { HostStatus } from '../control/schemas.js';
-import { nfTable, table } from './run.js';
+import { nfTable, table } from './format.js';
 
 export interface StatusOptions {
   control: string;

@@ -10,7 +10,7 @@ import { ratesBetween, type Rates } from '../control/rates.js';
 import type { HostStatus } from '../control/schemas.js';
 import { controlClient, withControlOptions, type ControlFlags } from './control-client.js';
 import { parseInteger } from './options.js';
-import { table } from './run.js';
+import { table } from './format.js';
 
 interface TopFlags extends ControlFlags {
   interval: string;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { applyCommand, deploymentPlanner } from '../../src/cli/apply.js';
 import { captureCommand } from '../../src/cli/capture.js';
-import { buildProgram } from '../../src/cli/program.js';
+import { buildProgram, COMMAND_MODULES } from '../../src/cli/program.js';
 import { lifecycleCommand } from '../../src/cli/restart.js';
 import { scaleCommand } from '../../src/cli/scale.js';
 import { statsCommand } from '../../src/cli/stats.js';
@@ -44,10 +44,17 @@ async function until(what: string, check: () => boolean, ms = 20_000): Promise<v
 }
 
 describe('nfvisor apply, scale, drain, stop, restart, stats, capture, top', () => {
-  it('registers every command', () => {
-    const names = buildProgram().commands.map((c) => c.name());
+  it('registers every command', async () => {
+    const names = (await buildProgram()).commands.map((c) => c.name());
     for (const name of ['apply', 'scale', 'restart', 'drain', 'stop', 'stats', 'capture', 'top'])
       assert.ok(names.includes(name), name);
+    // The lazy table names exactly the commands there are, and each entry loads the file that
+    // registers it: a command missing from the table would be reachable only through help.
+    assert.deepEqual(Object.keys(COMMAND_MODULES).sort(), [...names].sort());
+    for (const name of names) {
+      const alone = (await buildProgram(name)).commands.map((c) => c.name());
+      assert.ok(alone.includes(name), `buildProgram('${name}') registers ${name}`);
+    }
   });
 
   it('steers a running host', { timeout: 90_000 }, async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { nfTable } from './run.js';
+import { nfTable } from './format.js';
 
 const nf = {
   name: 'esc',
@@ -16,9 +16,15 @@ const nf = {
 
 describe('nfTable', () => {
   it('shows a refused column only when an image tried what it was not granted', () => {
-    const plain = nfTable([{ ...nf, refusals: 0 }, { ...nf, name: 'fw' }]);
+    const plain = nfTable([
+      { ...nf, refusals: 0 },
+      { ...nf, name: 'fw' },
+    ]);
     assert.ok(!plain[0].includes('refused'), plain[0]);
-    const refused = nfTable([{ ...nf, refusals: 24 }, { ...nf, name: 'fw' }]);
+    const refused = nfTable([
+      { ...nf, refusals: 24 },
+      { ...nf, name: 'fw' },
+    ]);
     assert.match(refused[0], /refused\s*$/);
     assert.match(refused[2], /denied 2\s+24\s*$/);
     assert.match(refused[3], /denied 2\s+0\s*$/);
