@@ -1,6 +1,6 @@
 /**
  * TypeBox, the parts nfvisor uses, from one module. `npm run build` replaces this module's output
- * with a one-file bundle of the same exports (tools/bundle-typebox.mjs): importing the package
+ * with a one-file bundle of the same exports (tools/bundle-deps.mjs): importing the package
  * loads ~250 ES modules, 80–140 ms of every CLI start on the reference machine; the bundle
  * loads in ~13 ms. Import TypeBox from here, not from the package.
  */

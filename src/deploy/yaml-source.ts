@@ -18,7 +18,7 @@ import {
   isSeq,
   parseDocument,
   type Node as YamlNode,
-} from 'yaml';
+} from './yaml.js';
 
 /** A segment of a field path: a map key or a sequence index. */
 export type PathSegment = string | number;
