@@ -5,7 +5,8 @@ import { Icmpv4Repr } from '../../src/packet/icmpv4.js';
 import { EtherType, IpProtocol } from '../../src/packet/ip-protocol.js';
 import { Ipv4Repr } from '../../src/packet/ipv4.js';
 import { NfHarness } from '../../src/sdk/index.js';
-import { TCP_STATE_NAMES } from './conntrack.js';
+import { FlowKey } from '../../src/packet/flow-key.js';
+import { Conntrack, TCP_STATE_NAMES, TIMEOUT_SLOTS } from './conntrack.js';
 import firewall, { type FirewallInstance } from './index.js';
 import { ACK, FIN, RST, SYN, tcp, udp } from './test-frames.js';
 
@@ -242,5 +243,90 @@ describe('firewall connection tracking', () => {
     c.instance.restore?.(a.snapshot?.());
     assert.equal((c.instance as FirewallInstance).conntrack.count, 0);
     assert.match(c.logs[0], /capacity differs/);
+  });
+});
+
+describe('conntrack snapshots', () => {
+  const timeouts = new Float64Array(TIMEOUT_SLOTS).fill(30 * S);
+  /** Random inserts, replies, removals and sweeps on `ct`, the same for the same seed. */
+  function churn(ct: Conntrack, seed: number, steps: number): void {
+    let x = seed >>> 0 || 1;
+    const rand = (n: number): number => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) % n;
+    };
+    const key = new FlowKey();
+    for (let i = 0; i < steps; i++) {
+      const op = rand(10);
+      if (op < 6) {
+        key.setV4(0x0a000000 + rand(64), 0xc0a80001, IpProtocol.Udp, 1000 + rand(8), 53);
+        ct.insert(key, key.symmetricHash(), (1 + rand(100)) * S, 0);
+      } else if (op < 8) {
+        const e = rand(ct.capacity);
+        if (ct.flags[e] !== 0) ct.remove(e);
+      } else if (op < 9) {
+        const e = rand(ct.capacity);
+        if (ct.flags[e] !== 0 && !ct.replied(e)) ct.markReplied(e);
+      } else ct.sweep(rand(100) * S);
+    }
+  }
+
+  it('restore a state with the same digest that goes on to the same digests (random churn)', () => {
+    for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+      const a = new Conntrack(97, timeouts);
+      churn(a, seed, 400);
+      const b = new Conntrack(97, timeouts);
+      assert.ok(b.restore(structuredClone(a.snapshot())));
+      assert.equal(b.digest(), a.digest(), `seed ${seed}: restored`);
+      assert.equal(b.count, a.count);
+      churn(a, seed + 100, 200);
+      churn(b, seed + 100, 200);
+      assert.equal(b.digest(), a.digest(), `seed ${seed}: after more churn`);
+    }
+  });
+
+  it('are the size of the connections held, not of the capacity', () => {
+    const ct = new Conntrack(4_194_304, timeouts);
+    churn(ct, 9, 40);
+    const state = ct.snapshot();
+    const bytes = Object.values(state).reduce(
+      (sum: number, v) => sum + (ArrayBuffer.isView(v) ? v.byteLength : 0),
+      0,
+    );
+    // ~24 connections of ~130 bytes of rows each, and a free list of a few runs.
+    assert.ok(bytes < 8192, `${bytes} bytes for ${ct.count} connections`);
+    const restored = new Conntrack(4_194_304, timeouts);
+    assert.ok(restored.restore(state));
+    assert.equal(restored.digest(), ct.digest());
+  });
+
+  it('of the earlier whole-array form still restore; malformed ones change nothing', () => {
+    const a = new Conntrack(64, timeouts);
+    churn(a, 11, 300);
+    const arrays = a as unknown as Record<string, ArrayLike<number> & { slice(): unknown }>;
+    a.snapshot(); // fills the meta words
+    const whole: Record<string, unknown> = { capacity: 64 };
+    for (const name of ['keys', 'hashOf', 'next', 'head', 'tcpState', 'flags', 'expires', 'tdEnd'])
+      whole[name] = arrays[name].slice();
+    for (const name of ['tdMaxEnd', 'tdMaxWin', 'tdScale', 'tdFlags', 'uPrev', 'uNext', 'meta'])
+      whole[name] = arrays[name].slice();
+    const b = new Conntrack(64, timeouts);
+    assert.ok(b.restore(whole));
+    assert.equal(b.digest(), a.digest());
+
+    const c = new Conntrack(64, timeouts);
+    churn(c, 12, 50);
+    const before = c.digest();
+    const good = a.snapshot();
+    const broken = [
+      { ...good, used: new Int32Array([70]) },
+      { ...good, freeRuns: new Int32Array([0, 65]) },
+      { ...good, keys: new Uint32Array(3) },
+      { ...good, used: (good.used as Int32Array).slice().reverse() },
+    ];
+    for (const state of broken) assert.equal(c.restore(state), false);
+    assert.equal(c.digest(), before, 'a refused snapshot changed nothing');
   });
 });
