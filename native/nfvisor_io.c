@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -136,6 +137,33 @@ static napi_value open_tun(napi_env env, napi_callback_info info) {
   napi_set_element(env, out, 0, fdv);
   napi_set_element(env, out, 1, namev);
   return out;
+}
+
+/*
+ * setTxQueueLength(name, length): the device's transmit queue length (ip link … txqueuelen). For a
+ * TAP/TUN device that is the queue of frames waiting for the reader: what it absorbs while the
+ * reader sleeps. Throws with `code` (ENODEV, EPERM, EINVAL) and `syscall`.
+ */
+static napi_value set_tx_queue_length(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char name[IFNAMSIZ] = {0};
+  size_t len;
+  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len));
+  int32_t length = get_i32(env, argv[1]);
+  if (length <= 0) return throw_errno(env, EINVAL, "ioctl(SIOCSIFTXQLEN)", name);
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return throw_errno(env, errno, "socket", "udp");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, name, len < IFNAMSIZ ? len : IFNAMSIZ - 1);
+  ifr.ifr_qlen = length;
+  int rc = ioctl(s, SIOCSIFTXQLEN, &ifr);
+  int err = errno;
+  close(s);
+  if (rc < 0) return throw_errno(env, err, "ioctl(SIOCSIFTXQLEN)", name);
+  return NULL;
 }
 
 /*
@@ -601,6 +629,7 @@ static napi_value watch_stop(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"openTun", NULL, open_tun, NULL, NULL, NULL, napi_default, NULL},
+      {"setTxQueueLength", NULL, set_tx_queue_length, NULL, NULL, NULL, napi_default, NULL},
       {"readFrames", NULL, read_frames, NULL, NULL, NULL, napi_default, NULL},
       {"writeFrames", NULL, write_frames, NULL, NULL, NULL, napi_default, NULL},
       {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},

@@ -39,7 +39,14 @@ export async function planFromDeployment(deployment: Deployment): Promise<HostPl
       ports[name] =
         port.role === 'write' ? { kind: 'pcap-out', path: port.path } : { kind: 'pcap-in', path: port.path };
     } else if (port.type === 'tap') {
-      ports[name] = { kind: 'tap', options: { device: port.device, mode: port.mode } };
+      ports[name] = {
+        kind: 'tap',
+        options: {
+          device: port.device,
+          mode: port.mode,
+          ...(port.queueLength !== undefined ? { queueLength: port.queueLength } : {}),
+        },
+      };
     } else {
       ports[name] = {
         kind: port.type,

@@ -70,6 +70,8 @@ export interface TapPortSpec {
   /** Interface name (≤ 15 bytes; `%d` lets the kernel number it). */
   device: string;
   mode: 'tap' | 'tun';
+  /** Frames the device holds for nfvisor (its txqueuelen); absent: the port's default. */
+  queueLength?: number;
 }
 
 export type PortSpec = PcapPortSpec | GeneratorPortSpec | SinkPortSpec | TunnelPortSpec | TapPortSpec;

@@ -303,7 +303,14 @@ class Checker {
           return undefined;
         }
         this.tapDevices.set(device, name);
-        return { type, name, device, mode: (raw.mode as 'tap' | 'tun' | undefined) ?? 'tap' };
+        const queueLength = raw.queueLength as number | undefined;
+        return {
+          type,
+          name,
+          device,
+          mode: (raw.mode as 'tap' | 'tun' | undefined) ?? 'tap',
+          ...(queueLength !== undefined ? { queueLength } : {}),
+        };
       }
     }
   }

@@ -116,6 +116,8 @@ export const TapPortSchema = Type.Object(
     mode: Type.Optional(
       Type.Union([Type.Literal('tap'), Type.Literal('tun')], { errorMessage: "must be 'tap' or 'tun'" }),
     ),
+    /** Frames the device holds for nfvisor (its txqueuelen); default 4,096. */
+    queueLength: Type.Optional(int(1, 1 << 20)),
   },
   { additionalProperties: false },
 );

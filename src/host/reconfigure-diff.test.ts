@@ -89,11 +89,17 @@ describe('diffPlans', () => {
       change(tunnel('vxlan', { port: 0 }), tunnel('vxlan', { port: 0, receiveBufferSize: 1 })).refused,
       [],
     );
-    const tap = (batch: number): HostPlan['ports'][string] => ({
+    const tap = (batch: number, queueLength?: number): HostPlan['ports'][string] => ({
       kind: 'tap',
-      options: { device: 't0', batch },
+      options: { device: 't0', batch, ...(queueLength !== undefined ? { queueLength } : {}) },
     });
     assert.deepEqual(diffPlans(on(tap(64)), on(tap(16))).refused, [], 'a TAP port takes its device over');
+    // ... and keeps the device's queue: a new queue length needs the device opened anew.
+    assert.match(
+      diffPlans(on(tap(64)), on(tap(64, 512))).refused[0] ?? '',
+      /^ports\.\w+: a tap port that keeps its device t0 takes it over, which keeps its queue length \(4096 frames\)/,
+    );
+    assert.deepEqual(diffPlans(on(tap(64)), on(tap(64, 4096))).refused, [], 'the default, written out');
   });
 
   it('a changed port changes the chains on it; a changed match changes its chain', () => {

@@ -12,6 +12,7 @@
  * diff.chains.kept;                // ['b']: never stopped
  * diff.nfs.changed;                // [{ name: 'fw', fields: ['config'] }]
  */
+import { DEFAULT_TAP_QUEUE_LENGTH, type TapPortOptions } from '../io/tap-port.js';
 import { canonicalAddress, DEFAULT_TUNNEL_RECEIVE_BUFFER } from '../io/tunnel-port.js';
 import type { ChainPlan, HostPlan, NfPlan } from './host.js';
 import type { PortPlan } from './ports.js';
@@ -28,8 +29,8 @@ export interface PlanDiff {
   chains: { added: string[]; removed: string[]; changed: NamedChange[]; kept: string[] };
   /**
    * What a running host cannot change: host settings (pool, ringSize, batch), with both values,
-   * and what a tunnel port that keeps its bind address cannot change (the socket's receive buffer
-   * size and kind, `nativeIo`).
+   * what a tunnel port that keeps its bind address cannot change (the socket's receive buffer
+   * size and kind, `nativeIo`), and a TAP port's queue length on the device it keeps.
    */
   refused: string[];
   /** True when nothing at all differs. */
@@ -93,6 +94,7 @@ const TUNNEL_DEFAULT_PORT = { vxlan: 4789, geneve: 6081 } as const;
  * become the other). A TAP port that keeps its device takes it over the same way.
  */
 function socketKept(a: PortPlan, b: PortPlan): string {
+  if (a.kind === 'tap' && b.kind === 'tap') return deviceKept(a.options, b.options);
   if ((a.kind !== 'vxlan' && a.kind !== 'geneve') || (b.kind !== 'vxlan' && b.kind !== 'geneve')) return '';
   const portA = a.options.bind.port ?? TUNNEL_DEFAULT_PORT[a.kind];
   const portB = b.options.bind.port ?? TUNNEL_DEFAULT_PORT[b.kind];
@@ -108,6 +110,17 @@ function socketKept(a: PortPlan, b: PortPlan): string {
     `a ${b.kind} port that keeps its bind address ${b.options.bind.address}:${portB} takes its socket over, ` +
     `which keeps its ${fixed.join(' and ')}: bind the new one elsewhere, or remove the port in one apply ` +
     'and add it back in the next'
+  );
+}
+
+/** Why a TAP port that takes over the old one's device (same device and mode) cannot apply, or ''. */
+function deviceKept(a: TapPortOptions, b: TapPortOptions): string {
+  if (a.device !== b.device || (a.mode ?? 'tap') !== (b.mode ?? 'tap')) return '';
+  const queue = (o: TapPortOptions): number => o.queueLength ?? DEFAULT_TAP_QUEUE_LENGTH;
+  if (queue(a) === queue(b)) return '';
+  return (
+    `a tap port that keeps its device ${b.device} takes it over, which keeps its queue length ` +
+    `(${queue(a)} frames): remove the port in one apply and add it back in the next`
   );
 }
 

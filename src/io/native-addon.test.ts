@@ -63,6 +63,7 @@ describe('native addon loader', () => {
     assert.equal(loadNativeAddon(), addon);
     for (const f of [
       'openTun',
+      'setTxQueueLength',
       'readFrames',
       'writeFrames',
       'recvBatch',

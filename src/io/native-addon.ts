@@ -30,6 +30,8 @@ export const MAX_NATIVE_BATCH = 256;
 export interface NativeAddon {
   /** Opens (creating if needed) a non-blocking TAP (`tap` true) or TUN device with IFF_NO_PI: [fd, name]. */
   openTun(name: string, tap: boolean): [number, string];
+  /** Sets a device's transmit queue length (for a TAP/TUN device: frames waiting for the reader). */
+  setTxQueueLength(name: string, length: number): void;
   /** Reads up to `count` frames, frame i at bytes[offsets[i]..] (≤ room; room + 1 means cut). */
   readFrames(
     fd: number,

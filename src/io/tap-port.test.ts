@@ -22,6 +22,8 @@ describe('TapPort', () => {
       [{ device: 'tap0', batch: 0 }, 'batch'],
       [{ device: 'tap0', batch: 257 }, 'batch'],
       [{ device: 'tap0', slotSize: 14 }, 'slotSize'],
+      [{ device: 'tap0', queueLength: 0 }, 'queueLength'],
+      [{ device: 'tap0', queueLength: 1.5 }, 'queueLength'],
     ];
     for (const [options, field] of cases) {
       assert.throws(

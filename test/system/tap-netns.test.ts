@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { builtinModule, Host, type HostPlan, type HostSummary, type NfPlan } from '../../src/host/host.js';
 import { addonUnavailableReason, loadNativeAddon } from '../../src/io/native-addon.js';
+import { DEFAULT_TAP_QUEUE_LENGTH } from '../../src/io/tap-port.js';
 import { requireRoot, requireTools, run, Testbed } from './netns.js';
 
 process.env.NFVISOR_QUIET = '1';
@@ -115,7 +116,7 @@ describe('TAP and TUN ports: real stacks in namespaces through nfvisor chains', 
       batch: 32,
       ports: {
         ta: { kind: 'tap', options: { device: ta } },
-        tb: { kind: 'tap', options: { device: tb } },
+        tb: { kind: 'tap', options: { device: tb, queueLength: 2345 } },
         ua: { kind: 'tap', options: { device: ua, mode: 'tun' } },
         ub: { kind: 'tap', options: { device: ub, mode: 'tun' } },
         broken: { kind: 'tap', options: { device: ta } },
@@ -170,6 +171,15 @@ describe('TAP and TUN ports: real stacks in namespaces through nfvisor chains', 
     const [failed] = host.failedPorts;
     assert.equal(failed.port, 'broken');
     assert.match(failed.message, new RegExp(`^tap port broken: cannot open device ${ta}: device busy`));
+  });
+
+  it("each device holds the frames its port asked for (txqueuelen): 2,345 set, the port's 4,096 by default", async () => {
+    const qlen = async (ns: string, dev: string): Promise<number> =>
+      (JSON.parse((await bed.ip(ns, ['-j', 'link', 'show', 'dev', dev])).stdout) as { txqlen: number }[])[0]
+        .txqlen;
+    assert.equal(await qlen(b, tb), 2345);
+    assert.equal(await qlen(a, ta), DEFAULT_TAP_QUEUE_LENGTH);
+    assert.equal(await qlen(a, ua), DEFAULT_TAP_QUEUE_LENGTH);
   });
 
   it('TAP: ping a → b gets every reply (ARP and ICMP through two firewall guests)', async () => {
