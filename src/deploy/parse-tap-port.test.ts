@@ -24,14 +24,22 @@ function problems(text: string): string[] {
   return assert.fail('the deployment was accepted');
 }
 
-test('deploy: a tap port becomes { type: tap, device, mode } with mode tap by default', () => {
+test('deploy: a tap port becomes { type: tap, device, mode, queueLength? } with mode tap by default', () => {
   const d = parseDeployment(
-    deployment('  vm: { type: tap, device: nfv-vm0 }\n  ip: { type: tap, device: nfv-tun0, mode: tun }'),
+    deployment(
+      '  vm: { type: tap, device: nfv-vm0 }\n  ip: { type: tap, device: nfv-tun0, mode: tun, queueLength: 8192 }',
+    ),
     'deploy.yaml',
     { baseDir: '/deploy' },
   );
   assert.deepEqual(d.ports.vm, { type: 'tap', name: 'vm', device: 'nfv-vm0', mode: 'tap' });
-  assert.deepEqual(d.ports.ip, { type: 'tap', name: 'ip', device: 'nfv-tun0', mode: 'tun' });
+  assert.deepEqual(d.ports.ip, {
+    type: 'tap',
+    name: 'ip',
+    device: 'nfv-tun0',
+    mode: 'tun',
+    queueLength: 8192,
+  });
 });
 
 test('deploy: bad tap ports are refused at the field, with file line and column', () => {
@@ -43,6 +51,7 @@ test('deploy: bad tap ports are refused at the field, with file line and column'
         '  c: { type: tap, device: "bad/name" }',
         '  d: { type: tap }',
         '  e: { type: tap, device: nfv1, vni: 4 }',
+        '  f: { type: tap, device: nfv2, queueLength: 0 }',
       ].join('\n'),
     ),
   );
@@ -53,6 +62,7 @@ test('deploy: bad tap ports are refused at the field, with file line and column'
   assert.match(at(4, 'ports.c.device') ?? '', /without spaces, '\/' or ':'/);
   assert.ok(at(5, 'ports.d.device'), found.join('\n'));
   assert.match(at(6, 'ports.e.vni') ?? '', /unknown field/);
+  assert.ok(at(7, 'ports.f.queueLength'), found.join('\n'));
 });
 
 test('deploy: two ports on one device are refused at the second (it would be busy at start)', () => {
