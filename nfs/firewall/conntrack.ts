@@ -603,21 +603,9 @@ export class Conntrack {
 
   /** Restores a snapshot of every array whole (versions before 2). */
   private restoreWhole(s: Record<string, unknown>): boolean {
-    const pairs: [ArrayLike<number> & { set(a: ArrayLike<number>): void; length: number }, unknown][] = [
-      [this.keys, s.keys],
-      [this.hashOf, s.hashOf],
-      [this.next, s.next],
+    const pairs: [EntryArray, unknown][] = [
+      ...this.entryArrays().map(([name, array]): [EntryArray, unknown] => [array, s[name]]),
       [this.head, s.head],
-      [this.tcpState, s.tcpState],
-      [this.flags, s.flags],
-      [this.expires, s.expires],
-      [this.tdEnd, s.tdEnd],
-      [this.tdMaxEnd, s.tdMaxEnd],
-      [this.tdMaxWin, s.tdMaxWin],
-      [this.tdScale, s.tdScale],
-      [this.tdFlags, s.tdFlags],
-      [this.uPrev, s.uPrev],
-      [this.uNext, s.uNext],
       [this.meta, s.meta],
     ];
     for (const [mine, theirs] of pairs) {
@@ -633,23 +621,7 @@ export class Conntrack {
   digest(): number {
     this.saveMeta();
     let h = 0x811c9dc5 | 0;
-    const arrays = [
-      this.keys,
-      this.hashOf,
-      this.next,
-      this.head,
-      this.tcpState,
-      this.flags,
-      this.expires,
-      this.tdEnd,
-      this.tdMaxEnd,
-      this.tdMaxWin,
-      this.tdScale,
-      this.tdFlags,
-      this.uPrev,
-      this.uNext,
-      this.meta,
-    ];
+    const arrays = [...this.entryArrays().map(([, array]) => array), this.head, this.meta];
     for (const a of arrays) {
       const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
       for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
