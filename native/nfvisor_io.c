@@ -270,7 +270,10 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   if (sockaddr_from(env, argv[1], port, ipv6, &ss, &sl) < 0) return throw_errno(env, EINVAL, "bind", "address");
   int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, errno, "socket", "udp");
-  if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  /* The size asked for, past net.core.rmem_max where the process may (CAP_NET_ADMIN), as
+   * wireguard-go does; otherwise what rmem_max allows. */
+  if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
     int err = errno;
     close(fd);

@@ -79,7 +79,11 @@ export interface TunnelPortOptions {
   sourcePorts?: number;
   /** Flows remembered for replies without a `remote` (a power of two, default 4096). */
   replyFlows?: number;
-  /** Socket receive buffer to ask the kernel for, in bytes (default 4 MiB; capped by net.core.rmem_max). */
+  /**
+   * Socket receive buffer to ask the kernel for, in bytes (default 4 MiB). With the native addon
+   * and CAP_NET_ADMIN it is granted past net.core.rmem_max (SO_RCVBUFFORCE); otherwise rmem_max
+   * caps it.
+   */
   receiveBufferSize?: number;
   /** Wall clock in milliseconds since the epoch, for arrival timestamps (default `performance.timeOrigin + performance.now()`). */
   clock?: () => number;

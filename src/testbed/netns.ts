@@ -31,6 +31,7 @@ const KILL_GRACE_MS = 2_000;
 /** Tools a system test may need, with the Debian package that provides each. */
 export const TOOL_PACKAGES: Record<string, string> = {
   ip: 'iproute2',
+  ss: 'iproute2',
   ping: 'iputils-ping',
   tshark: 'tshark',
   python3: 'python3',
