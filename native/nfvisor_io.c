@@ -109,14 +109,20 @@ static napi_value int_value(napi_env env, int64_t n) {
   return out;
 }
 
+/* An interface name argument into `name` (IFNAMSIZ bytes, zero-filled and terminated); its length. */
+static bool ifname_arg(napi_env env, napi_value value, char *name, size_t *len) {
+  memset(name, 0, IFNAMSIZ);
+  return napi_get_value_string_utf8(env, value, name, IFNAMSIZ, len) == napi_ok;
+}
+
 /* openTun(name, tap: boolean) -> [fd, name]: a non-blocking TAP (Ethernet) or TUN (IP) device. */
 static napi_value open_tun(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char name[IFNAMSIZ] = {0};
+  char name[IFNAMSIZ];
   size_t len;
-  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len));
+  CHECK(ifname_arg(env, argv[0], name, &len) ? napi_ok : napi_invalid_arg);
   bool tap = true;
   napi_get_value_bool(env, argv[1], &tap);
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
@@ -148,9 +154,9 @@ static napi_value set_tx_queue_length(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char name[IFNAMSIZ] = {0};
+  char name[IFNAMSIZ];
   size_t len;
-  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len));
+  CHECK(ifname_arg(env, argv[0], name, &len) ? napi_ok : napi_invalid_arg);
   int32_t length = get_i32(env, argv[1]);
   if (length <= 0) return throw_errno(env, EINVAL, "ioctl(SIOCSIFTXQLEN)", name);
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);

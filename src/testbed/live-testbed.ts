@@ -216,8 +216,8 @@ export function liveNfConfigs(): {
 } {
   const backends = LIVE.backends.map((address) => ({ address }));
   return {
-    // Tables sized for a testbed, not a data centre: a guest's state snapshot (twice a second)
-    // copies whole tables, and a 65,536-entry conntrack copy stalls a live chain for tens of ms.
+    // Tables sized for a testbed, not a data centre (snapshots, twice a second, follow the
+    // connections held since 2026-12-07; before, a 65,536-entry conntrack copy stalled the chain).
     firewall: {
       maxConnections: 4096,
       default: 'accept',
