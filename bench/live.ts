@@ -335,8 +335,12 @@ async function searchThroughput(
   return { passed, trials, senderBound: low >= ceiling * (1 - SEARCH_RESOLUTION) };
 }
 
+/** The search's trials as "offered kpps (loss %)", in order. */
+const formatTrials = (t: Throughput): string =>
+  t.trials.map((x) => `${kpps(x.rate)} (${(x.loss * 100).toFixed(2)} %)`).join(', ');
+
 function describeThroughput(t: Throughput): string {
-  const tried = t.trials.map((x) => `${kpps(x.rate)} (${(x.loss * 100).toFixed(2)} %)`).join(', ');
+  const tried = formatTrials(t);
   if (t.passed === null) return `throughput: no trial passed; tried kpps (loss) ${tried}`;
   return (
     `throughput (≤ ${SEARCH_MAX_LOSS * 100} % loss): ${t.senderBound ? '≥ ' : ''}${kpps(t.passed.deliveredPps)} kpps` +
@@ -655,7 +659,7 @@ function throughputTable(rows: Row[], kernel: Row): string {
     const t = r.throughput;
     if (t === null) continue;
     const p = t.passed;
-    const tried = t.trials.map((x) => `${kpps(x.rate)} (${(x.loss * 100).toFixed(2)} %)`).join(', ');
+    const tried = formatTrials(t);
     lines.push(
       `| ${r.path} | ${p === null ? 'none passed' : `${t.senderBound ? '≥ ' : ''}${kpps(p.deliveredPps)}`} | ` +
         `${ratio(p?.deliveredPps ?? 0, k)} | ${p && p.nfvisorCpuUs > 0 ? p.nfvisorCpuUs.toFixed(2) : '–'} | ` +

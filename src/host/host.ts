@@ -190,6 +190,9 @@ const RX_BURSTS_PER_TURN = 8;
  * allows SNAPSHOT_GRACE times its limit.
  */
 const SNAPSHOT_DUTY = 0.05;
+/** When the next snapshot is due after one that ended at `end` and took `took` ms: SNAPSHOT_DUTY. */
+const snapshotDueAfter = (end: number, took: number): number =>
+  end + (took * (1 - SNAPSHOT_DUTY)) / SNAPSHOT_DUTY;
 const SNAPSHOT_GRACE = 10;
 /** How often the memory monitor reads the process's memory (a cheap /proc read). */
 const MEMORY_CHECK_MS = 100;
@@ -762,8 +765,7 @@ export class Host {
             // A state that takes long to copy is asked for less often: at most SNAPSHOT_DUTY of the
             // guest's time goes to snapshots (the packet loop waits while one is taken).
             const now = performance.now();
-            replica.nextSnapshotAt =
-              now + ((now - replica.snapshotAskedAt) * (1 - SNAPSHOT_DUTY)) / SNAPSHOT_DUTY;
+            replica.nextSnapshotAt = snapshotDueAfter(now, now - replica.snapshotAskedAt);
             replica.snapshotAskedAt = 0;
           }
         } else if (message.type === 'log') this.log(nf.name, message.message);
@@ -1405,7 +1407,7 @@ export class Host {
             const started = performance.now();
             replica.snapshot = replica.instance.snapshot();
             const took = performance.now() - started;
-            replica.nextSnapshotAt = started + took + (took * (1 - SNAPSHOT_DUTY)) / SNAPSHOT_DUTY;
+            replica.nextSnapshotAt = snapshotDueAfter(started + took, took);
           }
         }
       }
