@@ -24,7 +24,7 @@
  * own UDP test offered only ~100 kpps here (one sendmsg per datagram), too few to load a chain.
  * Then, for each path, its throughput as RFC 2544 (26.1) defines it: the GSO sender paced, a
  * binary search on the offered rate for the highest one lost at most 0.1 % (searchThroughput).
- * Ratios are nfvisor ÷ kernel. BENCH_LIVE_ONLY=udp skips the TCP figures and MTU 9000;
+ * Ratios are nfvisor ÷ kernel. BENCH_LIVE_ONLY=udp skips the TCP figures and MTU 9000, =tcp the floods;
  * BENCH_LIVE_PATH=text runs only the paths whose name contains it (e.g. "VXLAN, direct inline" or
  * "kernel"), for profiling one path. Writes bench/results/live.md (not when a path filter is set). Every run is bounded (iperf3 -t, the sender's own limits, command
  * timeouts) and the namespaces are removed at the end, also when a step fails.
@@ -37,6 +37,7 @@ import type { Placement, VnicMode } from '../src/host/guest-protocol.js';
 import { Host, type HostPlan, type NfPlan } from '../src/host/host.js';
 import { builtinNf } from './builtin-nf.js';
 import { addonUnavailableReason, loadNativeAddon } from '../src/io/native-addon.js';
+import { SUPER_PACKET_SLOT_SIZE } from '../src/io/tcp-offload.js';
 import {
   attachTap,
   LIVE,
@@ -75,6 +76,9 @@ const FLOOD_MODES = [
 /** IPv4 + UDP header bytes before each 18-byte payload, as the server's counter sees a packet. */
 const IP_UDP_HEADERS = 28;
 const ONLY_UDP = process.env.BENCH_LIVE_ONLY === 'udp';
+const ONLY_TCP = process.env.BENCH_LIVE_ONLY === 'tcp';
+/** TAP ports with TSO and checksum offloads (tap-port.ts); BENCH_LIVE_TAP_OFFLOAD=0 turns them off. */
+const TAP_OFFLOAD = process.env.BENCH_LIVE_TAP_OFFLOAD !== '0';
 /** Only the paths whose name contains this (unset: all); a filtered run leaves live.md alone. */
 const PATH_FILTER = process.env.BENCH_LIVE_PATH ?? '';
 const wanted = (path: string): boolean => path.includes(PATH_FILTER);
@@ -360,7 +364,7 @@ async function measure(
   const tcp: Iperf3Json = ONLY_UDP ? { end: {} } : await iperf3(bed, ns, target);
   const notes: string[] = tcp.error ? [`TCP: ${tcp.error}`] : [];
   const floods: (Flood | null)[] = [];
-  for (const mode of runFlood === null ? [] : FLOOD_MODES) {
+  for (const mode of runFlood === null || ONLY_TCP ? [] : FLOOD_MODES) {
     // The best of FLOOD_ROUNDS by delivered rate (the machine is shared: a round can lose its CPU).
     let best: Flood | null = null;
     for (let round = 0; round < FLOOD_ROUNDS; round++) {
@@ -376,7 +380,7 @@ async function measure(
   const gso = FLOOD_MODES.findIndex((m) => m.segments > 1);
   const overload = floods[gso] ?? null;
   const throughput =
-    runFlood === null || overload === null
+    runFlood === null || overload === null || ONLY_TCP
       ? null
       : await searchThroughput(
           (rate) => runFlood(FLOOD_MODES[gso].segments, { rate, seconds: SEARCH_SECONDS }),
@@ -422,14 +426,18 @@ async function livePlan(
 ): Promise<HostPlan> {
   const c = liveNfConfigs();
   const nf = (name: string, config: unknown): Promise<NfPlan> => builtinNf(name, config, vnic, placement);
+  const offload = tapDevice !== null && TAP_OFFLOAD;
   return {
-    pool: { slots: 8192, slotSize: mtu > 1500 ? 9216 : 2048 },
+    // Offloads bring TCP super-packets of up to 64 KiB: every slot must hold one.
+    pool: offload
+      ? { slots: 4096, slotSize: SUPER_PACKET_SLOT_SIZE }
+      : { slots: 8192, slotSize: mtu > 1500 ? 9216 : 2048 },
     ringSize: 1024,
     batch: 64,
     ports: {
       vx:
         tapDevice !== null
-          ? { kind: 'tap', options: { device: tapDevice } }
+          ? { kind: 'tap', options: { device: tapDevice, offload } }
           : {
               kind: 'vxlan',
               options: {

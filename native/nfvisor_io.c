@@ -115,26 +115,39 @@ static bool ifname_arg(napi_env env, napi_value value, char *name, size_t *len) 
   return napi_get_value_string_utf8(env, value, name, IFNAMSIZ, len) == napi_ok;
 }
 
-/* openTun(name, tap: boolean) -> [fd, name]: a non-blocking TAP (Ethernet) or TUN (IP) device. */
+/*
+ * openTun(name, tap: boolean, offload: boolean) -> [fd, name]: a non-blocking TAP (Ethernet) or TUN
+ * (IP) device. With `offload`, every frame read or written is preceded by a 10-byte virtio-net
+ * header (IFF_VNET_HDR) and the kernel may hand over TCP super-packets of up to 64 KiB and
+ * checksums left partial (TUNSETOFFLOAD: CSUM, TSO4, TSO6, TSO_ECN), as vhost-net gives a VM's
+ * virtio NIC; src/io/tap-port.ts reads and writes those headers.
+ */
 static napi_value open_tun(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char name[IFNAMSIZ];
   size_t len;
   CHECK(ifname_arg(env, argv[0], name, &len) ? napi_ok : napi_invalid_arg);
   bool tap = true;
   napi_get_value_bool(env, argv[1], &tap);
+  bool offload = false;
+  if (argc >= 3) napi_get_value_bool(env, argv[2], &offload);
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return throw_errno(env, errno, "open", "/dev/net/tun");
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = (tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI;
+  ifr.ifr_flags = (tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, len < IFNAMSIZ ? len : IFNAMSIZ - 1);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
     close(fd);
     return throw_errno(env, err, "ioctl(TUNSETIFF)", name);
+  }
+  if (offload && ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN) < 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, err, "ioctl(TUNSETOFFLOAD)", name);
   }
   napi_value out, fdv, namev;
   CHECK(napi_create_array_with_length(env, 2, &out));

@@ -45,6 +45,7 @@ export async function planFromDeployment(deployment: Deployment): Promise<HostPl
           device: port.device,
           mode: port.mode,
           ...(port.queueLength !== undefined ? { queueLength: port.queueLength } : {}),
+          ...(port.offload === true ? { offload: true } : {}),
         },
       };
     } else {

@@ -72,6 +72,8 @@ export interface TapPortSpec {
   mode: 'tap' | 'tun';
   /** Frames the device holds for nfvisor (its txqueuelen); absent: the port's default. */
   queueLength?: number;
+  /** TSO and checksum offloads with the kernel: TCP super-packets cross the chains whole. */
+  offload?: boolean;
 }
 
 export type PortSpec = PcapPortSpec | GeneratorPortSpec | SinkPortSpec | TunnelPortSpec | TapPortSpec;

@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, extname, resolve } from 'node:path';
 import { NfvError } from '../errors.js';
+import { MAX_SUPER_FRAME, SUPER_PACKET_SLOT_SIZE } from '../io/tcp-offload.js';
 import {
   DEFAULT_GENERATOR_OPTIONS,
   resolveGeneratorOptions,
@@ -304,12 +305,22 @@ class Checker {
         }
         this.tapDevices.set(device, name);
         const queueLength = raw.queueLength as number | undefined;
+        const offload = raw.offload === true;
+        if (offload && slotSize < SUPER_PACKET_SLOT_SIZE) {
+          this.issues.add(
+            [...at, 'offload'],
+            `brings TCP super-packets of up to ${MAX_SUPER_FRAME} bytes: pool.slotSize must be at least ` +
+              `${SUPER_PACKET_SLOT_SIZE} (got ${slotSize})`,
+          );
+          return undefined;
+        }
         return {
           type,
           name,
           device,
           mode: (raw.mode as 'tap' | 'tun' | undefined) ?? 'tap',
           ...(queueLength !== undefined ? { queueLength } : {}),
+          ...(offload ? { offload } : {}),
         };
       }
     }

@@ -72,3 +72,15 @@ test('deploy: two ports on one device are refused at the second (it would be bus
   assert.equal(found.length, 1, found.join('\n'));
   assert.match(found[0], /^3:\d+ ports\.again\.device: device "nfv-vm0" is already port "vm"'s/);
 });
+
+test('deploy: offload needs pool slots that hold a 64 KiB super-packet, and says so at the field', () => {
+  const found = problems(deployment('  vm: { type: tap, device: nfv-vm0, offload: true }'));
+  assert.equal(found.length, 1, found.join('\n'));
+  assert.match(found[0], /^2:\d+ ports\.vm\.offload: .*pool\.slotSize must be at least 65600 \(got 2048\)/);
+  const d = parseDeployment(
+    `pool: { slots: 256, slotSize: 65600 }\n${deployment('  vm: { type: tap, device: nfv-vm0, offload: true }')}`,
+    'deploy.yaml',
+    { baseDir: '/deploy' },
+  );
+  assert.deepEqual(d.ports.vm, { type: 'tap', name: 'vm', device: 'nfv-vm0', mode: 'tap', offload: true });
+});

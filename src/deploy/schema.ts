@@ -27,7 +27,7 @@ export const NF_CAPABILITIES = ['fs', 'net', 'http', 'dgram', 'child_process', '
 export const PORT_TYPES = ['pcap', 'generator', 'sink', 'vxlan', 'geneve', 'tap'] as const;
 
 export const PoolSchema = Type.Object(
-  { slots: Type.Optional(int(16, 1 << 20)), slotSize: Type.Optional(int(128, 65536)) },
+  { slots: Type.Optional(int(16, 1 << 20)), slotSize: Type.Optional(int(128, 65600)) },
   { additionalProperties: false },
 );
 
@@ -118,6 +118,8 @@ export const TapPortSchema = Type.Object(
     ),
     /** Frames the device holds for nfvisor (its txqueuelen); default 4,096. */
     queueLength: Type.Optional(int(1, 1 << 20)),
+    /** TSO and checksum offloads with the kernel: TCP super-packets (needs pool.slotSize ≥ 65,600). */
+    offload: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );

@@ -30,6 +30,7 @@ import { FlowKey } from '../packet/flow-key.js';
 import { Layer, PacketParser } from '../packet/packet-parser.js';
 import { TcpFlag } from '../packet/tcp.js';
 import { copyBytes } from '../io/capture-buffer.js';
+import { MAX_SUPER_FRAME, SUPER_PACKET_SLOT_SIZE, TcpSegmenter } from '../io/tcp-offload.js';
 import {
   checkNfConfig,
   createNfContext,
@@ -132,6 +133,8 @@ export const HostDrop = {
   Invalid: 'invalid_descriptor',
   OverloadNewFlow: 'overload_new_flow',
   OverloadShed: 'overload_shed',
+  /** A TCP super-packet an NF left as something the host cannot cut into segments for its port. */
+  UncutSuperPacket: 'super_packet_uncut',
 } as const;
 
 export interface NfSummary {
@@ -158,7 +161,7 @@ export interface HostSummary {
   sent: number;
   dropped: number;
   lost: number;
-  ports: Record<string, { received: number; sent: number }>;
+  ports: Record<string, { received: number; sent: number; counters?: Record<string, number> }>;
   hostDrops: Record<string, number>;
   nfs: NfSummary[];
   poolSlots: number;
@@ -355,6 +358,10 @@ export class Host {
   private readonly slotChain: Int16Array;
   private readonly slotSeconds: Float64Array;
   private readonly slotNanos: Uint32Array;
+  /** Per slot: the segment size of the TCP super-packet it holds (a TAP port with offloads), or 0. */
+  private readonly slotSegmentSize: Uint16Array;
+  /** Software GSO, for super-packets whose output port takes only wire-sized frames. */
+  private readonly segmenter = new TcpSegmenter();
   /** When each slot's packet was read (performance.now(), ms), and a histogram of rx→tx latency. */
   private readonly slotRxMs: Float64Array;
   /** 1 while a slot waits in a guest's spare ring: not a packet yet, and never one a guest may hand back. */
@@ -400,12 +407,21 @@ export class Host {
     public plan: HostPlan,
     definitions: Map<string, NfDefinition<Record<string, unknown>>>,
   ) {
+    for (const [name, port] of Object.entries(plan.ports))
+      if (port.kind === 'tap' && port.options.offload === true && plan.pool.slotSize < SUPER_PACKET_SLOT_SIZE)
+        throw new NfvError(
+          'NFV_ERR_BAD_ARGUMENT',
+          `port ${name}: offload brings TCP super-packets of up to ${MAX_SUPER_FRAME} bytes; ` +
+            `pool.slotSize must be at least ${SUPER_PACKET_SLOT_SIZE}, not ${plan.pool.slotSize}`,
+          { field: 'pool.slotSize', port: name },
+        );
     this.pool = BufferPool.create({ slotCount: plan.pool.slots, slotSize: plan.pool.slotSize });
     this.batchSize = Math.min(plan.batch, MAX_BATCH);
     this.slotRun = new Int32Array(plan.pool.slots).fill(NO_RUN);
     this.slotChain = new Int16Array(plan.pool.slots);
     this.slotSeconds = new Float64Array(plan.pool.slots);
     this.slotNanos = new Uint32Array(plan.pool.slots);
+    this.slotSegmentSize = new Uint16Array(plan.pool.slots);
     this.slotRxMs = new Float64Array(plan.pool.slots);
     this.slotSpare = new Uint8Array(plan.pool.slots);
     this.inlineBatch = new PacketBatch(this.pool.bytes, this.pool.slotSize);
@@ -811,6 +827,7 @@ export class Host {
           total++;
           this.slotSeconds[slot] = input.seconds;
           this.slotNanos[slot] = input.nanos;
+          this.slotSegmentSize[slot] = input.segmentSize;
           this.slotRxMs[slot] = burstMs;
           this.steer(slot, at, length, input);
         }
@@ -856,6 +873,26 @@ export class Host {
     this.slotChain[slot] = chain;
   }
 
+  /**
+   * Writes the packet in `slot` to `output` (the slot is freed by the caller): a TCP super-packet
+   * whole to a port that takes them, cut into segments for any other.
+   */
+  private send(output: OutputPort, slot: number, length: number): void {
+    const segmentSize = this.slotSegmentSize[slot];
+    const at = this.pool.slotOffset(slot);
+    const seconds = this.slotSeconds[slot];
+    const nanos = this.slotNanos[slot];
+    if (segmentSize === 0 || output.superPackets === true) {
+      output.write(this.pool.bytes, at, length, seconds, nanos, segmentSize);
+      this.sent++;
+    } else if (this.segmenter.segment(this.pool.bytes, at, length, segmentSize, output, seconds, nanos) >= 0)
+      this.sent++;
+    else {
+      this.hostDrops.set(HostDrop.UncutSuperPacket, (this.hostDrops.get(HostDrop.UncutSuperPacket) ?? 0) + 1);
+      this.dropped++;
+    }
+  }
+
   /** The packet the parser holds opens a TCP connection (SYN without ACK). */
   private opensConnection(): boolean {
     if (this.parser.l4 !== Layer.Tcp) return false;
@@ -890,14 +927,7 @@ export class Host {
           runLength = 0;
         }
         runLength++;
-        chain.output.write(
-          this.pool.bytes,
-          this.pool.slotOffset(slot),
-          d[o + 1],
-          this.slotSeconds[slot],
-          this.slotNanos[slot],
-        );
-        this.sent++;
+        this.send(chain.output, slot, d[o + 1]);
         this.slotRun[slot] = NO_RUN;
         this.sentSlots[i & (MAX_BATCH - 1)] = slot;
         if ((i & (MAX_BATCH - 1)) === MAX_BATCH - 1) this.pool.freeBurst(this.sentSlots, 0, MAX_BATCH);
@@ -1209,6 +1239,7 @@ export class Host {
     const wallMs = Date.now();
     this.slotSeconds[slot] = Math.floor(wallMs / 1000);
     this.slotNanos[slot] = (wallMs % 1000) * 1e6;
+    this.slotSegmentSize[slot] = 0;
     this.slotRxMs[slot] = performance.now();
     this.slotChain[slot] = nf.chain;
   }
@@ -1651,8 +1682,11 @@ export class Host {
   }
 
   private summary(): HostSummary {
-    const ports: Record<string, { received: number; sent: number }> = {};
+    const ports: HostSummary['ports'] = {};
     for (const output of this.outputs.values()) ports[output.name] = { received: 0, sent: output.packets };
+    // Live ports (tunnel endpoints, TAP devices) keep counters of their own: rx, tx, errors, offloads.
+    for (const [name, port] of this.tunnels)
+      ports[name] = { ...(ports[name] ?? { received: 0, sent: 0 }), counters: { ...port.counters } };
     const nfs = this.nfs.filter(live).map((nf): NfSummary => {
       const counterNames = Object.keys(nf.definition.counters);
       const counters: Record<string, number> = {};

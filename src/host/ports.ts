@@ -36,6 +36,11 @@ export interface InputPort {
   linkType: number;
   seconds: number;
   nanos: number;
+  /**
+   * The last frame's segment size when it is a TCP super-packet (a TAP port with offloads;
+   * src/io/tcp-offload.ts), else 0.
+   */
+  segmentSize: number;
   /** Frames longer than a slot: counted and skipped. */
   oversize: number;
   close(): void;
@@ -44,7 +49,10 @@ export interface InputPort {
 export interface OutputPort {
   readonly name: string;
   readonly id: number;
-  write(bytes: Uint8Array, at: number, length: number, seconds: number, nanos: number): void;
+  /** `segmentSize` > 0: a TCP super-packet, given only to a port whose `superPackets` is true. */
+  write(bytes: Uint8Array, at: number, length: number, seconds: number, nanos: number, segmentSize?: number): void;
+  /** Takes TCP super-packets whole (a TAP port with offloads); the host cuts them for the others. */
+  readonly superPackets?: boolean;
   packets: number;
   bytes: number;
   close(): void;
@@ -101,6 +109,7 @@ class CaptureInput implements InputPort {
   linkType: number = LinkType.Ethernet;
   seconds = 0;
   nanos = 0;
+  segmentSize = 0;
   oversize = 0;
   constructor(
     readonly name: string,
@@ -131,6 +140,7 @@ class GeneratorInput implements InputPort {
   linkType: number = LinkType.Ethernet;
   seconds = 0;
   nanos = 0;
+  segmentSize = 0;
   oversize = 0;
   private readonly frame = new Uint8Array(MAX_GENERATED_FRAME);
   constructor(
@@ -163,6 +173,7 @@ class MemoryInput implements InputPort {
   linkType: number = LinkType.Ethernet;
   seconds = 0;
   nanos = 0;
+  segmentSize = 0;
   oversize = 0;
   private index = 0;
   private round = 0;

@@ -100,6 +100,15 @@ describe('diffPlans', () => {
       /^ports\.\w+: a tap port that keeps its device t0 takes it over, which keeps its queue length \(4096 frames\)/,
     );
     assert.deepEqual(diffPlans(on(tap(64)), on(tap(64, 4096))).refused, [], 'the default, written out');
+    // The offloads are the device's too (IFF_VNET_HDR is set when it is opened).
+    const offloading: HostPlan['ports'][string] = {
+      kind: 'tap',
+      options: { device: 't0', batch: 64, offload: true },
+    };
+    assert.match(
+      diffPlans(on(tap(64)), on(offloading)).refused[0] ?? '',
+      /^ports\.\w+: a tap port that keeps its device t0 takes it over, which keeps its offloads \(off\)/,
+    );
   });
 
   it('a changed port changes the chains on it; a changed match changes its chain', () => {

@@ -117,10 +117,14 @@ function socketKept(a: PortPlan, b: PortPlan): string {
 function deviceKept(a: TapPortOptions, b: TapPortOptions): string {
   if (a.device !== b.device || (a.mode ?? 'tap') !== (b.mode ?? 'tap')) return '';
   const queue = (o: TapPortOptions): number => o.queueLength ?? DEFAULT_TAP_QUEUE_LENGTH;
-  if (queue(a) === queue(b)) return '';
+  const fixed: string[] = [];
+  if (queue(a) !== queue(b)) fixed.push(`queue length (${queue(a)} frames)`);
+  if ((a.offload === true) !== (b.offload === true))
+    fixed.push(`offloads (${a.offload === true ? 'on' : 'off'})`);
+  if (fixed.length === 0) return '';
   return (
-    `a tap port that keeps its device ${b.device} takes it over, which keeps its queue length ` +
-    `(${queue(a)} frames): remove the port in one apply and add it back in the next`
+    `a tap port that keeps its device ${b.device} takes it over, which keeps its ${fixed.join(' and ')}: ` +
+    'remove the port in one apply and add it back in the next'
   );
 }
 

@@ -28,8 +28,11 @@ export const MAX_NATIVE_BATCH = 256;
  * calls throw an Error with `code` (EPERM, ENOENT, EBUSY, EADDRINUSE …) and `syscall`.
  */
 export interface NativeAddon {
-  /** Opens (creating if needed) a non-blocking TAP (`tap` true) or TUN device with IFF_NO_PI: [fd, name]. */
-  openTun(name: string, tap: boolean): [number, string];
+  /**
+   * Opens (creating if needed) a non-blocking TAP (`tap` true) or TUN device with IFF_NO_PI: [fd,
+   * name]. With `offload`, frames carry a virtio-net header and may be TCP super-packets (tap-port.ts).
+   */
+  openTun(name: string, tap: boolean, offload?: boolean): [number, string];
   /** Sets a device's transmit queue length (for a TAP/TUN device: frames waiting for the reader). */
   setTxQueueLength(name: string, length: number): void;
   /** Reads up to `count` frames, frame i at bytes[offsets[i]..] (≤ room; room + 1 means cut). */

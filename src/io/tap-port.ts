@@ -29,12 +29,35 @@
  * strips the 14-byte header and writes the IP packet, whatever the MAC addresses (frames with
  * another EtherType — ARP, VLAN tags — are counted in `tx_not_ip` and dropped).
  *
+ * Offloads (`offload: true`): the device is opened with a virtio-net header before every frame and
+ * the kernel's TSO and checksum offloads (IFF_VNET_HDR, TUNSETOFFLOAD), as vhost-net serves a VM's
+ * virtio NIC: a TCP stream reaches the port as super-packets of up to 64 KiB (`segmentSize` says
+ * the MSS they stand for) instead of one frame per segment, and leaves the same way, the kernel
+ * cutting or delivering them whole (tcp-offload.ts). A checksum the kernel left partial on an
+ * ordinary frame is completed on receipt, so chains see complete checksums on every frame but
+ * super-packets. Slots must then hold a whole super-packet (SUPER_PACKET_SLOT_SIZE, the default).
+ *
+ *     slot i (offload):  [ virtio-net header | frame ... ]     the frame starts 10 bytes in
+ *     slot i (TUN):      [ … | synthesized Ethernet | virtio-net header read here, then the IP packet ]
+ *                        (the header is read, then the Ethernet header written over its place)
+ *
  * @example
  * const port = new TapPort({ device: 'nfv-tap0', mode: 'tap' });
  * await port.open(); // NFV_ERR_IO naming the port: no addon, EPERM, /dev/net/tun missing, EBUSY
  * port.onReadable = () => { let n; while ((n = port.next(buf, 0, buf.length)) > 0) other.write(buf, 0, n, 0, 0); };
  */
 import { copyBytes } from './capture-buffer.js';
+import {
+  completePartialChecksum,
+  MIN_SEGMENT_SIZE,
+  partialChecksum,
+  SUPER_PACKET_SLOT_SIZE,
+  SuperPacketShape,
+  VNET_HEADER_LENGTH,
+  VnetField,
+  VnetFlag,
+  VnetGso,
+} from './tcp-offload.js';
 import { NfvError } from '../errors.js';
 import { EtherType } from '../packet/ip-protocol.js';
 import { LinkType } from '../packet/link-type.js';
@@ -58,8 +81,13 @@ export interface TapPortOptions {
   mode?: 'tap' | 'tun';
   /** Frames per receive batch and per send batch (default 64, ≤ 256). */
   batch?: number;
-  /** Bytes per slot: the largest frame accepted (default 9216; ≤ 65535). */
+  /** Bytes per slot: the largest frame accepted (default 9216, with `offload` SUPER_PACKET_SLOT_SIZE). */
   slotSize?: number;
+  /**
+   * TSO and checksum offloads with the kernel (virtio-net header; see the module comment). Default
+   * false.
+   */
+  offload?: boolean;
   /**
    * The device's queue of frames waiting for this port (its txqueuelen), set when the port opens
    * it: what arrives while the host is busy or asleep waits here instead of being dropped. Default
@@ -84,6 +112,12 @@ export interface TapCounters {
   rx_not_ip: number;
   /** TUN: frames to send that are not IPv4/IPv6 over Ethernet (ARP, VLAN-tagged, shorter than 14 bytes). */
   tx_not_ip: number;
+  /** Offload: frames whose virtio-net header was unusable (a GSO type other than TCP, a checksum outside the frame). */
+  rx_bad_offload: number;
+  /** Offload: TCP super-packets received (each counted once in `rx` too). */
+  rx_super: number;
+  /** Offload: TCP super-packets handed to the device whole. */
+  tx_super: number;
 }
 
 /** Source address of the Ethernet header a TUN port puts before received packets: the device. */
@@ -95,7 +129,10 @@ const ETHERNET_HEADER = 14;
 const ETHERTYPE_AT = 12;
 const DEFAULT_BATCH = 64;
 const DEFAULT_SLOT_SIZE = 9216;
-const MAX_SLOT_SIZE = 0xffff;
+const MAX_SLOT_SIZE = SUPER_PACKET_SLOT_SIZE;
+const TCP_CHECKSUM_OFFSET = 16;
+const TCP_FLAGS_OFFSET = 13;
+const TCP_CWR = 0x80;
 /**
  * Frames a TAP device holds for the port by default: 4,096 (~40 ms at 100 kpps), where the kernel
  * gives a new device 1,000. Through the live testbed's TAP chain, inline, 3 alternating pairs
@@ -124,7 +161,21 @@ export class TapPort {
   /** Frames handed to `write()` and their bytes (the host's output-port counters). */
   packets = 0;
   bytes = 0;
-  readonly counters: TapCounters = { rx: 0, tx: 0, rx_errors: 0, tx_errors: 0, rx_not_ip: 0, tx_not_ip: 0 };
+  readonly counters: TapCounters = {
+    rx: 0,
+    tx: 0,
+    rx_errors: 0,
+    tx_errors: 0,
+    rx_not_ip: 0,
+    tx_not_ip: 0,
+    rx_bad_offload: 0,
+    rx_super: 0,
+    tx_super: 0,
+  };
+  /** Offloads on: the port takes TCP super-packets whole (the host's output check). */
+  readonly superPackets: boolean;
+  /** The last frame `next()` returned: its segment size when it is a TCP super-packet, else 0. */
+  segmentSize = 0;
   /** Called when frames are waiting and the batch was empty (once per empty → non-empty transition). */
   onReadable: (() => void) | null = null;
 
@@ -135,11 +186,15 @@ export class TapPort {
   private readonly clock: () => number;
   /** Where a frame's bytes are read to in its slot: after the synthesized header in TUN mode. */
   private readonly readShift: number;
+  /** Bytes of virtio-net header before each frame read or written: 10 with offloads, else 0. */
+  private readonly vnetLength: number;
+  private readonly shape = new SuperPacketShape();
   private readonly frames: Uint8Array;
   private readonly readOffsets: Uint32Array;
   private readonly readLengths: Uint32Array;
   private readonly frameAt: Uint32Array;
   private readonly lengths: Uint32Array;
+  private readonly segmentSizes: Uint16Array;
   private head = 0;
   private count = 0;
   private batchSeconds = 0;
@@ -178,9 +233,12 @@ export class TapPort {
     this.batch = options.batch ?? DEFAULT_BATCH;
     if (!Number.isInteger(this.batch) || this.batch < 1 || this.batch > MAX_NATIVE_BATCH)
       throw bad('batch', `must be an integer 1…${MAX_NATIVE_BATCH}`);
-    this.slotSize = options.slotSize ?? DEFAULT_SLOT_SIZE;
-    if (!Number.isInteger(this.slotSize) || this.slotSize <= ETHERNET_HEADER || this.slotSize > MAX_SLOT_SIZE)
-      throw bad('slotSize', `must be an integer ${ETHERNET_HEADER + 1}…${MAX_SLOT_SIZE}`);
+    this.superPackets = options.offload === true;
+    this.vnetLength = this.superPackets ? VNET_HEADER_LENGTH : 0;
+    this.slotSize = options.slotSize ?? (this.superPackets ? SUPER_PACKET_SLOT_SIZE : DEFAULT_SLOT_SIZE);
+    const minSlot = ETHERNET_HEADER + this.vnetLength + 1;
+    if (!Number.isInteger(this.slotSize) || this.slotSize < minSlot || this.slotSize > MAX_SLOT_SIZE)
+      throw bad('slotSize', `must be an integer ${minSlot}…${MAX_SLOT_SIZE}`);
     this.queueLength = options.queueLength ?? DEFAULT_TAP_QUEUE_LENGTH;
     if (
       !Number.isInteger(this.queueLength) ||
@@ -197,6 +255,7 @@ export class TapPort {
     this.readLengths = new Uint32Array(this.batch);
     this.frameAt = new Uint32Array(this.batch);
     this.lengths = new Uint32Array(this.batch);
+    this.segmentSizes = new Uint16Array(this.batch);
     this.stage = new Uint8Array(this.batch * this.slotSize);
     this.stageOffsets = new Uint32Array(this.batch);
     this.stageLengths = new Uint32Array(this.batch);
@@ -236,7 +295,7 @@ export class TapPort {
       );
     }
     try {
-      const [fd, actual] = addon.openTun(this.device, this.mode === 'tap');
+      const [fd, actual] = addon.openTun(this.device, this.mode === 'tap', this.superPackets);
       this.addon = addon;
       this.fd = fd;
       this.actualDevice = actual;
@@ -260,6 +319,8 @@ export class TapPort {
     if (previous === this) return 'a port cannot adopt itself';
     if (previous.mode !== this.mode) return `the mode changes (${previous.mode} → ${this.mode})`;
     if (previous.device !== this.device) return `the device changes (${previous.device} → ${this.device})`;
+    if (previous.superPackets !== this.superPackets)
+      return `offload changes (${previous.superPackets} → ${this.superPackets}; the device must be opened again)`;
     if (!previous.opened || previous.closed || previous.fd < 0)
       return `${previous.name} does not hold its device open`;
     if (this.opened || this.closed) return `${this.name} was opened already`;
@@ -300,9 +361,11 @@ export class TapPort {
         this.oversize++;
         continue;
       }
-      copyBytes(previous.frames, previous.frameAt[i], this.frames, queued * this.slotSize, length);
-      this.frameAt[queued] = queued * this.slotSize;
+      const frameAt = queued * this.slotSize + this.vnetLength;
+      copyBytes(previous.frames, previous.frameAt[i], this.frames, frameAt, length);
+      this.frameAt[queued] = frameAt;
       this.lengths[queued] = length;
+      this.segmentSizes[queued] = previous.segmentSizes[i];
       queued++;
     }
     this.head = 0;
@@ -338,6 +401,7 @@ export class TapPort {
         continue;
       }
       copyBytes(this.frames, this.frameAt[i], bytes, at, length);
+      this.segmentSize = this.segmentSizes[i];
       this.seconds = this.batchSeconds;
       this.nanos = this.batchNanos;
       return length;
@@ -347,11 +411,19 @@ export class TapPort {
 
   /**
    * Queues `bytes[at, at+length)` for the device (in TUN mode, its IP packet). Failures are
-   * counted, never thrown. The timestamp is not sent.
+   * counted, never thrown. The timestamp is not sent. A `segmentSize` > 0 marks a TCP super-packet
+   * (its checksum partial): only a port with offloads takes one (the host cuts it for the others).
    */
-  write(bytes: Uint8Array, at: number, length: number, seconds: number, nanos: number): void {
+  write(
+    bytes: Uint8Array,
+    at: number,
+    length: number,
+    seconds: number,
+    nanos: number,
+    segmentSize = 0,
+  ): void {
     if (this.successor !== null) {
-      this.successor.write(bytes, at, length, seconds, nanos);
+      this.successor.write(bytes, at, length, seconds, nanos, segmentSize);
       return;
     }
     this.packets++;
@@ -372,15 +444,16 @@ export class TapPort {
       from += ETHERNET_HEADER;
       size -= ETHERNET_HEADER;
     }
-    if (size > this.slotSize) {
+    if (size + this.vnetLength > this.slotSize) {
       this.counters.tx_errors++;
       return;
     }
     const e = this.staged++;
     const o = e * this.slotSize;
-    copyBytes(bytes, from, this.stage, o, size);
+    copyBytes(bytes, from, this.stage, o + this.vnetLength, size);
+    if (this.vnetLength !== 0) this.writeVnetHeader(o, bytes, at, length, segmentSize);
     this.stageOffsets[e] = o;
-    this.stageLengths[e] = size;
+    this.stageLengths[e] = size + this.vnetLength;
     if (this.staged === this.batch) this.flush();
     else if (!this.flushQueued) {
       this.flushQueued = true;
@@ -425,19 +498,31 @@ export class TapPort {
     this.batchSeconds = Math.floor(ms / MS_PER_S);
     this.batchNanos = Math.floor((ms - this.batchSeconds * MS_PER_S) * NS_PER_MS);
     let queued = 0;
+    const vnet = this.vnetLength;
     for (let i = 0; i < n; i++) {
-      const length = this.readLengths[i];
-      if (length > room) {
+      const read = this.readLengths[i]; // the packet, after its virtio-net header with offloads
+      if (read > room) {
         this.oversize++;
         continue;
       }
-      const slotAt = i * this.slotSize;
-      if (this.mode === 'tun' && !this.addEthernetHeader(slotAt, length)) {
+      const frameAt = i * this.slotSize + vnet;
+      const length = read - vnet;
+      let segmentSize = 0;
+      if (vnet !== 0) {
+        segmentSize = length < 0 ? -1 : this.takeOffload(frameAt + this.readShift - vnet, length);
+        if (segmentSize < 0) {
+          this.counters.rx_bad_offload++;
+          continue;
+        }
+        if (segmentSize > 0) this.counters.rx_super++;
+      }
+      if (this.mode === 'tun' && !this.addEthernetHeader(frameAt, length)) {
         this.counters.rx_not_ip++;
         continue;
       }
-      this.frameAt[queued] = slotAt;
+      this.frameAt[queued] = frameAt;
       this.lengths[queued] = length + this.readShift;
+      this.segmentSizes[queued] = segmentSize;
       queued++;
     }
     this.count = queued;
@@ -445,17 +530,73 @@ export class TapPort {
     if ((n < this.batch || queued === 0) && this.watch !== null) addon.watchArm(this.watch);
   }
 
-  /** Writes the synthesized Ethernet header before the IP packet at `frames[slotAt + 14..]`. */
-  private addEthernetHeader(slotAt: number, length: number): boolean {
+  /** Writes the synthesized Ethernet header before the IP packet at `frames[frameAt + 14..]`. */
+  private addEthernetHeader(frameAt: number, length: number): boolean {
     const f = this.frames;
-    const version = length > 0 ? f[slotAt + ETHERNET_HEADER] >> 4 : 0;
+    const version = length > 0 ? f[frameAt + ETHERNET_HEADER] >> 4 : 0;
     const etherType = version === 4 ? EtherType.Ipv4 : version === 6 ? EtherType.Ipv6 : 0;
     if (etherType === 0) return false;
-    f.set(TUN_NFVISOR_MAC, slotAt);
-    f.set(TUN_DEVICE_MAC, slotAt + 6);
-    f[slotAt + ETHERTYPE_AT] = etherType >> 8;
-    f[slotAt + ETHERTYPE_AT + 1] = etherType & 0xff;
+    f.set(TUN_NFVISOR_MAC, frameAt);
+    f.set(TUN_DEVICE_MAC, frameAt + 6);
+    f[frameAt + ETHERTYPE_AT] = etherType >> 8;
+    f[frameAt + ETHERTYPE_AT + 1] = etherType & 0xff;
     return true;
+  }
+
+  /**
+   * Acts on the virtio-net header the kernel put at `frames[headerAt..]` before a packet of
+   * `length` bytes: completes a partial checksum of an ordinary frame; returns the segment size of
+   * a TCP super-packet, 0 for an ordinary frame, -1 for a header this port cannot honour.
+   */
+  private takeOffload(headerAt: number, length: number): number {
+    const f = this.frames;
+    const gsoType = f[headerAt + VnetField.GsoType] & ~VnetGso.Ecn;
+    if (gsoType === VnetGso.None) {
+      if ((f[headerAt + VnetField.Flags] & VnetFlag.NeedsChecksum) === 0) return 0;
+      const start = f[headerAt + VnetField.ChecksumStart] | (f[headerAt + VnetField.ChecksumStart + 1] << 8);
+      const offset =
+        f[headerAt + VnetField.ChecksumOffset] | (f[headerAt + VnetField.ChecksumOffset + 1] << 8);
+      return completePartialChecksum(f, headerAt + VNET_HEADER_LENGTH, length, start, offset) ? 0 : -1;
+    }
+    const segmentSize = f[headerAt + VnetField.GsoSize] | (f[headerAt + VnetField.GsoSize + 1] << 8);
+    if ((gsoType !== VnetGso.TcpV4 && gsoType !== VnetGso.TcpV6) || segmentSize < MIN_SEGMENT_SIZE) return -1;
+    return segmentSize;
+  }
+
+  /**
+   * The virtio-net header before the frame staged at `stage[o + 10..]`, from the frame as the
+   * chain left it (`bytes[at, at+length)`, Ethernet even in TUN mode): none for an ordinary frame;
+   * for a TCP super-packet, its partial checksum (written again from its final headers) and, when
+   * its payload still spans more than one segment, the GSO request. A frame marked as a
+   * super-packet that is no longer TCP over IP leaves as it is.
+   */
+  private writeVnetHeader(
+    o: number,
+    bytes: Uint8Array,
+    at: number,
+    length: number,
+    segmentSize: number,
+  ): void {
+    const s = this.stage;
+    s.fill(0, o, o + VNET_HEADER_LENGTH);
+    const shape = this.shape;
+    if (segmentSize === 0 || !shape.read(bytes, at, length)) return;
+    // Offsets in the header count from the packet the device gets: the frame, or in TUN mode its IP packet.
+    const shift = this.mode === 'tun' ? ETHERNET_HEADER : 0;
+    const packetAt = o + VNET_HEADER_LENGTH - shift;
+    const checksum = partialChecksum(bytes, at, length, shape);
+    s[packetAt + shape.l4 + TCP_CHECKSUM_OFFSET] = checksum >> 8;
+    s[packetAt + shape.l4 + TCP_CHECKSUM_OFFSET + 1] = checksum & 0xff;
+    s[o + VnetField.Flags] = VnetFlag.NeedsChecksum;
+    writeLe16(s, o + VnetField.ChecksumStart, shape.l4 - shift);
+    writeLe16(s, o + VnetField.ChecksumOffset, TCP_CHECKSUM_OFFSET);
+    writeLe16(s, o + VnetField.HeaderLength, shape.headerLength - shift);
+    if (length - shape.headerLength <= segmentSize) return;
+    const cwr = (bytes[at + shape.l4 + TCP_FLAGS_OFFSET] & TCP_CWR) !== 0;
+    s[o + VnetField.GsoType] =
+      (shape.version === 4 ? VnetGso.TcpV4 : VnetGso.TcpV6) | (cwr ? VnetGso.Ecn : 0);
+    writeLe16(s, o + VnetField.GsoSize, segmentSize);
+    this.counters.tx_super++;
   }
 
   private flush(): void {
@@ -482,4 +623,9 @@ export class TapPort {
       { cause: error },
     );
   }
+}
+
+function writeLe16(bytes: Uint8Array, at: number, value: number): void {
+  bytes[at] = value & 0xff;
+  bytes[at + 1] = value >> 8;
 }

@@ -146,6 +146,8 @@ export abstract class TunnelPort {
   /** Arrival time of the frame `next()` returned last. */
   seconds = 0;
   nanos = 0;
+  /** Never a TCP super-packet (for the host's InputPort). */
+  readonly segmentSize = 0;
   /** Frames longer than a slot (on receipt) or than `room` (in `next()`): counted and dropped. */
   oversize = 0;
   /** Frames handed to `write()` and their bytes (the host's output-port counters). */
