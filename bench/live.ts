@@ -77,7 +77,10 @@ const FLOOD_MODES = [
 const IP_UDP_HEADERS = 28;
 const ONLY_UDP = process.env.BENCH_LIVE_ONLY === 'udp';
 const ONLY_TCP = process.env.BENCH_LIVE_ONLY === 'tcp';
-/** TAP ports with TSO and checksum offloads (tap-port.ts); BENCH_LIVE_TAP_OFFLOAD=0 turns them off. */
+/**
+ * TAP ports with TSO and checksum offloads (tap-port.ts), so TCP crosses the chain as 64 KiB
+ * super-packets; BENCH_LIVE_TAP_OFFLOAD=0 turns them off.
+ */
 const TAP_OFFLOAD = process.env.BENCH_LIVE_TAP_OFFLOAD !== '0';
 /** Only the paths whose name contains this (unset: all); a filtered run leaves live.md alone. */
 const PATH_FILTER = process.env.BENCH_LIVE_PATH ?? '';

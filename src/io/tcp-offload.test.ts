@@ -151,10 +151,12 @@ describe('TCP super-packets (tcp-offload)', () => {
     }
   });
 
-  it('refuses what it cannot cut, writing nothing: fragments, UDP, a cut header, a wrong IP length, a tiny MSS', () => {
+  it('refuses what it cannot cut, writing nothing: fragments, ICMP, UDP, a cut header, a wrong IP length, a tiny MSS', () => {
     const good = superPacket(4, bytes(4000), TcpFlag.Ack);
     const fragment = good.slice();
     fragment[14 + 6] |= 0x20; // more fragments
+    const icmp = good.slice();
+    icmp[14 + 9] = 1;
     const udp = good.slice();
     udp[14 + 9] = 17;
     const longer = good.slice();
@@ -163,6 +165,7 @@ describe('TCP super-packets (tcp-offload)', () => {
     badOffset[14 + 20 + 12] = 0xf0; // a 60-byte TCP header the frame cannot hold past the IP length
     for (const [name, frame, size] of [
       ['fragment', fragment, 1448],
+      ['icmp', icmp, 1448],
       ['udp', udp, 1448],
       ['ip length', longer, 1448],
       ['truncated', good.subarray(0, 14 + 20 + 10), 1448],

@@ -161,14 +161,20 @@ export interface SegmentSink {
   write(bytes: Uint8Array, at: number, length: number, seconds: number, nanos: number): void;
 }
 
+/** Uint32Array reads little-endian words here (every machine nfvisor runs on; checked once). */
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
 /**
  * Software GSO: cuts a TCP super-packet into segments of at most `segmentSize` payload bytes, each
- * a complete frame with its own IP length (and IPv4 id + n, header checksum), sequence number,
- * flags (FIN and PSH only on the last, CWR only on the first) and full TCP checksum — what Linux's
- * tcp_gso_segment makes when a device cannot. One scratch frame, allocated once.
+ * a complete frame with its own IP length (IPv4: id + n, header checksum), sequence number, flags
+ * (FIN and PSH only on the last, CWR only on the first) and full TCP checksum — what Linux's
+ * tcp_gso_segment makes when a device cannot. One scratch frame, allocated once; each segment's
+ * payload is summed as 32-bit words (RFC 1071 §2: the sum does not depend on byte order), which
+ * is the whole cost of a segment beyond its copy.
  */
 export class TcpSegmenter {
-  private readonly scratch = new Uint8Array(MAX_SUPER_FRAME);
+  private readonly scratch = new Uint8Array(MAX_SUPER_FRAME + 8);
+  private readonly words = new Uint32Array(this.scratch.buffer, 0, (MAX_SUPER_FRAME + 8) >> 2);
   private readonly shape = new SuperPacketShape();
 
   /**
@@ -189,26 +195,30 @@ export class TcpSegmenter {
     if (segmentSize < MIN_SEGMENT_SIZE || !shape.read(bytes, at, length)) return -1;
     const s = this.scratch;
     const headers = shape.headerLength;
-    const ip = shape.l3;
-    const tcp = shape.l4;
+    // The frame sits in the scratch so that its payload starts on a 4-byte boundary.
+    const base = (4 - (headers & 3)) & 3;
+    const ip = base + shape.l3;
+    const l4 = base + shape.l4;
+    const payloadAt = base + headers;
+    const checksumAt = l4 + TCP_CHECKSUM_AT;
     const payload = length - headers;
-    copyBytes(bytes, at, s, 0, headers);
+    copyBytes(bytes, at, s, base, headers);
     const firstSeq =
-      ((bytes[at + tcp + 4] << 24) |
-        (bytes[at + tcp + 5] << 16) |
-        (bytes[at + tcp + 6] << 8) |
-        bytes[at + tcp + 7]) >>>
+      ((bytes[at + shape.l4 + 4] << 24) |
+        (bytes[at + shape.l4 + 5] << 16) |
+        (bytes[at + shape.l4 + 6] << 8) |
+        bytes[at + shape.l4 + 7]) >>>
       0;
-    const firstId = (bytes[at + ip + 4] << 8) | bytes[at + ip + 5];
-    const flags = bytes[at + tcp + TCP_FLAGS_AT];
+    const firstId = (bytes[at + shape.l3 + 4] << 8) | bytes[at + shape.l3 + 5];
+    const flags = bytes[at + shape.l4 + TCP_FLAGS_AT];
     let count = 0;
     for (let offset = 0; offset < payload || (offset === 0 && payload === 0); offset += segmentSize) {
       const size = Math.min(segmentSize, payload - offset);
       const last = offset + size >= payload;
-      copyBytes(bytes, at + headers + offset, s, headers, size);
-      const l4Length = headers - tcp + size;
+      copyBytes(bytes, at + headers + offset, s, payloadAt, size);
+      const l4Length = payloadAt - l4 + size;
       if (shape.version === 4) {
-        const total = headers - ip + size;
+        const total = payloadAt - ip + size;
         s[ip + 2] = total >> 8;
         s[ip + 3] = total & 0xff;
         const id = (firstId + count) & 0xffff;
@@ -216,7 +226,7 @@ export class TcpSegmenter {
         s[ip + 5] = id & 0xff;
         s[ip + 10] = 0;
         s[ip + 11] = 0;
-        const ipChecksum = ~foldSum(sum16(s, ip, tcp - ip)) & 0xffff;
+        const ipChecksum = ~foldSum(sum16(s, ip, l4 - ip)) & 0xffff;
         s[ip + 10] = ipChecksum >> 8;
         s[ip + 11] = ipChecksum & 0xff;
       } else {
@@ -224,23 +234,40 @@ export class TcpSegmenter {
         s[ip + 5] = l4Length & 0xff;
       }
       const seq = (firstSeq + offset) >>> 0;
-      s[tcp + 4] = seq >>> 24;
-      s[tcp + 5] = (seq >>> 16) & 0xff;
-      s[tcp + 6] = (seq >>> 8) & 0xff;
-      s[tcp + 7] = seq & 0xff;
+      s[l4 + 4] = seq >>> 24;
+      s[l4 + 5] = (seq >>> 16) & 0xff;
+      s[l4 + 6] = (seq >>> 8) & 0xff;
+      s[l4 + 7] = seq & 0xff;
       let segmentFlags = flags;
       if (!last) segmentFlags &= ~(TCP_FIN | TCP_PSH);
       if (count > 0) segmentFlags &= ~TCP_CWR;
-      s[tcp + TCP_FLAGS_AT] = segmentFlags;
-      s[tcp + TCP_CHECKSUM_AT] = 0;
-      s[tcp + TCP_CHECKSUM_AT + 1] = 0;
-      const checksum = ~foldSum(sum16(s, tcp, l4Length, shape.pseudoSum(s, 0, l4Length))) & 0xffff;
-      s[tcp + TCP_CHECKSUM_AT] = checksum >> 8;
-      s[tcp + TCP_CHECKSUM_AT + 1] = checksum & 0xff;
-      sink.write(s, 0, headers + size, seconds, nanos);
+      s[l4 + TCP_FLAGS_AT] = segmentFlags;
+      s[checksumAt] = 0;
+      s[checksumAt + 1] = 0;
+      const sum =
+        sum16(s, l4, payloadAt - l4, shape.pseudoSum(s, base, l4Length)) + this.payloadSum(payloadAt, size);
+      const checksum = ~foldSum(sum) & 0xffff;
+      s[checksumAt] = checksum >> 8;
+      s[checksumAt + 1] = checksum & 0xff;
+      sink.write(s, base, payloadAt - base + size, seconds, nanos);
       count++;
       if (payload === 0) break;
     }
     return count;
+  }
+
+  /** The one's complement sum (unfolded, big-endian words) of scratch[at, at+size); `at` is 4-aligned. */
+  private payloadSum(at: number, size: number): number {
+    if (!LITTLE_ENDIAN) return sum16(this.scratch, at, size);
+    const w = this.words;
+    const first = at >> 2;
+    const end = first + (size >> 2);
+    let sum = 0; // < 2^46 for 64 KiB: exact in a double
+    for (let i = first; i < end; i++) sum += w[i];
+    // Fold to 16 bits of little-endian words, then swap to the big-endian sum (RFC 1071 §2B).
+    while (sum > 0xffff) sum = (sum % 0x10000) + Math.floor(sum / 0x10000);
+    const swapped = ((sum & 0xff) << 8) | (sum >> 8);
+    const tail = size & 3;
+    return tail === 0 ? swapped : sum16(this.scratch, at + size - tail, tail, swapped);
   }
 }
