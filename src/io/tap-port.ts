@@ -128,6 +128,8 @@ export const TUN_NFVISOR_MAC = Uint8Array.of(0x02, 0x6e, 0x66, 0x76, 0x00, 0x00)
 const ETHERNET_HEADER = 14;
 const ETHERTYPE_AT = 12;
 const DEFAULT_BATCH = 64;
+/** The fewest frames a read asks for after one that found few. */
+const MIN_READ_AHEAD = 8;
 const DEFAULT_SLOT_SIZE = 9216;
 const MAX_SLOT_SIZE = SUPER_PACKET_SLOT_SIZE;
 const TCP_CHECKSUM_OFFSET = 16;
@@ -197,6 +199,8 @@ export class TapPort {
   private readonly segmentSizes: Uint16Array;
   private head = 0;
   private count = 0;
+  /** Frames the next read asks for (≤ batch), following what the last ones found. */
+  private readAhead: number;
   private batchSeconds = 0;
   private batchNanos = 0;
   private readonly stage: Uint8Array;
@@ -256,6 +260,7 @@ export class TapPort {
     this.frameAt = new Uint32Array(this.batch);
     this.lengths = new Uint32Array(this.batch);
     this.segmentSizes = new Uint16Array(this.batch);
+    this.readAhead = this.batch;
     this.stage = new Uint8Array(this.batch * this.slotSize);
     this.stageOffsets = new Uint32Array(this.batch);
     this.stageLengths = new Uint32Array(this.batch);
@@ -488,7 +493,12 @@ export class TapPort {
     this.head = 0;
     this.count = 0;
     const room = this.slotSize - this.readShift;
-    const n = addon.readFrames(this.fd, this.frames, this.readOffsets, this.readLengths, this.batch, room);
+    const want = this.readAhead;
+    const n = addon.readFrames(this.fd, this.frames, this.readOffsets, this.readLengths, want, room);
+    // The addon queues a batch's reads at once (io_uring), and a read that finds the device empty
+    // still costs: ask for about twice what the last batch found, the whole batch while it fills.
+    this.readAhead =
+      n === want ? Math.min(this.batch, want * 2) : Math.min(this.batch, Math.max(MIN_READ_AHEAD, n * 2));
     if (n <= 0) {
       if (n < 0) this.counters.rx_errors++;
       else if (this.watch !== null) addon.watchArm(this.watch);
@@ -527,7 +537,7 @@ export class TapPort {
     }
     this.count = queued;
     this.counters.rx += queued;
-    if ((n < this.batch || queued === 0) && this.watch !== null) addon.watchArm(this.watch);
+    if ((n < want || queued === 0) && this.watch !== null) addon.watchArm(this.watch);
   }
 
   /** Writes the synthesized Ethernet header before the IP packet at `frames[frameAt + 14..]`. */
