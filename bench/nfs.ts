@@ -10,13 +10,18 @@
  *           from the pristine frames (the NFs rewrite in place) — what one core does with no host.
  *           Each row runs in a fresh worker (its own isolate, as a guest is): in an isolate where
  *           other instances of the same NF ran before, V8 no longer specializes the NF's closures
- *           to one instance, and a row measured there is ~25 % slower for that reason alone;
+ *           to one instance, and a row measured there is ~25 % slower for that reason alone. The
+ *           process is pinned to one CPU while the row runs (`taskset -a`, "inline on one core"):
+ *           unpinned, the development VM (which packs vCPUs: sched_vcpu_pack) gave firewall → NAT
+ *           either ~7.6 or ~4.4 Mpps from one run to the next (2026-12-07: 4.38 / 7.62 / 7.61
+ *           unpinned, 6.99–8.44 in six pinned runs on either CPU);
  *   direct  the same frames through the host in `direct` vNIC mode (guest isolates, shared-memory
  *           rings), from a memory port to a sink, bounded by a deadline.
  *
  * Targets (issue 4, inline at 10⁴ flows): firewall (20 rules) ≥ 10 Mpps, NAT ≥ 8, LB ≥ 8, the
  * others ≥ 5, firewall → NAT ≥ 6.5. The machine is shared and noisy: compare rows of one run.
  */
+import { execFileSync } from 'node:child_process';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { Host, type HostPlan, type NfPlan } from '../src/host/host.js';
@@ -161,11 +166,41 @@ interface InlineJob {
 }
 
 /** inline() of row `index` of rows() in a fresh worker thread. */
-function inlineInWorker(
+async function inlineInWorker(
   index: number,
   traffic: { frames: Uint8Array; lengths: Uint16Array },
 ): Promise<{ mpps: number; gcs: number }> {
   const job: InlineJob = { nfsInlineRow: index, frames: traffic.frames, lengths: traffic.lengths };
+  const unpin = pinToOneCpu();
+  try {
+    return await runInlineWorker(index, job);
+  } finally {
+    unpin();
+  }
+}
+
+/**
+ * Pins every thread of this process to CPU 0 (threads started meanwhile inherit it) and returns
+ * what undoes it; without `taskset` (util-linux) nothing is pinned.
+ */
+function pinToOneCpu(): () => void {
+  const pid = String(process.pid);
+  try {
+    const before = execFileSync('taskset', ['-cp', pid], { encoding: 'utf8' }).split(':').pop()!.trim();
+    execFileSync('taskset', ['-a', '-cp', '0', pid], { stdio: 'ignore' });
+    return () => {
+      try {
+        execFileSync('taskset', ['-a', '-cp', before, pid], { stdio: 'ignore' });
+      } catch {
+        // the affinity stays; the direct rows would then share one CPU — reported by their figures
+      }
+    };
+  } catch {
+    return () => undefined;
+  }
+}
+
+function runInlineWorker(index: number, job: InlineJob): Promise<{ mpps: number; gcs: number }> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL(import.meta.url), { workerData: job });
     worker.once('message', resolve);
@@ -374,7 +409,7 @@ function rows(): Row[] {
 
 export async function benchNfs(filter?: string): Promise<void> {
   console.log(
-    `nfs: each NF alone, 64 B UDP, inline = process() in one thread (${INLINE_SECONDS} s), direct = host direct mode (${DIRECT_SECONDS} s)`,
+    `nfs: each NF alone, 64 B UDP, inline = process() in one thread pinned to one CPU (${INLINE_SECONDS} s), direct = host direct mode (${DIRECT_SECONDS} s)`,
   );
   console.log(
     `  ${'NF'.padEnd(30)} ${'flows'.padStart(9)} ${'inline'.padStart(9)} ${'direct'.padStart(9)}  gc (timed inline part)  target (inline, 10⁴ flows)`,
