@@ -23,24 +23,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { NfvError } from '../../src/errors.js';
-import { builtinModule, Host, type HostPlan, type HostSummary, type NfPlan } from '../../src/host/host.js';
+import { Host, type HostPlan, type HostSummary } from '../../src/host/host.js';
 import { addonUnavailableReason, loadNativeAddon } from '../../src/io/native-addon.js';
 import { requireRoot, requireTools, run, Testbed } from './netns.js';
+import { inlineFirewall, waitForDevice } from './tap-helpers.js';
 
 process.env.NFVISOR_QUIET = '1';
 const PINGS = 3;
-
-function firewall(): NfPlan {
-  return {
-    module: builtinModule('firewall'),
-    config: { default: 'accept' },
-    vnic: 'direct',
-    placement: 'inline', // on the host's thread: this test is about the ports, not guest wake-ups
-    replicas: 1,
-    heapMb: 64,
-    failure: 'fail-closed',
-  };
-}
 
 async function exists(ns: string | undefined, dev: string): Promise<boolean> {
   const args = ns === undefined ? ['link', 'show', 'dev', dev] : ['-n', ns, 'link', 'show', 'dev', dev];
@@ -53,14 +42,6 @@ async function exists(ns: string | undefined, dev: string): Promise<boolean> {
 async function ifindex(ns: string, dev: string): Promise<number> {
   const { stdout } = await run('ip', ['-n', ns, '-j', 'link', 'show', 'dev', dev]);
   return (JSON.parse(stdout) as { ifindex: number }[])[0].ifindex;
-}
-
-async function waitForDevice(dev: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await exists(undefined, dev))) {
-    if (Date.now() > deadline) throw new Error(`device ${dev} did not appear within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 describe('TAP ports added, changed and removed by a live apply', () => {
@@ -84,7 +65,7 @@ describe('TAP ports added, changed and removed by a live apply', () => {
       tb: { kind: 'tap', options: { device: devB } },
       tr: { kind: 'tap', options: { device: devR } },
     },
-    nfs: { fwab: firewall(), fwba: firewall() },
+    nfs: { fwab: inlineFirewall(), fwba: inlineFirewall() },
     chains: [
       { name: 'a-to-b', from: 'ta', to: 'tb', through: ['fwab'] },
       { name: 'b-to-a', from: 'tb', to: 'ta', through: ['fwba'] },

@@ -22,43 +22,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { builtinModule, Host, type HostPlan, type HostSummary, type NfPlan } from '../../src/host/host.js';
+import { Host, type HostPlan, type HostSummary } from '../../src/host/host.js';
 import { addonUnavailableReason, loadNativeAddon } from '../../src/io/native-addon.js';
 import { DEFAULT_TAP_QUEUE_LENGTH } from '../../src/io/tap-port.js';
 import { requireRoot, requireTools, run, Testbed } from './netns.js';
+import { inlineFirewall, waitForDevice } from './tap-helpers.js';
 
 process.env.NFVISOR_QUIET = '1';
 const PINGS = 5;
 const DATAGRAMS = 20;
 const FILE_BYTES = 200_000;
-
-function firewall(): NfPlan {
-  return {
-    module: builtinModule('firewall'),
-    config: { default: 'accept' },
-    vnic: 'direct',
-    // Inline: the firewall runs on the host's thread. Isolated guests work too, but on a 2-core box
-    // shared with other jobs their wake-ups add seconds of latency, and this test is about the ports.
-    placement: 'inline',
-    replicas: 1,
-    heapMb: 64,
-    failure: 'fail-closed',
-  };
-}
-
-/** Resolves once `ip link show dev` finds the device in the root namespace (the host created it). */
-async function waitForDevice(dev: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = await run('ip', ['link', 'show', 'dev', dev], 2_000).then(
-      () => true,
-      () => false,
-    );
-    if (found) return;
-    if (Date.now() > deadline) throw new Error(`device ${dev} did not appear within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** Replies ping counted; with -w it sends until it has -c replies or the deadline passes. */
 function received(pingOutput: string): number {
@@ -121,7 +94,13 @@ describe('TAP and TUN ports: real stacks in namespaces through nfvisor chains', 
         ub: { kind: 'tap', options: { device: ub, mode: 'tun' } },
         broken: { kind: 'tap', options: { device: ta } },
       },
-      nfs: { fwab: firewall(), fwba: firewall(), fwu1: firewall(), fwu2: firewall(), fwx: firewall() },
+      nfs: {
+        fwab: inlineFirewall(),
+        fwba: inlineFirewall(),
+        fwu1: inlineFirewall(),
+        fwu2: inlineFirewall(),
+        fwx: inlineFirewall(),
+      },
       chains: [
         { name: 'a-to-b', from: 'ta', to: 'tb', through: ['fwab'] },
         { name: 'b-to-a', from: 'tb', to: 'ta', through: ['fwba'] },

@@ -24,40 +24,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { builtinModule, Host, type HostPlan, type HostSummary, type NfPlan } from '../../src/host/host.js';
+import { Host, type HostPlan, type HostSummary } from '../../src/host/host.js';
 import { addonUnavailableReason, loadNativeAddon } from '../../src/io/native-addon.js';
 import { SUPER_PACKET_SLOT_SIZE } from '../../src/io/tcp-offload.js';
 import { requireRoot, requireTools, run, Testbed } from './netns.js';
+import { inlineFirewall, waitForDevice } from './tap-helpers.js';
 
 process.env.NFVISOR_QUIET = '1';
 const FILE_BYTES = 4_000_000;
 /** MTU 1500 − 20 (IPv4) − 20 (TCP) − 12 (timestamps): the segments' payload at most. */
 const MSS = 1448;
-
-function firewall(): NfPlan {
-  return {
-    module: builtinModule('firewall'),
-    config: { default: 'accept' },
-    vnic: 'direct',
-    placement: 'inline',
-    replicas: 1,
-    heapMb: 64,
-    failure: 'fail-closed',
-  };
-}
-
-async function waitForDevice(dev: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (
-    !(await run('ip', ['link', 'show', 'dev', dev], 2_000).then(
-      () => true,
-      () => false,
-    ))
-  ) {
-    if (Date.now() > deadline) throw new Error(`device ${dev} did not appear within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe('TAP offloads: TCP super-packets through a chain, whole and cut by the host', () => {
   const bed = new Testbed(`nfo${process.pid % 100000}`);
@@ -86,7 +62,7 @@ describe('TAP offloads: TCP super-packets through a chain, whole and cut by the 
         ca: { kind: 'tap', options: { device: ca, offload: true } },
         cb: { kind: 'tap', options: { device: cb } },
       },
-      nfs: { fw1: firewall(), fw2: firewall(), fw3: firewall(), fw4: firewall() },
+      nfs: { fw1: inlineFirewall(), fw2: inlineFirewall(), fw3: inlineFirewall(), fw4: inlineFirewall() },
       chains: [
         { name: 'whole-a-b', from: 'oa', to: 'ob', through: ['fw1'] },
         { name: 'whole-b-a', from: 'ob', to: 'oa', through: ['fw2'] },
