@@ -26,7 +26,7 @@ import { Host, type HostPlan, type HostSummary } from '../../src/host/host.js';
 import { addonUnavailableReason, loadNativeAddon } from '../../src/io/native-addon.js';
 import { DEFAULT_TAP_QUEUE_LENGTH } from '../../src/io/tap-port.js';
 import { requireRoot, requireTools, run, Testbed } from './netns.js';
-import { inlineFirewall, waitForDevice } from './tap-helpers.js';
+import { inlineFirewall, waitForDevices } from './tap-helpers.js';
 
 process.env.NFVISOR_QUIET = '1';
 const PINGS = 5;
@@ -113,12 +113,7 @@ describe('TAP and TUN ports: real stacks in namespaces through nfvisor chains', 
     running = host.run();
     // The host opens its ports once its five guests are up (seconds on a loaded 2-core box); a run
     // that fails first ends the wait.
-    const ended = running.then(
-      () => Promise.reject(new Error('the host stopped before opening its ports')),
-      (error: unknown) => Promise.reject(error as Error),
-    );
-    ended.catch(() => undefined); // reported by the race below, or by `after()`
-    for (const dev of [ta, tb, ua, ub]) await Promise.race([waitForDevice(dev, 60_000), ended]);
+    await waitForDevices(running, [ta, tb, ua, ub]);
     // The host holds the fds; the devices move into the namespaces and are configured there.
     await run('ip', ['link', 'set', ta, 'netns', a]);
     await run('ip', ['link', 'set', tb, 'netns', b]);

@@ -28,7 +28,7 @@ import { Host, type HostPlan, type HostSummary } from '../../src/host/host.js';
 import { addonUnavailableReason, loadNativeAddon } from '../../src/io/native-addon.js';
 import { SUPER_PACKET_SLOT_SIZE } from '../../src/io/tcp-offload.js';
 import { requireRoot, requireTools, run, Testbed } from './netns.js';
-import { inlineFirewall, waitForDevice } from './tap-helpers.js';
+import { inlineFirewall, waitForDevices } from './tap-helpers.js';
 
 process.env.NFVISOR_QUIET = '1';
 const FILE_BYTES = 4_000_000;
@@ -72,12 +72,7 @@ describe('TAP offloads: TCP super-packets through a chain, whole and cut by the 
     };
     host = await Host.create(plan);
     running = host.run();
-    const ended = running.then(
-      () => Promise.reject(new Error('the host stopped before opening its ports')),
-      (error: unknown) => Promise.reject(error as Error),
-    );
-    ended.catch(() => undefined);
-    for (const dev of [oa, ob, ca, cb]) await Promise.race([waitForDevice(dev, 60_000), ended]);
+    await waitForDevices(running, [oa, ob, ca, cb]);
     for (const [ns, dev, address] of [
       [a, oa, '10.79.1.1/24'],
       [b, ob, '10.79.1.2/24'],
