@@ -729,7 +729,10 @@ export async function benchLive(): Promise<void> {
       `load average ${loadAtStart} at the start, ${load.join(' / ')} (1 / 5 / 15 min) at the end (the machine is shared with other work: ` +
       'figures are noisy; compare within one run). nfvisor ports: ' +
       (loadNativeAddon() !== null
-        ? 'VXLAN with recvmmsg/sendmmsg, TAP in batches (native addon).'
+        ? 'VXLAN with recvmmsg/sendmmsg, TAP in batches through io_uring (native addon)' +
+          (TAP_OFFLOAD
+            ? '; TAP with offload (TSO and checksum offloads: TCP crosses the chain as 64 KiB super-packets).'
+            : '; TAP without offloads (BENCH_LIVE_TAP_OFFLOAD=0).')
         : `node:dgram, no TAP (native addon not loaded: ${addonUnavailableReason()}).`),
     '',
     `UDP: 18-byte payloads (64-byte frames) from bench/udp-flood.c in the client namespace, sendmmsg as fast as ` +
