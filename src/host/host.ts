@@ -887,10 +887,7 @@ export class Host {
       this.sent++;
     } else if (this.segmenter.segment(this.pool.bytes, at, length, segmentSize, output, seconds, nanos) >= 0)
       this.sent++;
-    else {
-      this.hostDrops.set(HostDrop.UncutSuperPacket, (this.hostDrops.get(HostDrop.UncutSuperPacket) ?? 0) + 1);
-      this.dropped++;
-    }
+    else this.countHostDrop(HostDrop.UncutSuperPacket);
   }
 
   /** The packet the parser holds opens a TCP connection (SYN without ACK). */
@@ -1306,9 +1303,14 @@ export class Host {
   }
 
   private hostDrop(reason: string, slot: number): void {
+    this.countHostDrop(reason);
+    this.release(slot);
+  }
+
+  /** Counts a drop by the host whose slot its caller frees. */
+  private countHostDrop(reason: string): void {
     this.hostDrops.set(reason, (this.hostDrops.get(reason) ?? 0) + 1);
     this.dropped++;
-    this.release(slot);
   }
 
   private lose(slot: number): void {

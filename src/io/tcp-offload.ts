@@ -26,7 +26,7 @@
  * if (shape.read(frame, 0, length)) checksumField = partialChecksum(frame, 0, length, shape);
  */
 import { copyBytes } from './capture-buffer.js';
-import { foldSum, pseudoHeaderSumV4, pseudoHeaderSumV6, sum16 } from '../packet/checksum.js';
+import { foldSum, internetChecksum, pseudoHeaderSumV4, pseudoHeaderSumV6, sum16 } from '../packet/checksum.js';
 
 export const VNET_HEADER_LENGTH = 10;
 export const VnetFlag = { NeedsChecksum: 1, DataValid: 2 } as const;
@@ -226,7 +226,7 @@ export class TcpSegmenter {
         s[ip + 5] = id & 0xff;
         s[ip + 10] = 0;
         s[ip + 11] = 0;
-        const ipChecksum = ~foldSum(sum16(s, ip, l4 - ip)) & 0xffff;
+        const ipChecksum = internetChecksum(s, ip, l4 - ip);
         s[ip + 10] = ipChecksum >> 8;
         s[ip + 11] = ipChecksum & 0xff;
       } else {
