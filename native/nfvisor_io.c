@@ -81,6 +81,13 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall, const 
   return NULL;
 }
 
+/* Throws errno's error for `syscall` on `what` after closing `fd`, which the failed call leaves useless. */
+static napi_value close_and_throw(napi_env env, int fd, const char *syscall, const char *what) {
+  int err = errno;
+  close(fd);
+  return throw_errno(env, err, syscall, what);
+}
+
 static int32_t get_i32(napi_env env, napi_value v) {
   int32_t out = 0;
   napi_get_value_int32(env, v, &out);
@@ -142,16 +149,9 @@ static napi_value open_tun(napi_env env, napi_callback_info info) {
   memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = (tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, len < IFNAMSIZ ? len : IFNAMSIZ - 1);
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-    int err = errno;
-    close(fd);
-    return throw_errno(env, err, "ioctl(TUNSETIFF)", name);
-  }
-  if (offload && ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN) < 0) {
-    int err = errno;
-    close(fd);
-    return throw_errno(env, err, "ioctl(TUNSETOFFLOAD)", name);
-  }
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) return close_and_throw(env, fd, "ioctl(TUNSETIFF)", name);
+  if (offload && ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN) < 0)
+    return close_and_throw(env, fd, "ioctl(TUNSETOFFLOAD)", name);
   napi_value out, fdv, namev;
   CHECK(napi_create_array_with_length(env, 2, &out));
   CHECK(napi_create_int32(env, fd, &fdv));
@@ -239,10 +239,18 @@ static bool uring_ready(void) {
   return true;
 }
 
+/* Stops using the ring in this thread (closing it cancels whatever it still held): read()/write() from now on. */
+static void uring_off(void) {
+  close(ring.fd);
+  ring.fd = -2;
+}
+
 /*
  * Runs `count` (≤ MAX_BATCH) reads or writes of `fd` through the ring, request i on
  * bytes[offsets[i] .. + (sizes ? sizes[i] : room)); results[i] = what read()/write() would have
- * returned (or -errno). Returns 0, or -errno when the ring failed (nothing was done then).
+ * returned (or -errno). Returns 0, or -errno when the ring failed: the ring is then given up for
+ * this thread and the caller does the batch with read()/write(). A file that cannot be asked not
+ * to wait (no FMODE_NOWAIT: every request fails with EOPNOTSUPP, doing nothing) gives it up too.
  */
 static int uring_batch(uint8_t opcode, int fd, uint8_t *bytes, const uint32_t *offsets, const uint32_t *sizes,
                        uint32_t room, int32_t count, int32_t *results) {
@@ -269,11 +277,9 @@ static int uring_batch(uint8_t opcode, int fd, uint8_t *bytes, const uint32_t *o
   while (done < count) {
     long r = syscall(__NR_io_uring_enter, ring.fd, to_submit, (unsigned)(count - done), IORING_ENTER_GETEVENTS, NULL, 0);
     if (r < 0 && errno != EINTR && errno != EAGAIN && errno != EBUSY) {
-      if (to_submit > 0) { /* nothing was queued: take the entries back */
-        __atomic_store_n(ring.sq_tail, tail, __ATOMIC_RELEASE);
-        return -errno;
-      }
-      return -errno;
+      int err = errno;
+      uring_off();
+      return -err;
     }
     if (r > 0) to_submit -= (unsigned)r > to_submit ? to_submit : (unsigned)r;
     unsigned head = *ring.cq_head;
@@ -285,14 +291,19 @@ static int uring_batch(uint8_t opcode, int fd, uint8_t *bytes, const uint32_t *o
     }
     __atomic_store_n(ring.cq_head, head, __ATOMIC_RELEASE);
   }
+  if (results[0] == -EOPNOTSUPP) {
+    uring_off();
+    return -EOPNOTSUPP;
+  }
   return 0;
 }
 
 /*
  * readFrames(fd, bytes, offsets, lengths, count, room) -> frames read, or -errno.
  * Reads up to `count` frames, frame i into bytes[offsets[i] .. + room); lengths[i] = its length.
- * Stops at the first EAGAIN. A frame that fills the whole room may have been cut: lengths[i] is
- * then room + 1 so the caller counts it oversize.
+ * Through the ring, all `count` reads are made and the frames moved together in arrival order;
+ * without it, the loop stops at the first EAGAIN. A frame that fills the whole room may have been
+ * cut: lengths[i] is then room + 1 so the caller counts it oversize.
  */
 static napi_value read_frames(napi_env env, napi_callback_info info) {
   size_t argc = 6;
@@ -424,11 +435,7 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
    * wireguard-go does; otherwise what rmem_max allows. */
   if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-  if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
-    int err = errno;
-    close(fd);
-    return throw_errno(env, err, "bind", "udp");
-  }
+  if (bind(fd, (struct sockaddr *)&ss, sl) < 0) return close_and_throw(env, fd, "bind", "udp");
   struct sockaddr_storage bound;
   socklen_t bl = sizeof bound;
   getsockname(fd, (struct sockaddr *)&bound, &bl);

@@ -26,7 +26,13 @@
  * if (shape.read(frame, 0, length)) checksumField = partialChecksum(frame, 0, length, shape);
  */
 import { copyBytes } from './capture-buffer.js';
-import { foldSum, internetChecksum, pseudoHeaderSumV4, pseudoHeaderSumV6, sum16 } from '../packet/checksum.js';
+import {
+  foldSum,
+  internetChecksum,
+  pseudoHeaderSumV4,
+  pseudoHeaderSumV6,
+  sum16,
+} from '../packet/checksum.js';
 
 export const VNET_HEADER_LENGTH = 10;
 export const VnetFlag = { NeedsChecksum: 1, DataValid: 2 } as const;
@@ -212,7 +218,9 @@ export class TcpSegmenter {
     const firstId = (bytes[at + shape.l3 + 4] << 8) | bytes[at + shape.l3 + 5];
     const flags = bytes[at + shape.l4 + TCP_FLAGS_AT];
     let count = 0;
-    for (let offset = 0; offset < payload || (offset === 0 && payload === 0); offset += segmentSize) {
+    let offset = 0;
+    // At least one segment: a super-packet whose payload an NF emptied still leaves as one.
+    do {
       const size = Math.min(segmentSize, payload - offset);
       const last = offset + size >= payload;
       copyBytes(bytes, at + headers + offset, s, payloadAt, size);
@@ -251,8 +259,8 @@ export class TcpSegmenter {
       s[checksumAt + 1] = checksum & 0xff;
       sink.write(s, base, payloadAt - base + size, seconds, nanos);
       count++;
-      if (payload === 0) break;
-    }
+      offset += segmentSize;
+    } while (offset < payload);
     return count;
   }
 

@@ -1,29 +1,31 @@
 /**
  * Run by tap-batch.test.ts in a child process (once as is, once with NFVISOR_NO_URING=1, since the
  * addon decides per thread, once, whether it has an io_uring): a TAP port whose device sits in the
- * namespace named by argv[2] (the device's name argv[3]) receives argv[4] datagrams the kernel queued there and sends FRAMES
- * frames back (as many). Prints one JSON line: the sequence numbers read, in order, and the port's counters.
+ * namespace named by argv[2] (the device's name argv[3]) receives argv[4] datagrams the kernel
+ * queued there and sends as many frames back. Prints one JSON line: the sequence numbers read and
+ * received, in order, and the port's counters.
  */
 import { TapPort } from '../../src/io/tap-port.js';
+import { EthernetRepr } from '../../src/packet/ethernet.js';
+import { EtherType, IpProtocol } from '../../src/packet/ip-protocol.js';
+import { Ipv4Repr } from '../../src/packet/ipv4.js';
+import { UdpRepr } from '../../src/packet/udp.js';
 import { run } from './netns.js';
 
 const ns = process.argv[2];
 const device = process.argv[3];
 const FRAMES = Number(process.argv[4]);
 
-/** An Ethernet/IPv4/UDP frame 10.80.0.2:7 → 10.80.0.1:9998 carrying `seq` (checksum 0: none). */
-function frame(seq: number, mac: Uint8Array): Uint8Array {
+/** An Ethernet/IPv4/UDP frame 10.80.0.2:7 → 10.80.0.1:9998 to `mac` carrying `seq` (no UDP checksum). */
+function frame(seq: number, mac: string): Uint8Array {
   const f = new Uint8Array(14 + 20 + 8 + 4);
-  f.set(mac, 0);
-  f.set([0x02, 0, 0, 0, 0, 0x02], 6);
-  f[12] = 0x08;
-  f.set([0x45, 0, 0, 32, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 80, 0, 2, 10, 80, 0, 1], 14);
-  let sum = 0;
-  for (let i = 14; i < 34; i += 2) sum += (f[i] << 8) | f[i + 1];
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  f[24] = ~sum >> 8;
-  f[25] = ~sum & 0xff;
-  f.set([0, 7, 0x27, 0x0e, 0, 12, 0, 0], 34);
+  EthernetRepr.emit({ dst: mac, src: '02:00:00:00:00:02', tags: [], etherType: EtherType.Ipv4 }, f, 0);
+  Ipv4Repr.emit(
+    { src: '10.80.0.2', dst: '10.80.0.1', protocol: IpProtocol.Udp, payloadLength: 8 + 4 },
+    f,
+    14,
+  );
+  UdpRepr.emit({ srcPort: 7, dstPort: 9998, payloadLength: 4 }, f, 34);
   new DataView(f.buffer).setUint32(42, seq);
   return f;
 }
@@ -37,7 +39,6 @@ await run('ip', ['-n', ns, 'neigh', 'replace', '10.80.0.2', 'lladdr', '02:00:00:
 const mac = (await run('ip', ['-n', ns, '-j', 'link', 'show', 'dev', device])).stdout.match(
   /"address":"([0-9a-f:]+)"/,
 )![1];
-const deviceMac = Uint8Array.from(mac.split(':').map((h) => parseInt(h, 16)));
 
 // A receiver in the namespace for what the port sends, then FRAMES datagrams towards the port,
 // all queued on the device before the port reads any (the reads then come in full batches).
@@ -86,7 +87,7 @@ while (read.length < FRAMES && Date.now() < deadline) {
     read.push(new DataView(buf.buffer).getUint32(42));
 }
 for (let i = 0; i < FRAMES; i++) {
-  const f = frame(i, deviceMac);
+  const f = frame(i, mac);
   port.write(f, 0, f.length, 0, 0);
   if (i % 500 === 499) await new Promise((r) => setTimeout(r, 20)); // let the receiver keep up
 }
