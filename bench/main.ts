@@ -7,7 +7,7 @@
  *   capture  pcap and pcapng write and read throughput (MB/s, Mpps) through the streaming I/O.
  *   mem      descriptor rings between threads (bench/mem.ts).
  *   modes    the 3-NF chain in each vNIC mode, chain-length scaling; tables and a chart in
- *            bench/results/ (bench/modes.ts).
+ *            bench/results/ (bench/modes.ts; BENCH_MODES_FILTER=inline|direct|…|chain|run).
  *   reconfig effective blocked time of live reconfigurations at a fixed offered rate (bench/reconfig.ts).
  *   nfs      each built-in NF alone at 64 B, 10⁴ and 10⁶ flows, inline and direct; firewall by rule
  *            count, router by route count, firewall → NAT (bench/nfs.ts; BENCH_NFS_FILTER=text).
@@ -262,7 +262,7 @@ async function main(): Promise<void> {
   if (want('packet')) await benchPacket();
   if (want('capture')) await benchCapture();
   if (want('mem')) await benchMem();
-  if (want('modes')) await benchModes();
+  if (want('modes')) await benchModes(process.env.BENCH_MODES_FILTER);
   if (want('reconfig')) await benchReconfig();
   if (want('wireguard')) await benchWireguard();
   if (want('nfs')) await benchNfs(process.env.BENCH_NFS_FILTER);
