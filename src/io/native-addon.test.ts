@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
@@ -10,6 +10,9 @@ import {
   resetNativeAddonForTests,
 } from './native-addon.js';
 import { readAddressRecord, UdpBatchSocket, writeAddressRecord } from './udp-batch.js';
+import { BufferPool } from '../mem/buffer-pool.js';
+
+const HUGE_PAGE = 2 << 20;
 
 describe('native addon loader', () => {
   const saved = { no: process.env.NFVISOR_NO_ADDON, path: process.env.NFVISOR_ADDON };
@@ -75,6 +78,40 @@ describe('native addon loader', () => {
     const bytes = new Uint8Array(64);
     assert.equal(addon.readFrames(-1, bytes, new Uint32Array([60]), new Uint32Array(1), 1, 16), -22);
     assert.equal(addon.writeFrames(-1, bytes, new Uint32Array([0]), new Uint32Array([65]), 1), -22);
+  });
+});
+
+describe('huge pages for the buffer pool', () => {
+  /** AnonHugePages of this process, in bytes (smaps_rollup: every mapping summed). */
+  const anonHugeBytes = (): number =>
+    Number(/^AnonHugePages:\s+(\d+) kB/m.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'))?.[1] ?? 0) *
+    1024;
+
+  it('a fresh pool asks for them, gets them on first write, and reads as zeros until then', (t) => {
+    delete process.env.NFVISOR_NO_ADDON;
+    delete process.env.NFVISOR_ADDON;
+    resetNativeAddonForTests();
+    const addon = loadNativeAddon();
+    if (addon?.adviseHugePages === undefined) {
+      t.skip(addon === null ? addonUnavailableReason() : 'addon built without adviseHugePages');
+      return;
+    }
+    const thp = readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8');
+    if (thp.includes('[never]')) {
+      t.skip('transparent huge pages are off on this kernel');
+      return;
+    }
+    const pool = BufferPool.create({ slotSize: 2048, slotCount: 4096 }); // 8 MiB of slots
+    const before = anonHugeBytes();
+    const advised = addon.adviseHugePages(pool.bytes);
+    // The 2 MiB-aligned part of 8 MiB: three or four huge pages.
+    assert.ok(advised >= 3 * HUGE_PAGE && advised % HUGE_PAGE === 0, `advised ${advised}`);
+    assert.equal(pool.bytes.indexOf(1), -1, 'the slots still read as zeros');
+    pool.bytes.fill(1);
+    assert.ok(anonHugeBytes() - before >= HUGE_PAGE, `AnonHugePages grew by ${anonHugeBytes() - before}`);
+    assert.equal(pool.bytes.indexOf(0), -1, 'every byte written is there');
+    assert.equal(addon.adviseHugePages(new Uint8Array(64)), 0, 'nothing aligned in 64 bytes');
+    assert.equal(addon.adviseHugePages(42 as unknown as Uint8Array), -22);
   });
 });
 

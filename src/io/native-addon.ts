@@ -80,6 +80,12 @@ export interface NativeAddon {
   watchArm(watch: NativeWatch): void;
   /** Releases the watch; call before `closeFd`. */
   watchStop(watch: NativeWatch): void;
+  /**
+   * For memory that holds only zeros (a pool just made): transparent huge pages under its 2 MiB-
+   * aligned part, the small pages already there dropped (they read as zeros again). Bytes advised,
+   * or -errno. Optional: an addon built before it existed lacks it.
+   */
+  adviseHugePages?(bytes: Uint8Array): number;
 }
 
 /** An opaque uv_poll handle. */

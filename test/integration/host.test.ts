@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { builtinModule, Host, type HostPlan, type HostSummary, type NfPlan } from '../../src/host/host.js';
 import type { Placement, VnicMode } from '../../src/host/guest-protocol.js';
 import { openCapture } from '../../src/io/capture.js';
+import { addonUnavailableReason, loadNativeAddon } from '../../src/io/native-addon.js';
 import { writeGeneratedCapture } from '../../src/io/generate-capture.js';
 
 process.env.NFVISOR_QUIET = '1';
@@ -181,6 +182,30 @@ describe('host', () => {
       assert.ok(summary.ports.sinkA.sent > 8000, `chain a resumed (${summary.ports.sinkA.sent} sent)`);
     });
   }
+
+  it('asks for huge pages under the pool (NFVISOR_NO_HUGE_PAGES=1: none) and forwards the same either way', async (t) => {
+    const addon = loadNativeAddon();
+    if (addon?.adviseHugePages === undefined) {
+      t.skip(addon === null ? addonUnavailableReason() : 'addon built without adviseHugePages');
+      return;
+    }
+    const hashes: string[] = [];
+    for (const off of [false, true]) {
+      if (off) process.env.NFVISOR_NO_HUGE_PAGES = '1';
+      try {
+        const output = join(dir, `out-huge-${off}.pcap`);
+        const host = await Host.create(chainPlan('direct', 'isolated', output));
+        // 2048 slots of 2 KiB: 4 MiB, of which one or two aligned huge pages.
+        if (off) assert.equal(host.poolHugePageBytes, 0);
+        else assert.ok(host.poolHugePageBytes >= 2 << 20, `advised ${host.poolHugePageBytes}`);
+        assertConserved(await host.run());
+        hashes.push(fileHash(output));
+      } finally {
+        delete process.env.NFVISOR_NO_HUGE_PAGES;
+      }
+    }
+    assert.equal(hashes[1], hashes[0]);
+  });
 
   it('steers each connection to one replica: three replicas give the same packets as one', async () => {
     const lb = { vip: '198.19.0.80', port: 80, backends: ['10.1.0.1', '10.1.0.2', '10.1.0.3'] };
