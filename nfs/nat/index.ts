@@ -58,7 +58,7 @@ import { Ipv4Field } from '../../src/packet/ipv4.js';
 import { Layer, PacketParser } from '../../src/packet/packet-parser.js';
 import { TcpField } from '../../src/packet/tcp.js';
 import { UdpField } from '../../src/packet/udp.js';
-import { defineNf, type NfInstance } from '../../src/sdk/index.js';
+import { defineNf, replicaOwnsPort, type NfInstance } from '../../src/sdk/index.js';
 
 export interface NatForward {
   protocol: string;
@@ -271,12 +271,23 @@ export default defineNf<NatConfig>({
       },
     },
   },
+  translation(config) {
+    const [portLo, portHi] = parseRange(config.portRange);
+    return { address: config.external, portLo, portHi };
+  },
   create(config, ctx): NatInstance {
     const externalU = parseIpv4(config.external);
     if (externalU < 0) throw new Error(`external: not an IPv4 address (got "${config.external}")`);
     const external = externalU | 0;
     const [portLo, portHi] = parseRange(config.portRange);
     const rangeSize = portHi - portLo + 1;
+    // With replicas each hands out its own share of the range: the host steers a reply to the
+    // replica owning its port (NfDefinition.translation).
+    const owns = (port: number): boolean => replicaOwnsPort(port, portLo, ctx.replica, ctx.replicas);
+    let ownedPorts = 0;
+    for (let port = portLo; port <= portHi; port++) if (owns(port)) ownedPorts++;
+    if (ownedPorts === 0)
+      throw new Error(`portRange: ${rangeSize} ports cannot be shared by ${ctx.replicas} replicas`);
     const inside = parseInside(config.inside);
     const insideAddr = inside?.[0] ?? 0;
     const insideMask = inside?.[1] ?? 0;
@@ -316,7 +327,7 @@ export default defineNf<NatConfig>({
     const mapSeen = new Float64Array(mappings.capacity);
     const isStatic = new Uint8Array(mappings.capacity);
     const owner = new Int32Array(3 * PORTS);
-    /** Owned ports inside portRange, per protocol: the range is exhausted when this reaches its size. */
+    /** Owned ports inside portRange, per protocol: the range is exhausted when this reaches ownedPorts. */
     const portsUsed = new Int32Array(3);
     const cursor = new Int32Array(3).fill(portLo);
     const peers = new FlowTable(addressDependent ? maxFlows * 2 : 16);
@@ -359,12 +370,12 @@ export default defineNf<NatConfig>({
 
     /** A free port for protocol `p`, preferring `wanted`; -1 when the range is full. */
     function allocatePort(p: number, wanted: number): number {
-      if (portsUsed[p] >= rangeSize) return -1;
+      if (portsUsed[p] >= ownedPorts) return -1;
       const base = p * PORTS;
-      if (wanted >= portLo && wanted <= portHi && owner[base + wanted] === 0) return wanted;
+      if (wanted >= portLo && wanted <= portHi && owns(wanted) && owner[base + wanted] === 0) return wanted;
       let port = cursor[p];
       for (let n = 0; n < rangeSize; n++) {
-        if (owner[base + port] === 0) {
+        if (owner[base + port] === 0 && owns(port)) {
           cursor[p] = port === portHi ? portLo : port + 1;
           return port;
         }
@@ -381,7 +392,7 @@ export default defineNf<NatConfig>({
       mapSeen[m] = seen;
       isStatic[m] = fixed;
       owner[p * PORTS + port] = m + 1;
-      if (port >= portLo && port <= portHi) portsUsed[p]++;
+      if (port >= portLo && port <= portHi && owns(port)) portsUsed[p]++;
       return m;
     }
 

@@ -60,6 +60,7 @@ import {
   type CapturedPacket,
   type ReconfigurableHost,
 } from './reconfigure.js';
+import { TranslationSteerer, translationOf, type TranslationSteering } from './replica-steering.js';
 import { OverloadLevel, OverloadManager, type OverloadPlan, type OverloadStatus } from './overload.js';
 import { tuneV8ForPacketPath } from './v8-tuning.js';
 import {
@@ -313,6 +314,8 @@ export interface NfRuntime {
   retiring?: boolean;
   /** Drained or stopped through the control API: down, and not restarted until `restartInstance`. */
   held?: boolean;
+  /** A translating NF's external address and ports: its replicas are steered by them (./replica-steering.ts). */
+  translation: TranslationSteering | null;
 }
 
 export interface ChainRuntime {
@@ -340,6 +343,7 @@ export class Host {
   private readonly pool: BufferPool;
   /** Checksums are the NFs' business: the host parses only to classify and steer. */
   private readonly parser = new PacketParser({ verifyChecksums: false });
+  private readonly steerer = new TranslationSteerer();
   private needsParse: boolean;
   private readonly key = new FlowKey();
   private readonly inputs: InputPort[] = [];
@@ -478,6 +482,7 @@ export class Host {
           run: -1,
           quarantined: false,
           exceptions: 0,
+          translation: translationOf(name, definition, value),
         };
         const sink = hostThreadRefusals.get(definition);
         if (sink) sink.log = (message) => this.log(name, message);
@@ -961,7 +966,7 @@ export class Host {
     }
     for (let i = 0; i < count; i++) {
       const o = (from + i) * DESCRIPTOR_WORDS;
-      const replica = nf.replicas[nf.replicas.length === 1 ? 0 : (d[o + 3] >>> 0) % nf.replicas.length];
+      const replica = nf.replicas[nf.replicas.length === 1 ? 0 : this.replicaIndex(nf, d, o)];
       if (!replica.up) {
         if (nf.plan.failure === 'fail-open') this.deliver(chain, stage + 1, d, from + i, 1);
         else this.hostDrop(HostDrop.NfDown, d[o]);
@@ -971,6 +976,19 @@ export class Host {
       else if (nf.plan.vnic === 'emulated') this.postEmulated(replica, d, o);
       else this.queueToRing(replica, d, o);
     }
+  }
+
+  /** Which of `nf`'s replicas gets the packet of descriptor `o`: by flow hash, or by translation. */
+  private replicaIndex(nf: NfRuntime, d: Uint32Array, o: number): number {
+    const replicas = nf.replicas.length;
+    if (nf.translation === null) return (d[o + 3] >>> 0) % replicas;
+    return this.steerer.replicaOf(
+      nf.translation,
+      this.pool.bytes,
+      this.pool.slotOffset(d[o]),
+      d[o + 1],
+      replicas,
+    );
   }
 
   private queueToRing(replica: Replica, d: Uint32Array, o: number): void {

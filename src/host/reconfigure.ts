@@ -35,6 +35,7 @@ import { TunnelPort } from '../io/tunnel-port.js';
 import type { BufferPool } from '../mem/buffer-pool.js';
 import { DESCRIPTOR_WORDS } from '../mem/descriptor-ring.js';
 import { checkNfConfig, type NfDefinition } from '../sdk/define-nf.js';
+import { translationOf } from './replica-steering.js';
 import { MAX_BATCH } from '../sdk/packet-batch.js';
 import { Classifier, type MatchPlan } from './classifier.js';
 import { Control } from './guest-protocol.js';
@@ -321,6 +322,7 @@ async function prepare(
           quarantined: false,
           exceptions: 0,
           held: hold.has(name),
+          translation: translationOf(name, loaded.definition, loaded.config),
         };
         // State carries over when the same image runs with as many replicas (flows hash alike).
         const before = previous?.stages.find((p) => p.name === name);

@@ -98,8 +98,40 @@ export interface NfDefinition<Config = Record<string, unknown>> {
    * anything starts; `create()` may still refuse what it cannot check earlier.
    */
   check?(config: Config): readonly ConfigError[];
+  /**
+   * For an NF that rewrites source addresses and ports (a NAT): the external IPv4 address it
+   * translates to and the range of ports (or ICMP identifiers) it hands out, for `config`. With
+   * replicas, the host then steers by who owns what instead of by symmetric flow hash, which
+   * cannot work for a translator (a reply's 5-tuple is not the one the NF saw leave): a packet to
+   * `address` with a port in the range goes to the replica owning that port (`replicaOwnsPort`),
+   * any other packet to the replica of the inside endpoint it comes from (source address and
+   * port), so an endpoint keeps one replica whatever it talks to. The NF must then hand out only
+   * ports its replica owns.
+   */
+  translation?(config: Config): Translation;
   /** Compiles `config` (already validated, defaults filled) into a packet handler. */
   create(config: Config, ctx: NfContext): NfInstance;
+}
+
+/** What `NfDefinition.translation` returns: an IPv4 address (dotted) and an inclusive port range. */
+export interface Translation {
+  address: string;
+  portLo: number;
+  portHi: number;
+}
+
+/**
+ * Whether replica `replica` of `replicas` of a translating NF owns external `port` of a range that
+ * starts at `portLo`: every replicas-th port, so each replica gets an even share of the range.
+ * The host steers replies by it; the NF allocates only what it owns. One replica owns everything.
+ */
+export function replicaOwnsPort(port: number, portLo: number, replica: number, replicas: number): boolean {
+  return replicas <= 1 || portOwner(port, portLo, replicas) === replica;
+}
+
+/** The replica owning `port` (ports below the range: by port number, so the answer is stable). */
+export function portOwner(port: number, portLo: number, replicas: number): number {
+  return (port >= portLo ? port - portLo : port) % replicas;
 }
 
 const NAME = /^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$/;

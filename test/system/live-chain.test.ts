@@ -38,14 +38,14 @@ const U = `198.19.${100 + (process.pid % 150)}`;
  * The host plan: one live port (the VXLAN endpoint, or a TAP device), one chain through the four
  * NFs, every guest in `vnic` mode.
  */
-function livePlan(tb: LiveTestbed, vnic: VnicMode, tapDevice?: string): HostPlan {
+function livePlan(tb: LiveTestbed, vnic: VnicMode, tapDevice?: string, natReplicas = 1): HostPlan {
   const c = liveNfConfigs();
   const nf = (name: string, config: unknown): NfPlan => ({
     module: builtinModule(name),
     config,
     vnic,
     placement: 'isolated',
-    replicas: 1,
+    replicas: name === 'nat' ? natReplicas : 1,
     heapMb: 64,
     failure: 'fail-closed',
   });
@@ -103,8 +103,9 @@ describe('live: ping, curl and iperf3 through firewall → NAT → load balancer
     vnic: VnicMode,
     body: (host: Host) => Promise<void>,
     tapDevice?: string,
+    natReplicas = 1,
   ): Promise<HostSummary> {
-    const host = await Host.create(livePlan(tb, vnic, tapDevice));
+    const host = await Host.create(livePlan(tb, vnic, tapDevice, natReplicas));
     const running = host.run();
     try {
       await host.opened; // sockets bound (or the TAP device made), guests up
@@ -275,6 +276,24 @@ describe('live: ping, curl and iperf3 through firewall → NAT → load balancer
     assert.equal(tap.rx_bad_offload, 0);
     const links = (await bed.ip(tb.switch, ['-o', 'link', 'show'])).stdout;
     assert.ok(!links.includes(device), 'the TAP device is gone with the port');
+  });
+
+  it('direct, the NAT as three replicas: every connection comes back through the replica that mapped it', async () => {
+    const summary = await withHost(
+      'direct',
+      async () => {
+        // Steered by symmetric flow hash, a reply reached the mapping replica by chance (one in three).
+        const perBackend = await spread(30);
+        assert.equal(perBackend.size, 3, `all three backends served: ${[...perBackend].join(', ')}`);
+        assert.equal(await pings(LIVE.vip, 3), 3, 'ping to the VIP is answered');
+      },
+      undefined,
+      3,
+    );
+    const nat = summary.nfs.find((nf) => nf.name === 'nat');
+    assert.equal(nat?.replicas, 3);
+    assert.ok((nat?.counters.new_mappings ?? 0) >= 30, `mappings made: ${nat?.counters.new_mappings}`);
+    assert.equal(nat?.drops.no_mapping ?? 0, 0, 'no reply met a replica without its mapping');
   });
 
   for (const vnic of ['emulated', 'paravirt'] as const) {
