@@ -606,6 +606,12 @@ export class Host {
         else if ((++this.turns & 63) === 0) await new Promise((resolve) => setImmediate(resolve));
       }
     } finally {
+      // The loop is over: from here the host is stopping. A reconfiguration waiting for its safe
+      // point gets it now, sees that, and stops what it staged (./reconfigure.ts atSafePoint).
+      this.stopping = true;
+      const waiting = this.betweenTurns;
+      this.betweenTurns = null;
+      waiting?.();
       if (progressTimer) clearInterval(progressTimer);
       clearInterval(watchdog);
       if (memoryMonitor) clearInterval(memoryMonitor);
@@ -806,8 +812,10 @@ export class Host {
         this.wake?.();
       });
       const onDown = (why: string): void => {
-        if (replica.worker !== worker) return; // an older incarnation
+        // Whoever waits for this start goes on, even when the guest was already replaced (a restart
+        // asked for while it started): a start that never settled held the host loop for good.
         if (!ready) resolve();
+        if (replica.worker !== worker) return; // an older incarnation
         if (!this.stopping) this.fail(replica, why);
       };
       worker.on('error', (error) =>

@@ -304,6 +304,43 @@ describe('host', () => {
     );
   });
 
+  it('comes back from a restart asked for while the restarted guest was still starting', async () => {
+    const plan: HostPlan = {
+      pool: { slots: 1024, slotSize: 2048 },
+      ringSize: 256,
+      batch: 32,
+      ports: {
+        a: { kind: 'generator', options: { seed: 1, packets: 100_000_000, frameSize: 64 } },
+        sinkA: { kind: 'sink' },
+      },
+      nfs: { fw: nf(builtinModule('firewall'), { default: 'accept' }, 'direct', 'isolated') },
+      chains: [{ name: 'a', from: 'a', to: 'sinkA', through: ['fw'] }],
+    };
+    const host = await Host.create(plan);
+    const running = host.run();
+    await host.opened;
+    const replica = host.reconfigurable().nfs[0].replicas[0];
+    const until = async (what: string, ok: () => boolean): Promise<void> => {
+      const deadline = performance.now() + 10_000;
+      while (!ok()) {
+        assert.ok(performance.now() < deadline, `timed out waiting: ${what}`);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    };
+    assert.ok(host.restartInstance('fw'));
+    // The new guest's worker exists and is not up yet: restarted again in that window, the host
+    // used to wait for the replaced guest's start forever and stopped moving packets.
+    await until('the new guest starting', () => replica.worker !== null && !replica.up);
+    assert.ok(host.restartInstance('fw'));
+    await until('the guest back up', () => replica.up);
+    const before = host.status().sent;
+    await until('packets moving again', () => host.status().sent > before + 10_000);
+    host.stop();
+    const summary = await running;
+    assertConserved(summary);
+    assert.equal(summary.nfs[0].restarts, 2);
+  });
+
   it('quarantines a guest that hands back impossible descriptors, and keeps the rest running', async () => {
     const plan: HostPlan = {
       pool: { slots: 2048, slotSize: 2048 },
