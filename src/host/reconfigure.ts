@@ -170,7 +170,15 @@ export async function applyPlan(
         lostInDrain: 0,
       };
     const staged = await prepare(host, next, changed, definitions, hold);
-    await atSafePoint(host, () => swap(host, next, staged));
+    let swapped = false;
+    await atSafePoint(host, () => {
+      swapped = true;
+      swap(host, next, staged);
+    }).catch((e: unknown) => {
+      // The loop never came round (the swap cleans up after itself when it runs and fails).
+      if (!swapped) discardStaged(staged);
+      throw e;
+    });
     const prepareMs = performance.now() - t0;
     const t1 = performance.now();
     const lostInDrain = await drainRetiring(host, options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS);
@@ -483,6 +491,20 @@ function adopt(port: LivePort, old: LivePort): void {
 /** Runs `change` at the top of the host loop's next turn; rejects if the host never gets there. */
 function atSafePoint(host: ReconfigurableHost, change: () => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
+    const now = (): void => {
+      try {
+        change();
+        resolve();
+      } catch (e) {
+        reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    };
+    // A host whose loop has ended comes round no more: the change runs now and sees it stopping
+    // (the swap then stops what it staged instead of leaving those guests running).
+    if (host.stopping) {
+      now();
+      return;
+    }
     const timer = setTimeout(() => {
       host.betweenTurns = null;
       reject(failed('the host loop did not come round (has it stopped?); nothing was changed'));
@@ -490,12 +512,7 @@ function atSafePoint(host: ReconfigurableHost, change: () => void): Promise<void
     host.betweenTurns = () => {
       host.betweenTurns = null;
       clearTimeout(timer);
-      try {
-        change();
-        resolve();
-      } catch (e) {
-        reject(e instanceof Error ? e : new Error(String(e)));
-      }
+      now();
     };
     host.wake?.();
   });
@@ -505,12 +522,17 @@ function atSafePoint(host: ReconfigurableHost, change: () => void): Promise<void
  * The swap: synchronous, at a safe point. Whatever can throw (the classifier) is built before the
  * first table changes; a guest that died since it started aborts the swap and everything staged.
  */
+/** Stops what a reconfiguration staged and closes the ports it opened: it will not be installed. */
+function discardStaged(staged: Staged): void {
+  stopGuests([...staged.chains.values()].flatMap((c) => c.stages));
+  for (const port of staged.opened) port.close();
+}
+
 function swap(host: ReconfigurableHost, next: HostPlan, staged: Staged): void {
   const stagedNfs = [...staged.chains.values()].flatMap((c) => c.stages);
   const died = stagedNfs.filter((nf) => !nf.held && nf.replicas.some((r) => !r.up));
   if (died.length > 0 || host.stopping) {
-    stopGuests(stagedNfs);
-    for (const port of staged.opened) port.close();
+    discardStaged(staged);
     throw failed(
       host.stopping
         ? 'the host began to stop; nothing was changed'

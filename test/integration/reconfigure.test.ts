@@ -179,4 +179,22 @@ describe('live reconfiguration', () => {
       assert.equal(summary.ports.sinkA.sent, fwA.packets, 'every packet fwA passed reached sinkA');
     },
   );
+
+  it('stops what a reconfiguration staged when the host stops first, at once and leaving no guest', async () => {
+    const workers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'MessagePort').length;
+    const before = workers();
+    const host = await Host.create(base);
+    const running = host.run();
+    await host.opened;
+    const t0 = performance.now();
+    const applying = host.apply(withNfs(base, { fwA: firewall(DROP_UDP) }));
+    // The loop ends while the new guest starts: it never comes round to the swap again.
+    host.stop();
+    await rejectsWith(applying, 'NFV_ERR_RECONFIGURE_FAILED');
+    const took = performance.now() - t0;
+    assert.ok(took < 3000, `the apply learnt at once that the host stopped (${took.toFixed(0)} ms)`);
+    const summary = await running;
+    assert.equal(summary.received, summary.sent + summary.dropped + summary.lost, 'conservation');
+    await until('every guest thread gone', () => workers() <= before, 5000);
+  });
 });
