@@ -21,6 +21,9 @@
  *            handshakes against benign frames of the same size (bench/amplification.ts).
  *   tap      64 B UDP packets/s received by one port: TAP (batched reads), VXLAN with recvmmsg and
  *            with node:dgram, in the same run (root, native addon; bench/tap.ts).
+ *   chaos    the chaos soak (TESTING.md E5): guests killed, restarted, reloaded and rescaled under
+ *            load for CHAOS_SECONDS (1800), invariants checked every round (bench/chaos.ts). Not
+ *            part of a plain `npm run bench`: name it.
  *
  * Each figure is the best of a few rounds (the machine is shared and noisy); GC counts are totals
  * over all rounds of that measurement.
@@ -43,6 +46,7 @@ import { benchAmplification } from './amplification.js';
 import { benchIds } from './ids.js';
 import { benchLive } from './live.js';
 import { benchMem } from './mem.js';
+import { chaosSoak } from './chaos.js';
 import { benchModes } from './modes.js';
 import { benchReconfig } from './reconfig.js';
 import { benchTap } from './tap.js';
@@ -255,6 +259,26 @@ function machine(): string {
   );
 }
 
+async function benchChaos(): Promise<void> {
+  const seconds = Number(process.env.CHAOS_SECONDS ?? 1800);
+  console.log(`chaos: a soak of ${seconds} s, rounds of 1,000,000 packets (seed 1)`);
+  const report = await chaosSoak({
+    seconds,
+    seed: 1,
+    roundPackets: 1_000_000,
+    log: (line) => console.log(line),
+  });
+  const rss = report.rssMb;
+  const slope = rss.length >= 3 ? (rss[rss.length - 1] - rss[1]) / (rss.length - 2) : 0;
+  console.log(
+    `  ${report.rounds} rounds, ${report.packets} packets, events ${JSON.stringify(report.events)}; ` +
+      `RSS ${rss[0]?.toFixed(0)} → ${rss[rss.length - 1]?.toFixed(0)} MiB (${slope.toFixed(2)} MiB per round after the first); ` +
+      `${report.violations.length === 0 ? 'every invariant held' : `${report.violations.length} VIOLATIONS`}`,
+  );
+  for (const v of report.violations) console.log(`  violation: ${v}`);
+  results.push({ part: 'chaos', name: 'violations', value: report.violations.length, unit: 'count', gcs: 0 });
+}
+
 async function main(): Promise<void> {
   const parts = process.argv.slice(2);
   const want = (part: string): boolean => parts.length === 0 || parts.includes(part);
@@ -270,6 +294,7 @@ async function main(): Promise<void> {
   if (want('ids')) benchIds();
   if (want('amplification')) benchAmplification();
   if (want('tap')) await benchTap();
+  if (parts.includes('chaos')) await benchChaos();
   if (process.env.BENCH_JSON) console.log(JSON.stringify({ machine: machine(), results }, null, 2));
 }
 
