@@ -13,7 +13,17 @@
  */
 import { setFlagsFromString } from 'node:v8';
 
-const FLAGS = ['--max-inlined-bytecode-size=1200', '--max-inlined-bytecode-size-cumulative=4000'];
+const FLAGS = [
+  '--max-inlined-bytecode-size=1200',
+  '--max-inlined-bytecode-size-cumulative=4000',
+  // Guests optimize their code on their own thread. A TurboFan job running beside a guest that is
+  // terminated (a crash, the watchdog, a restart, a retired guest) can ask for the isolate's task
+  // runner after Node has unregistered it, and Node aborts the whole process ("Assertion failed:
+  // (data.first) != nullptr" in NodePlatform::ForIsolate; the chaos soak hit it twice in two
+  // minutes). Set before any guest starts: the isolates made afterwards — the guests — have no
+  // concurrent compiler to race with.
+  '--no-concurrent-recompilation',
+];
 
 let applied = false;
 
