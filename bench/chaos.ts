@@ -195,7 +195,8 @@ async function chaosRound(
         (error: unknown) => {
           applying = null;
           // Refused once the input has ended and the host winds down: that is no fault.
-          if (host.status().running) violations.push(`apply failed: ${(error as Error).message}`);
+          const windingDown = !host.status().running || host.reconfigurable().inputsDone;
+          if (!windingDown) violations.push(`apply failed: ${(error as Error).message}`);
         },
       );
     } else {
