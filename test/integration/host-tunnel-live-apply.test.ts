@@ -17,6 +17,7 @@ import { Ipv4Repr } from '../../src/packet/ipv4.js';
 import { UdpRepr } from '../../src/packet/udp.js';
 import { VxlanRepr, VxlanView } from '../../src/packet/vxlan.js';
 import { DropReason } from '../../src/packet/drop-reason.js';
+import { until } from '../support/until.js';
 
 process.env.NFVISOR_QUIET = '1';
 const VXLAN_HEADER = 8;
@@ -64,14 +65,6 @@ class Remote {
 }
 
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await pause(5);
-  }
-}
 
 describe('live apply of a VXLAN port that keeps its bind address', () => {
   // Both ways a port reads its socket: the native addon's recvmmsg (when built) and node:dgram.
@@ -135,7 +128,7 @@ describe('live apply of a VXLAN port that keeps its bind address', () => {
         assert.equal(first.lostInDrain, 0);
         await send(100, 50);
         const total = seq - 1000;
-        await until(`${total} frames out`, () => one.got.length + two.got.length >= total);
+        await until(`${total} frames out`, () => one.got.length + two.got.length >= total, 10_000);
         const seqs = [...one.got, ...two.got].map((d) => d.seq).sort((a, b) => a - b);
         assert.deepEqual(
           seqs,
@@ -159,7 +152,7 @@ describe('live apply of a VXLAN port that keeps its bind address', () => {
         const before = two.got.length;
         await send(200, 100);
         await send(100, 20);
-        await until('100 frames with VNI 200', () => two.got.length >= before + 100);
+        await until('100 frames with VNI 200', () => two.got.length >= before + 100, 10_000);
         await pause(50);
         const after = two.got.slice(before);
         assert.equal(after.length, 100, 'frames with the old VNI are not carried');
@@ -170,7 +163,7 @@ describe('live apply of a VXLAN port that keeps its bind address', () => {
         const third = await host.apply(plan(two, 200, 'uplink'));
         assert.deepEqual([third.diff.ports.added, third.diff.ports.removed], [['uplink'], ['vx']]);
         await send(200, 50);
-        await until('50 frames more', () => two.got.length >= before + 150);
+        await until('50 frames more', () => two.got.length >= before + 150, 10_000);
         const all = total + 150;
 
         host.stop();

@@ -15,6 +15,7 @@ import type { Placement, VnicMode } from '../../src/host/guest-protocol.js';
 import { openCapture } from '../../src/io/capture.js';
 import { addonUnavailableReason, loadNativeAddon } from '../../src/io/native-addon.js';
 import { writeGeneratedCapture } from '../../src/io/generate-capture.js';
+import { until } from '../support/until.js';
 
 process.env.NFVISOR_QUIET = '1';
 const MISBEHAVING = new URL('./nfs/misbehaving.js', import.meta.url).href;
@@ -320,21 +321,14 @@ describe('host', () => {
     const running = host.run();
     await host.opened;
     const replica = host.reconfigurable().nfs[0].replicas[0];
-    const until = async (what: string, ok: () => boolean): Promise<void> => {
-      const deadline = performance.now() + 10_000;
-      while (!ok()) {
-        assert.ok(performance.now() < deadline, `timed out waiting: ${what}`);
-        await new Promise((resolve) => setTimeout(resolve, 1));
-      }
-    };
     assert.ok(host.restartInstance('fw'));
     // The new guest's worker exists and is not up yet: restarted again in that window, the host
     // used to wait for the replaced guest's start forever and stopped moving packets.
-    await until('the new guest starting', () => replica.worker !== null && !replica.up);
+    await until('the new guest starting', () => replica.worker !== null && !replica.up, 10_000, 1);
     assert.ok(host.restartInstance('fw'));
-    await until('the guest back up', () => replica.up);
+    await until('the guest back up', () => replica.up, 10_000, 1);
     const before = host.status().sent;
-    await until('packets moving again', () => host.status().sent > before + 10_000);
+    await until('packets moving again', () => host.status().sent > before + 10_000, 10_000, 1);
     host.stop();
     const summary = await running;
     assertConserved(summary);

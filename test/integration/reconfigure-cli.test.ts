@@ -18,6 +18,7 @@ import { topCommand } from '../../src/cli/top.js';
 import { startControlServer } from '../../src/control/control-server.js';
 import { TokenStore } from '../../src/control/token-store.js';
 import { Host } from '../../src/host/host.js';
+import { until } from '../support/until.js';
 
 process.env.NFVISOR_QUIET = '1';
 
@@ -33,14 +34,6 @@ nfs:
 chains:
   - { name: main, from: gen, through: [fw], to: out }
 `;
-}
-
-async function until(what: string, check: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 describe('nfvisor apply, scale, drain, stop, restart, stats, capture, top', () => {

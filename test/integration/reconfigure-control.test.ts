@@ -18,6 +18,7 @@ import { TokenStore } from '../../src/control/token-store.js';
 import { Host } from '../../src/host/host.js';
 import { openCapture } from '../../src/io/capture.js';
 import { EthernetView } from '../../src/packet/ethernet.js';
+import { until } from '../support/until.js';
 
 process.env.NFVISOR_QUIET = '1';
 
@@ -38,14 +39,6 @@ chains:
   - { name: main, from: gen, through: [fw, fw2], to: out }
   - { name: side, from: gen2, through: [other], to: out2 }
 `;
-}
-
-async function until(what: string, check: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 describe('control API: reconfiguration on a real host', () => {

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isNfvError } from '../../src/errors.js';
 import { builtinModule, Host, type HostPlan, type NfPlan } from '../../src/host/host.js';
+import { until } from '../support/until.js';
 
 process.env.NFVISOR_QUIET = '1';
 const CREATE_THROWS = new URL('./nfs/reconfigure-create-throws.js', import.meta.url).href;
@@ -50,14 +51,6 @@ const base: HostPlan = {
 
 function withNfs(plan: HostPlan, nfs: Record<string, NfPlan>): HostPlan {
   return { ...plan, nfs: { ...plan.nfs, ...nfs } };
-}
-
-async function until(what: string, check: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 async function rejectsWith(promise: Promise<unknown>, code: string): Promise<void> {
