@@ -121,10 +121,16 @@ export async function chaosSoak(options: ChaosOptions): Promise<ChaosReport> {
       report.violations.push(...violations.map((v) => `round ${round}: ${v}`));
       report.rounds = round;
       report.packets += options.roundPackets;
-      report.rssMb.push(process.memoryUsage().rss / 2 ** 20);
+      // With --expose-gc, garbage is collected first, so the heap figure is what is still held.
+      (globalThis as { gc?: () => void }).gc?.();
+      const memory = process.memoryUsage();
+      report.rssMb.push(memory.rss / 2 ** 20);
+      const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
       log(
         `  round ${round}: ${options.roundPackets} packets, events ${JSON.stringify(report.events)}, ` +
-          `RSS ${report.rssMb[report.rssMb.length - 1].toFixed(0)} MiB${violations.length > 0 ? `, VIOLATIONS: ${violations.join('; ')}` : ''}`,
+          `RSS ${mb(memory.rss)} MiB (heap ${mb(memory.heapUsed)} of ${mb(memory.heapTotal)}, ` +
+          `array buffers ${mb(memory.arrayBuffers)} MiB)` +
+          `${violations.length > 0 ? `, VIOLATIONS: ${violations.join('; ')}` : ''}`,
       );
     }
   } finally {

@@ -29,7 +29,7 @@ import { DropReason } from '../packet/drop-reason.js';
 import { FlowKey } from '../packet/flow-key.js';
 import { Layer, PacketParser } from '../packet/packet-parser.js';
 import { TcpFlag } from '../packet/tcp.js';
-import { copyBytes } from '../io/capture-buffer.js';
+import { copyBytes, forgetWordView } from '../io/capture-buffer.js';
 import { loadNativeAddon } from '../io/native-addon.js';
 import { MAX_SUPER_FRAME, SUPER_PACKET_SLOT_SIZE, TcpSegmenter } from '../io/tcp-offload.js';
 import {
@@ -332,6 +332,22 @@ export interface ChainRuntime {
   tap?: (stage: number, d: Uint32Array, from: number, count: number) => void;
 }
 
+/** glibc's own starting mmap threshold, made fixed. */
+const MMAP_THRESHOLD_BYTES = 128 * 1024;
+let mmapThresholdFixed = false;
+
+/**
+ * Once per process, large malloc blocks (pools, rings, guest heaps' pieces) are mapped and given
+ * back when freed, however many hosts and guests come and go (native/nfvisor_io.c says why). A
+ * MALLOC_MMAP_THRESHOLD_ in the environment is the user's choice and is left alone.
+ */
+function fixMmapThresholdOnce(): void {
+  if (mmapThresholdFixed) return;
+  mmapThresholdFixed = true;
+  if (process.env.MALLOC_MMAP_THRESHOLD_ === undefined)
+    loadNativeAddon()?.fixMmapThreshold?.(MMAP_THRESHOLD_BYTES);
+}
+
 /** Consecutive stages of one chain whose hops are guest-to-guest rings. */
 export interface Run {
   chain: number;
@@ -425,6 +441,7 @@ export class Host {
             `pool.slotSize must be at least ${SUPER_PACKET_SLOT_SIZE}, not ${plan.pool.slotSize}`,
           { field: 'pool.slotSize', port: name },
         );
+    fixMmapThresholdOnce();
     this.pool = BufferPool.create({ slotCount: plan.pool.slots, slotSize: plan.pool.slotSize });
     // Huge pages under the slots, asked for before their first write (native/nfvisor_io.c says why).
     const advised =
@@ -1606,6 +1623,7 @@ export class Host {
       closed.add(output);
       output.close();
     }
+    forgetWordView(this.pool.bytes);
   }
 
   private log(nf: string, message: string): void {

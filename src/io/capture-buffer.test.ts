@@ -3,8 +3,10 @@ import { describe, it } from 'node:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
-import { CaptureBuffer, CaptureOutputBuffer, copyBytes } from './capture-buffer.js';
+import { CaptureBuffer, CaptureOutputBuffer, copyBytes, forgetWordView } from './capture-buffer.js';
 
 describe('copyBytes', () => {
   // Large arrays take the word path at aligned offsets; a view at an odd byteOffset and small
@@ -45,6 +47,47 @@ describe('copyBytes', () => {
     assert.deepEqual(dst.subarray(dst.length - 63), src.subarray(4, 67));
     copyBytes(src, src.length - 61, dst, 0, 61);
     assert.deepEqual(dst.subarray(0, 61), src.subarray(src.length - 61));
+  });
+
+  it('keeps no array alive once forgotten, though it still copies it if asked again', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const collected = async (make: () => WeakRef<Uint8Array>): Promise<boolean> => {
+      const ref = make();
+      for (let i = 0; i < 3 && ref.deref() !== undefined; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 0)); // a WeakRef holds until the job ends
+        gc();
+      }
+      return ref.deref() === undefined;
+    };
+    const copyInAndOut = (pool: Uint8Array): WeakRef<Uint8Array> => {
+      const port = new Uint8Array(1 << 17).fill(7);
+      copyBytes(port, 0, pool, 64, 60); // port → pool, then pool → port: both sides cached
+      copyBytes(pool, 64, port, 128, 60);
+      return new WeakRef(pool);
+    };
+    // Remembered by identity, the pool outlives its last copy; forgotten, it goes.
+    assert.equal(await collected(() => copyInAndOut(new Uint8Array(1 << 20))), false);
+    const pool = new Uint8Array(1 << 20);
+    assert.equal(
+      await collected(() => {
+        const ref = copyInAndOut(pool);
+        forgetWordView(pool);
+        return ref;
+      }),
+      false, // `pool` itself is still referenced here: forgetting must not break a later copy
+    );
+    copyInAndOut(pool);
+    assert.equal(pool[64 + 59], 7);
+    assert.equal(
+      await collected(() => {
+        const doomed = new Uint8Array(1 << 20);
+        const ref = copyInAndOut(doomed);
+        forgetWordView(doomed);
+        return ref;
+      }),
+      true,
+    );
   });
 });
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -112,6 +113,50 @@ describe('huge pages for the buffer pool', () => {
     assert.equal(pool.bytes.indexOf(0), -1, 'every byte written is there');
     assert.equal(addon.adviseHugePages(new Uint8Array(64)), 0, 'nothing aligned in 64 bytes');
     assert.equal(addon.adviseHugePages(42 as unknown as Uint8Array), -22);
+  });
+});
+
+describe('a fixed mmap threshold', () => {
+  /**
+   * In a fresh process: a 24 MiB block is freed (glibc would now raise its threshold to 24 MiB),
+   * then four 4 MiB blocks are made. Returns how far the malloc heap ([heap] in /proc/self/maps)
+   * grew for them: 16 MiB when they came from the arena, nothing when each got its own mapping.
+   */
+  const heapGrowth = (fix: boolean): number => {
+    const child = `
+      import { readFileSync } from 'node:fs';
+      import { loadNativeAddon } from ${JSON.stringify(new URL('./native-addon.js', import.meta.url).href)};
+      if (${fix} && loadNativeAddon().fixMmapThreshold(128 * 1024) !== 1) throw new Error('refused');
+      const heap = () => {
+        const line = readFileSync('/proc/self/maps', 'utf8').split('\\n').find((l) => l.endsWith('[heap]'));
+        const [from, to] = (line ?? '0-0').split(' ')[0].split('-');
+        return parseInt(to, 16) - parseInt(from, 16);
+      };
+      let big = new ArrayBuffer(24 << 20);
+      new Uint8Array(big).fill(1);
+      big = null;
+      for (let i = 0; i < 3; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 20)); }
+      const before = heap();
+      const blocks = [];
+      for (let i = 0; i < 4; i++) blocks.push(new Uint8Array(4 << 20).fill(1));
+      console.log(heap() - before, blocks.length);`;
+    const env = { ...process.env };
+    delete env.NFVISOR_NO_ADDON;
+    delete env.MALLOC_MMAP_THRESHOLD_;
+    const out = execFileSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', child], { env });
+    return Number(out.toString().split(' ')[0]);
+  };
+
+  it('keeps large blocks out of the arena after a larger one was freed', (t) => {
+    delete process.env.NFVISOR_NO_ADDON;
+    resetNativeAddonForTests();
+    if (loadNativeAddon()?.fixMmapThreshold === undefined) {
+      t.skip(loadNativeAddon() === null ? addonUnavailableReason() : 'addon built without fixMmapThreshold');
+      return;
+    }
+    // Without it glibc's moving threshold puts all four blocks in the arena (kept after free).
+    assert.ok(heapGrowth(false) >= 16 * 2 ** 20, 'glibc raised its threshold (the case the fix is for)');
+    assert.ok(heapGrowth(true) < 2 ** 20, 'with the threshold fixed, each block is its own mapping');
   });
 });
 

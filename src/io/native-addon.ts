@@ -86,6 +86,12 @@ export interface NativeAddon {
    * or -errno. Optional: an addon built before it existed lacks it.
    */
   adviseHugePages?(bytes: Uint8Array): number;
+  /**
+   * Fixes glibc's mmap threshold at `bytes` (mallopt M_MMAP_THRESHOLD), which also stops glibc from
+   * raising it by itself: large blocks are then mapped, and unmapped when freed. 1, or 0 if glibc
+   * refused. Optional: an addon built before it existed lacks it.
+   */
+  fixMmapThreshold?(bytes: number): number;
 }
 
 /** An opaque uv_poll handle. */
