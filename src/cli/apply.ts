@@ -13,14 +13,12 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { NfvError } from '../errors.js';
-import { parseDeployment } from '../deploy/parse-deployment.js';
 import type { HostPlan } from '../host/host.js';
 import type { ApplyResult } from '../host/reconfigure.js';
 import { describeDiff } from '../host/reconfigure-diff.js';
-import { checkNfConfig } from '../sdk/define-nf.js';
 import { controlClient, withControlOptions, type ControlFlags } from './control-client.js';
 import { planFromDeployment } from './deployment-plan.js';
-import { loadBuiltinDefinitions } from './run.js';
+import { parseCheckedDeployment } from './run.js';
 
 /**
  * The control server's deployer for a host started from a file in `baseDir`: parses the text as
@@ -29,15 +27,7 @@ import { loadBuiltinDefinitions } from './run.js';
  */
 export function deploymentPlanner(baseDir: string): (text: string, file: string) => Promise<HostPlan> {
   return async (text, file) => {
-    const definitions = await loadBuiltinDefinitions();
-    const deployment = parseDeployment(text, file, {
-      baseDir,
-      validateNfConfig: (image, config) => {
-        const definition = definitions.get(image);
-        return definition ? checkNfConfig(definition, config).errors : [];
-      },
-    });
-    return planFromDeployment(deployment);
+    return planFromDeployment(await parseCheckedDeployment(text, file, { baseDir }));
   };
 }
 

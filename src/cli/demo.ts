@@ -6,14 +6,12 @@
  * and a side-by-side table shows what each mode costs.
  */
 import type { Command } from 'commander';
-import { parseDeployment } from '../deploy/parse-deployment.js';
 import type { Deployment } from '../deploy/deployment.js';
 import { Host, type HostSummary } from '../host/host.js';
-import { checkNfConfig } from '../sdk/define-nf.js';
 import { planFromDeployment } from './deployment-plan.js';
 import { parsePositive } from './options.js';
 import { formatSummary, table } from './format.js';
-import { LiveProgress, loadBuiltinDefinitions } from './run.js';
+import { LiveProgress, parseCheckedDeployment } from './run.js';
 
 /** The embedded deployment: a file like any other, validated the same way. */
 export const DEMO_DEPLOYMENT = `
@@ -70,13 +68,7 @@ export function registerDemo(program: Command): void {
 }
 
 export async function runDemo(seconds: number, modeSeconds: number): Promise<void> {
-  const definitions = await loadBuiltinDefinitions();
-  const deployment = parseDeployment(DEMO_DEPLOYMENT, '<embedded demo>', {
-    validateNfConfig: (image, config) => {
-      const definition = definitions.get(image);
-      return definition ? checkNfConfig(definition, config).errors : [];
-    },
-  });
+  const deployment = await parseCheckedDeployment(DEMO_DEPLOYMENT, '<embedded demo>');
   console.log(
     `nfvisor demo: generator → firewall → NAT → load balancer → sink, isolated guests, direct vNICs, ${seconds} s`,
   );

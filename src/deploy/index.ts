@@ -3,6 +3,7 @@ export { DeploymentError, formatIssue, type DeploymentIssue } from './deployment
 export {
   parseDeployment,
   loadDeployment,
+  readDeploymentFile,
   type ParseOptions,
   type NfConfigProblem,
 } from './parse-deployment.js';

@@ -85,9 +85,13 @@ export function parseDeployment(text: string, file: string, options: ParseOption
 
 /** Reads `path` (NFV_ERR_IO when it cannot be read) and parses it with `parseDeployment`. */
 export function loadDeployment(path: string, options: ParseOptions = {}): Deployment {
-  let text: string;
+  return parseDeployment(readDeploymentFile(path), path, options);
+}
+
+/** The text of deployment file `path`; NFV_ERR_IO naming the file when it cannot be read. */
+export function readDeploymentFile(path: string): string {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? String(e);
     throw new NfvError(
@@ -97,7 +101,6 @@ export function loadDeployment(path: string, options: ParseOptions = {}): Deploy
       { cause: e },
     );
   }
-  return parseDeployment(text, path, options);
 }
 
 type Raw = Record<string, unknown>;
