@@ -1,8 +1,9 @@
 /**
  * Chaos soak (TESTING.md E5): generated traffic through firewall → NAT (two replicas) → load
  * balancer in `direct` guests, while guests are killed (worker.terminate()), restarted through the
- * supervisor, the chain is reloaded with new firewall rules and the firewall scaled between one
- * and two replicas — at seeded random moments. Only invariants are checked, after every round:
+ * supervisor, the chain is reloaded with new firewall rules, the firewall scaled between one and
+ * two replicas, and an NF drained or stopped as the control API does (down until a later restart)
+ * — at seeded random moments. Only invariants are checked, after every round:
  *
  *   conservation   received + originated = sent + dropped + lost, and every pool slot is back
  *   no duplicate   every packet written carries its generator token (flow, packet number) in its
@@ -47,7 +48,7 @@ export interface ChaosReport {
   rssMb: number[];
 }
 
-type ChaosEvent = 'kill' | 'restart' | 'reload' | 'scale' | 'natCheck';
+type ChaosEvent = 'kill' | 'restart' | 'reload' | 'scale' | 'drain' | 'stop' | 'natCheck';
 
 const NAT_PORTS = { lo: 20000, hi: 59999 };
 const NAT_REPLICAS = 2;
@@ -107,7 +108,7 @@ export async function chaosSoak(options: ChaosOptions): Promise<ChaosReport> {
   const report: ChaosReport = {
     rounds: 0,
     packets: 0,
-    events: { kill: 0, restart: 0, reload: 0, scale: 0, natCheck: 0 },
+    events: { kill: 0, restart: 0, reload: 0, scale: 0, drain: 0, stop: 0, natCheck: 0 },
     violations: [],
     rssMb: [],
   };
@@ -187,22 +188,36 @@ async function chaosRound(
       }
     } else if (pick < 0.45) {
       if (host.restartInstance(['fw', 'nat', 'lb'][Math.floor(rand() * 3)])) report.events.restart++;
-    } else if (pick < 0.7) {
+    } else if (pick < 0.75) {
       // One live change at a time (the host refuses a second one while the first is under way).
       if (applying !== null) continue;
-      const scale = pick >= 0.6;
-      if (scale) fwReplicas = 3 - fwReplicas;
-      else blockedPort = blockedPort === 53 ? 5353 : 53;
-      applying = host.apply(plan(ports, fwReplicas, blockedPort)).then(
+      let event: ChaosEvent;
+      let change: () => Promise<unknown>;
+      if (pick >= 0.7) {
+        // The control API's drain or stop: the NF stays down (its traffic dropped, fail-closed)
+        // until a later restart event brings it back.
+        const name = ['fw', 'nat', 'lb'][Math.floor(rand() * 3)];
+        event = rand() < 0.5 ? 'drain' : 'stop';
+        change = () => (event === 'drain' ? host.drainInstance(name) : host.stopInstance(name));
+      } else if (pick >= 0.6) {
+        event = 'scale';
+        fwReplicas = 3 - fwReplicas;
+        change = () => host.apply(plan(ports, fwReplicas, blockedPort));
+      } else {
+        event = 'reload';
+        blockedPort = blockedPort === 53 ? 5353 : 53;
+        change = () => host.apply(plan(ports, fwReplicas, blockedPort));
+      }
+      applying = change().then(
         () => {
-          report.events[scale ? 'scale' : 'reload']++;
+          report.events[event]++;
           applying = null;
         },
         (error: unknown) => {
           applying = null;
           // Refused once the input has ended and the host winds down: that is no fault.
           const windingDown = !host.status().running || host.reconfigurable().inputsDone;
-          if (!windingDown) violations.push(`apply failed: ${(error as Error).message}`);
+          if (!windingDown) violations.push(`${event} failed: ${(error as Error).message}`);
         },
       );
     } else {
