@@ -2,8 +2,8 @@
  * Chaos soak (TESTING.md E5): generated traffic through firewall → NAT (two replicas) → load
  * balancer in `direct` guests, while guests are killed (worker.terminate()), restarted through the
  * supervisor, the chain is reloaded with new firewall rules, the firewall scaled between one and
- * two replicas, and an NF drained or stopped as the control API does (down until a later restart)
- * — at seeded random moments. Only invariants are checked, after every round:
+ * two replicas, and an NF drained or stopped as the control API does (and restarted 50–500 ms
+ * later) — at seeded random moments. Only invariants are checked, after every round:
  *
  *   conservation   received + originated = sent + dropped + lost, and every pool slot is back
  *   no duplicate   every packet written carries its generator token (flow, packet number) in its
@@ -195,10 +195,16 @@ async function chaosRound(
       let change: () => Promise<unknown>;
       if (pick >= 0.7) {
         // The control API's drain or stop: the NF stays down (its traffic dropped, fail-closed)
-        // until a later restart event brings it back.
+        // until restarted, as an operator would, 50–500 ms later.
         const name = ['fw', 'nat', 'lb'][Math.floor(rand() * 3)];
+        const downMs = 50 + rand() * 450;
         event = rand() < 0.5 ? 'drain' : 'stop';
-        change = () => (event === 'drain' ? host.drainInstance(name) : host.stopInstance(name));
+        change = async () => {
+          await (event === 'drain' ? host.drainInstance(name) : host.stopInstance(name));
+          setTimeout(() => {
+            if (host.restartInstance(name)) report.events.restart++;
+          }, downMs);
+        };
       } else if (pick >= 0.6) {
         event = 'scale';
         fwReplicas = 3 - fwReplicas;
