@@ -288,8 +288,12 @@ export function copyBytes(src: Uint8Array, srcAt: number, dst: Uint8Array, dstAt
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 /** Word copies pay off from here; shorter ones go a byte at a time. */
 const MIN_WORD_COPY = 16;
-/** Only arrays this large get a cached word view: packet-sized arrays come and go. */
-const MIN_CACHED_BYTES = 1 << 16;
+/**
+ * Only arrays this large get a cached word view: packet-sized arrays come and go. A long-lived
+ * source of packet bytes (the generator's payload pattern) is made at least this large so its
+ * copies take the word path, not a view object per copy.
+ */
+export const MIN_CACHED_BYTES = 1 << 16;
 /**
  * Word views of the last few large arrays copied from or to, by identity. Strong references: at
  * most VIEW_CACHE arrays (pools, port buffers) outlive their last use until replaced.
