@@ -661,7 +661,9 @@ export default defineNf<NatConfig>({
       let n = 0;
       for (let m = 0; m < mappings.size; m++) {
         if (mappings.used[m] === 0 || isStatic[m] === 1 || mapSeen[m] < since) continue;
-        keys.set(mappings.keys.subarray(m * FLOW_KEY_WORDS, (m + 1) * FLOW_KEY_WORDS), n * FLOW_KEY_WORDS);
+        // Word by word: a subarray per mapping was most of what a running chain allocated.
+        for (let w = 0; w < FLOW_KEY_WORDS; w++)
+          keys[n * FLOW_KEY_WORDS + w] = mappings.keys[m * FLOW_KEY_WORDS + w];
         ports[n] = extPort[m];
         seen[n] = mapSeen[m];
         n++;
@@ -671,7 +673,8 @@ export default defineNf<NatConfig>({
       let np = 0;
       for (let s = 0; s < peers.size; s++) {
         if (peers.used[s] === 0 || peerSeen[s] < since) continue;
-        pKeys.set(peers.keys.subarray(s * FLOW_KEY_WORDS, (s + 1) * FLOW_KEY_WORDS), np * FLOW_KEY_WORDS);
+        for (let w = 0; w < FLOW_KEY_WORDS; w++)
+          pKeys[np * FLOW_KEY_WORDS + w] = peers.keys[s * FLOW_KEY_WORDS + w];
         pSeen[np] = peerSeen[s];
         np++;
       }

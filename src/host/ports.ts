@@ -4,7 +4,7 @@
  * packet I/O the host does itself.
  */
 import { createCaptureWriter, openCapture, type CaptureReader, type CaptureWriter } from '../io/capture.js';
-import { copyBytes } from '../io/capture-buffer.js';
+import { copyBytes, MIN_CACHED_BYTES } from '../io/capture-buffer.js';
 import { GenevePort } from '../io/geneve-port.js';
 import { TapPort, type TapPortOptions } from '../io/tap-port.js';
 import type { TunnelPort, TunnelPortOptions } from '../io/tunnel-port.js';
@@ -142,7 +142,12 @@ class GeneratorInput implements InputPort {
   nanos = 0;
   segmentSize = 0;
   oversize = 0;
-  private readonly frame = new Uint8Array(MAX_GENERATED_FRAME);
+  /**
+   * Where a frame is made when a slot may be too small for the largest one; as large as copyBytes
+   * needs to copy it into the pool word by word (smaller, each copy made a view object: 70 bytes
+   * of garbage a packet with 2 KiB slots).
+   */
+  private readonly frame = new Uint8Array(Math.max(MAX_GENERATED_FRAME, MIN_CACHED_BYTES));
   constructor(
     readonly name: string,
     readonly id: number,
