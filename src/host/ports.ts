@@ -144,8 +144,8 @@ class GeneratorInput implements InputPort {
   oversize = 0;
   /**
    * Where a frame is made when a slot may be too small for the largest one; as large as copyBytes
-   * needs to copy it into the pool word by word (smaller, each copy made a view object: 70 bytes
-   * of garbage a packet with 2 KiB slots).
+   * needs to copy a short frame into the pool word by word (smaller, a 64-byte frame went through
+   * a view object: 70 bytes of garbage a packet with 2 KiB slots).
    */
   private readonly frame = new Uint8Array(Math.max(MAX_GENERATED_FRAME, MIN_CACHED_BYTES));
   constructor(

@@ -243,8 +243,8 @@ export class TrafficGenerator {
     this.rng = new SeededRandom(o.seed);
     this.zipf = o.distribution === 'zipf' ? new ZipfSampler(o.flows, o.zipfExponent) : null;
     this.gapNs = 1e9 / o.ratePps;
-    // Seeded bytes in its first MAX_GENERATED_FRAME; longer only so that copyBytes allocates
-    // nothing per packet copying from it (a subarray per packet was 72 MiB of garbage per 10⁶).
+    // Seeded bytes in its first MAX_GENERATED_FRAME; longer only so that copyBytes copies a short
+    // payload from it word by word (a subarray per packet was 72 MiB of garbage per 10⁶).
     this.payloadPattern = new Uint8Array(Math.max(MAX_GENERATED_FRAME, MIN_CACHED_BYTES));
     for (let i = 0; i < MAX_GENERATED_FRAME; i++) this.payloadPattern[i] = this.rng.u32() & 0xff;
 
