@@ -27,13 +27,17 @@ export const BUILTIN_IMAGES = [
   'ids',
 ] as const;
 
+function isBuiltinImage(name: string): boolean {
+  return (BUILTIN_IMAGES as readonly string[]).includes(name);
+}
+
 /** The definitions of built-ins `names` (as `builtin/<name>`); names nfvisor does not ship are skipped. */
 export async function loadBuiltinDefinitions(
   names: Iterable<string> = BUILTIN_IMAGES,
 ): Promise<Map<string, NfDefinition>> {
   const definitions = new Map<string, NfDefinition>();
   for (const name of new Set(names)) {
-    if (!(BUILTIN_IMAGES as readonly string[]).includes(name)) continue;
+    if (!isBuiltinImage(name)) continue;
     const module = (await import(builtinModule(name))) as { default: NfDefinition };
     definitions.set(`builtin/${name}`, module.default);
   }
@@ -61,7 +65,7 @@ export async function parseCheckedDeployment(
       const definition = definitions.get(image);
       if (definition) return checkNfConfig(definition, config).errors;
       const name = image.slice('builtin/'.length);
-      if (image.startsWith('builtin/') && BUILTIN_IMAGES.some((b) => b === name)) missed.add(name);
+      if (image.startsWith('builtin/') && isBuiltinImage(name)) missed.add(name);
       return [];
     };
     let deployment: Deployment | undefined;
