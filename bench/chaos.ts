@@ -10,7 +10,8 @@
  *                  payload; no token is written twice, and as many packets are written as `sent`
  *   NAT ownership  in every snapshot of the NAT's replicas, each external port belongs to the
  *                  replica that holds it and to no other (the replies' steering depends on it)
- *   memory         the process's RSS after each round, for its slope over the soak
+ *   memory         RSS, heap and array buffers after each round (garbage collected first under
+ *                  `node --expose-gc`), for their slope over the soak
  *
  * `npm run bench chaos` soaks for CHAOS_SECONDS (1800 by default, like CSIT's soak); the CI variant
  * (test/integration/chaos.test.ts) runs a couple of short rounds. Traffic stays in the process.
