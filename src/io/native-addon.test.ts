@@ -132,10 +132,17 @@ describe('a fixed mmap threshold', () => {
         const [from, to] = (line ?? '0-0').split(' ')[0].split('-');
         return parseInt(to, 16) - parseInt(from, 16);
       };
+      const rss = () => process.memoryUsage().rss;
+      const start = rss();
       let big = new ArrayBuffer(24 << 20);
       new Uint8Array(big).fill(1);
       big = null;
-      for (let i = 0; i < 3; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 20)); }
+      // Freed by V8's background sweeper: wait until its 24 MiB are gone (on a loaded machine the
+      // free may come late, and the blocks below must come after it).
+      for (const deadline = Date.now() + 5000; rss() > start + (8 << 20) && Date.now() < deadline; ) {
+        globalThis.gc();
+        await new Promise((r) => setTimeout(r, 20));
+      }
       const before = heap();
       const blocks = [];
       for (let i = 0; i < 4; i++) blocks.push(new Uint8Array(4 << 20).fill(1));

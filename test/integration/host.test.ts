@@ -220,12 +220,18 @@ describe('host', () => {
         await Host.create({ ...plan, pool: { slots: 16384, slotSize: 2048 } }).then((h) => h.run()),
       );
     }
-    for (let i = 0; i < 2; i++) {
+    // Freed memory is counted off once V8's background sweeper has run: on a loaded machine that
+    // takes a while, so collect and look again for up to 5 s. copyBytes' view cache used to hold
+    // the last eight pools (256 MiB here) for good.
+    let held = Number.POSITIVE_INFINITY;
+    for (
+      const deadline = performance.now() + 5000;
+      held >= 1.5 * poolBytes && performance.now() < deadline;
+    ) {
       gc();
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      held = process.memoryUsage().arrayBuffers;
     }
-    // copyBytes' view cache used to hold the last eight pools (256 MiB here).
-    const held = process.memoryUsage().arrayBuffers;
     assert.ok(held < 1.5 * poolBytes, `${(held / 2 ** 20).toFixed(0)} MiB of array buffers still held`);
   });
 
