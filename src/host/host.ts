@@ -823,6 +823,12 @@ export class Host {
             const now = performance.now();
             replica.nextSnapshotAt = snapshotDueAfter(now, now - replica.snapshotAskedAt);
             replica.snapshotAskedAt = 0;
+            // The answer is progress: the watchdog's count starts again from here. Without this the
+            // snapshot's own time, counted under the grace, was held against the guest as soon as the
+            // grace ended, and a loaded machine that ran the host's check before the guest's next
+            // heartbeat took it for hung (CI, 2026-12-07: a 700 ms snapshot against a 400 ms limit).
+            replica.lastBeatChange = now;
+            replica.stalledMs = 0;
           }
         } else if (message.type === 'log') this.log(nf.name, message.message);
         else if (message.type === 'failed') this.log(nf.name, `failed to start: ${message.error.message}`);
