@@ -25,6 +25,7 @@ function cursors(ring: DescriptorRing): Int32Array {
 }
 const TAIL = 16;
 const HEAD = 32;
+const PRODUCER_SLEEPING = 19;
 
 describe('DescriptorRing', () => {
   it('packs port and flags into one word', () => {
@@ -133,6 +134,45 @@ describe('DescriptorRing', () => {
       const [{ room, ms }] = (await answer) as [{ room: boolean; ms: number }];
       assert.equal(room, true);
       assert.ok(ms < 9000, `woken by the dequeue, not by its 10 s timeout (${ms.toFixed(0)} ms)`);
+    } finally {
+      await worker.terminate();
+    }
+  });
+
+  it('wakes a producer asleep on a full ring only once half of it is free', async () => {
+    const ring = DescriptorRing.create(8);
+    ring.enqueueBurst(descriptors(0, 8), 0, 8);
+    const source = `
+      const { workerData, parentPort } = require('node:worker_threads');
+      import(workerData.module).then(({ DescriptorRing }) => {
+        const ring = DescriptorRing.attach(workerData.shared);
+        const started = performance.now();
+        const room = ring.waitForSpace(10000);
+        parentPort.postMessage({ room, ms: performance.now() - started });
+      });`;
+    const worker = new Worker(source, {
+      eval: true,
+      workerData: { shared: ring.shared, module: new URL('./descriptor-ring.js', import.meta.url).href },
+    });
+    try {
+      let woken = false;
+      const answer = once(worker, 'message').then((message) => {
+        woken = true;
+        return message;
+      });
+      // The producer has announced its sleep (the flag is in its cache line of the header).
+      const deadline = Date.now() + 10_000;
+      while (Atomics.load(cursors(ring), PRODUCER_SLEEPING) !== 1 && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      assert.equal(Atomics.load(cursors(ring), PRODUCER_SLEEPING), 1, 'the producer went to sleep');
+      const sink = new Uint32Array(8 * DESCRIPTOR_WORDS);
+      assert.equal(ring.dequeueBurst(sink, 0, 3), 3);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(woken, false, 'five of eight still used: the producer sleeps on');
+      assert.equal(ring.dequeueBurst(sink, 0, 1), 1);
+      const [{ room, ms }] = (await answer) as [{ room: boolean; ms: number }];
+      assert.equal(room, true);
+      assert.ok(ms < 9000, `woken by the dequeue that freed half, not by its timeout (${ms.toFixed(0)} ms)`);
     } finally {
       await worker.terminate();
     }

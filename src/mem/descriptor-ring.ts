@@ -28,9 +28,10 @@
  * re-checks `tail` against the value the consumer saw: a wake-up is never lost.
  *
  * A producer facing a full ring sleeps the same way, mirrored (`waitForSpace`: `producerSleeping`,
- * `Atomics.wait` on `head`, woken by the consumer's next `dequeueBurst`), instead of waking on a
- * timer to look: on two cores, a guest polling a full ring takes the CPU its consumer needs to
- * empty it. Its timeout only bounds how long a consumer that never notifies can hold it.
+ * `Atomics.wait` on `head`, woken by the consumer's first `dequeueBurst` that leaves half the ring
+ * free), instead of waking on a timer to look: on two cores, a guest polling a full ring takes the
+ * CPU its consumer needs to empty it. Its timeout only bounds how long a consumer that never
+ * notifies can hold it.
  *
  * The shared counters (enqueued, dequeued, sleeps, wakeups) are u32, wrap, and are written by the
  * side that owns their line — a guest's own report, for statistics only.
@@ -153,11 +154,14 @@ export class DescriptorRing {
   private tail: number;
   private head: number;
   private invalidSeen = 0;
+  /** The consumer wakes a producer asleep on a full ring when this many or fewer are left. */
+  private readonly wakeProducerAtUsed: number;
 
   private constructor(shared: DescriptorRingShared) {
     this.shared = shared;
     this.capacity = shared.capacity;
     this.mask = shared.capacity - 1;
+    this.wakeProducerAtUsed = shared.capacity >>> 1;
     this.header = new Int32Array(shared.buffer, 0, HEADER_BYTES / 4);
     this.descs = new Uint32Array(shared.buffer, HEADER_BYTES, shared.capacity * DESCRIPTOR_WORDS);
     this.tail = Atomics.load(this.header, R.Tail) >>> 0;
@@ -310,8 +314,12 @@ export class DescriptorRing {
     this.head = head;
     Atomics.store(h, R.Head, head | 0);
     h[R.Dequeued] = (h[R.Dequeued] + n) | 0;
+    // A producer asleep on a full ring is woken once half of it is free, not at the first burst:
+    // woken for every burst, it refilled the ring at once and slept again, a thread switch per
+    // burst on a machine with fewer cores than threads.
     if (
       Atomics.load(h, R.ProducerSleeping) !== 0 &&
+      ((tail - head) >>> 0) <= this.wakeProducerAtUsed &&
       Atomics.compareExchange(h, R.ProducerSleeping, 1, 0) === 1
     )
       Atomics.notify(h, R.Head, 1);
