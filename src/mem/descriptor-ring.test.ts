@@ -156,9 +156,9 @@ describe('DescriptorRing', () => {
     });
     try {
       let woken = false;
-      const answer = once(worker, 'message').then((message) => {
+      const answer = once(worker, 'message');
+      void answer.then(() => {
         woken = true;
-        return message;
       });
       // The producer has announced its sleep (the flag is in its cache line of the header).
       const deadline = Date.now() + 10_000;

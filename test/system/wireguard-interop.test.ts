@@ -348,8 +348,8 @@ describe('wireguard NF interoperates with wireguard-go', () => {
     // wireguard-go may start a handshake of its own at any moment (15 s after data it sent got no
     // answer: the spoofed pings above), and `wg show` may count its 148 bytes before the gateway
     // has them: the two sides are read again until they agree, for at most 5 s.
-    let line = '';
-    let c: Record<string, number> = {};
+    let line: string;
+    let c: Record<string, number>;
     for (const deadline = Date.now() + 5000; ; await settle(200)) {
       line = (await inPeer('wg', ['show', wgDev, 'transfer'])).stdout.trim();
       c = nfCounters();
