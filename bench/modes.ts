@@ -13,6 +13,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEPLOYMENT_DEFAULTS } from '../src/deploy/deployment.js';
 import { Host, type HostPlan, type NfPlan } from '../src/host/host.js';
 import { builtinNf } from './builtin-nf.js';
 import type { Placement, VnicMode } from '../src/host/guest-protocol.js';
@@ -75,8 +76,8 @@ async function runChain(
     nfs[`nf${i}`] = await builtinNf(image, config, vnic, placement);
   const plan: HostPlan = {
     pool: { slots: 8192, slotSize: STRIDE },
-    ringSize: 1024,
-    batch: 32,
+    ringSize: DEPLOYMENT_DEFAULTS.ringSize,
+    batch: DEPLOYMENT_DEFAULTS.batch,
     ports: {
       mem: {
         kind: 'memory',

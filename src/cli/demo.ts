@@ -17,8 +17,8 @@ import { LiveProgress, parseCheckedDeployment } from './run.js';
 export const DEMO_DEPLOYMENT = `
 # nfvisor's embedded demo: three NFs in a chain, each in its own isolate.
 pool: { slots: 8192, slotSize: 2048 }
-ringSize: 1024
-batch: 32
+ringSize: 4096
+batch: 256
 ports:
   gen:
     type: generator

@@ -78,7 +78,7 @@ chains:
 const EXPECTED: Deployment = {
   file: 'deploy.yaml',
   pool: { slots: 4096, slotSize: 2048 },
-  ringSize: 1024,
+  ringSize: 4096,
   batch: 64,
   ports: {
     in: { type: 'pcap', name: 'in', path: '/deploy/traffic.pcap', format: 'pcap', role: 'read' },
