@@ -162,9 +162,9 @@ describe('DescriptorRing', () => {
       });
       // The producer has announced its sleep (the flag is in its cache line of the header).
       const deadline = Date.now() + 10_000;
-      while (Atomics.load(cursors(ring), PRODUCER_SLEEPING) !== 1 && Date.now() < deadline)
+      while (Atomics.load(cursors(ring), PRODUCER_SLEEPING) === 0 && Date.now() < deadline)
         await new Promise((resolve) => setTimeout(resolve, 5));
-      assert.equal(Atomics.load(cursors(ring), PRODUCER_SLEEPING), 1, 'the producer went to sleep');
+      assert.notEqual(Atomics.load(cursors(ring), PRODUCER_SLEEPING), 0, 'the producer went to sleep');
       const sink = new Uint32Array(8 * DESCRIPTOR_WORDS);
       assert.equal(ring.dequeueBurst(sink, 0, 3), 3);
       await new Promise((resolve) => setTimeout(resolve, 300));
@@ -176,6 +176,17 @@ describe('DescriptorRing', () => {
     } finally {
       await worker.terminate();
     }
+  });
+
+  it('wakes the host, asleep on a full ring, at the first dequeue: it serves other rings too', async () => {
+    const ring = DescriptorRing.create(8);
+    ring.enqueueBurst(descriptors(0, 8), 0, 8);
+    const started = performance.now();
+    const waiting = ring.waitForSpaceAsync(5000);
+    setTimeout(() => ring.dequeueBurst(new Uint32Array(DESCRIPTOR_WORDS), 0, 1), 10);
+    assert.equal(await waiting, true);
+    const ms = performance.now() - started;
+    assert.ok(ms < 2500, `woken by a dequeue of one, not by its 5 s timeout (${ms.toFixed(0)} ms)`);
   });
 
   it('detects a corrupted tail: moves nothing, counts it, never throws or blocks for long', () => {

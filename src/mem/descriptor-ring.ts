@@ -29,9 +29,9 @@
  *
  * A producer facing a full ring sleeps the same way, mirrored (`waitForSpace`: `producerSleeping`,
  * `Atomics.wait` on `head`, woken by the consumer's first `dequeueBurst` that leaves half the ring
- * free), instead of waking on a timer to look: on two cores, a guest polling a full ring takes the
- * CPU its consumer needs to empty it. Its timeout only bounds how long a consumer that never
- * notifies can hold it.
+ * free — the host's async wait at its first dequeue), instead of waking on a timer to look: on two
+ * cores, a guest polling a full ring takes the CPU its consumer needs to empty it. Its timeout only
+ * bounds how long a consumer that never notifies can hold it.
  *
  * The shared counters (enqueued, dequeued, sleeps, wakeups) are u32, wrap, and are written by the
  * side that owns their line — a guest's own report, for statistics only.
@@ -99,6 +99,9 @@ const R = {
   Sleeps: 34,
   ConsumerSleeping: 35,
 } as const;
+/** `producerSleeping`: nobody, or a producer waiting for any room, or for half the ring. */
+const Sleeper = { None: 0, UntilSpace: 1, UntilHalfFree: 2 } as const;
+type Sleeper = (typeof Sleeper)[keyof typeof Sleeper];
 const HEADER_BYTES = 192;
 const MAGIC = 0x6e667672; // 'nfvr'
 
@@ -250,11 +253,12 @@ export class DescriptorRing {
 
   /**
    * Producer, in a worker (it blocks the thread). With the ring full, sleeps on `head` until the
-   * consumer's next dequeue wakes it or `timeoutMs` passes; returns whether there is room now.
+   * consumer's dequeue leaves half the ring free or `timeoutMs` passes; returns whether there is
+   * room now.
    */
   waitForSpace(timeoutMs: number): boolean {
     if (this.freeSpace() > 0) return true;
-    const head = this.announceProducerSleep();
+    const head = this.announceProducerSleep(Sleeper.UntilHalfFree);
     if (head === null) return true;
     Atomics.wait(this.header, R.Head, head, timeoutMs);
     Atomics.store(this.header, R.ProducerSleeping, 0);
@@ -262,13 +266,13 @@ export class DescriptorRing {
   }
 
   /**
-   * Producer. Sets `producerSleeping`, then looks at `head` once more (the consumer stores `head`
-   * before it reads the flag: one of us sees the other). Returns the `head` to sleep on, or null
-   * (flag cleared) when there is room already.
+   * Producer. Sets `producerSleeping` to how it wants to be woken, then looks at `head` once more
+   * (the consumer stores `head` before it reads the flag: one of us sees the other). Returns the
+   * `head` to sleep on, or null (flag cleared) when there is room already.
    */
-  private announceProducerSleep(): number | null {
+  private announceProducerSleep(until: Sleeper): number | null {
     const h = this.header;
-    Atomics.store(h, R.ProducerSleeping, 1);
+    Atomics.store(h, R.ProducerSleeping, until);
     const head = Atomics.load(h, R.Head);
     if (this.freeSpace() === 0) return head;
     Atomics.store(h, R.ProducerSleeping, 0);
@@ -314,13 +318,15 @@ export class DescriptorRing {
     this.head = head;
     Atomics.store(h, R.Head, head | 0);
     h[R.Dequeued] = (h[R.Dequeued] + n) | 0;
-    // A producer asleep on a full ring is woken once half of it is free, not at the first burst:
+    // A guest asleep on a full ring is woken once half of it is free, not at the first burst:
     // woken for every burst, it refilled the ring at once and slept again, a thread switch per
-    // burst on a machine with fewer cores than threads.
+    // burst on a machine with fewer cores than threads. The host is woken at once: it serves
+    // other rings too (every hop, in paravirt mode), and a host asleep for half a ring left them.
+    const sleeper = Atomics.load(h, R.ProducerSleeping);
     if (
-      Atomics.load(h, R.ProducerSleeping) !== 0 &&
-      ((tail - head) >>> 0) <= this.wakeProducerAtUsed &&
-      Atomics.compareExchange(h, R.ProducerSleeping, 1, 0) === 1
+      sleeper !== Sleeper.None &&
+      (sleeper === Sleeper.UntilSpace || (tail - head) >>> 0 <= this.wakeProducerAtUsed) &&
+      Atomics.compareExchange(h, R.ProducerSleeping, sleeper, Sleeper.None) === sleeper
     )
       Atomics.notify(h, R.Head, 1);
     return n;
@@ -376,7 +382,7 @@ export class DescriptorRing {
    * consumer's dequeue makes room (true) or after `timeoutMs` (false).
    */
   async waitForSpaceAsync(timeoutMs: number): Promise<boolean> {
-    const head = this.announceProducerSleep();
+    const head = this.announceProducerSleep(Sleeper.UntilSpace);
     if (head === null) return true;
     await sleepOn(this.header, R.Head, head, timeoutMs);
     Atomics.store(this.header, R.ProducerSleeping, 0);
