@@ -211,7 +211,7 @@ export interface ExporterSpec {
 export const DEPLOYMENT_DEFAULTS = {
   pool: { slots: 8192, slotSize: 2048 },
   // Deep rings and long bursts: a chain's threads outnumber two cores, so each turn of a thread on
-  // a core should move as much as it can (fw → NAT → LB direct, 6 interleaved runs at 11:20 on
+  // a core should move as much as it can (fw → NAT → LB direct, 6 interleaved runs at ~11:00 on
   // 2026-12-07: 0.47 Mpps with 1024 and 32, 0.68–0.70 with 4096 and 128 or 256; inline +35 %).
   ringSize: 4096,
   batch: 256,
