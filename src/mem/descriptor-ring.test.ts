@@ -27,6 +27,25 @@ const TAIL = 16;
 const HEAD = 32;
 const PRODUCER_SLEEPING = 19;
 
+/**
+ * A worker that waits (10 s at most) for room in `ring`, as a guest's producer does, then posts
+ * whether it found room and how long it waited.
+ */
+function blockedProducer(ring: DescriptorRing): Worker {
+  const source = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    import(workerData.module).then(({ DescriptorRing }) => {
+      const ring = DescriptorRing.attach(workerData.shared);
+      const started = performance.now();
+      const room = ring.waitForSpace(10000);
+      parentPort.postMessage({ room, ms: performance.now() - started });
+    });`;
+  return new Worker(source, {
+    eval: true,
+    workerData: { shared: ring.shared, module: new URL('./descriptor-ring.js', import.meta.url).href },
+  });
+}
+
 describe('DescriptorRing', () => {
   it('packs port and flags into one word', () => {
     assert.equal(portFlags(0x1234, 0xabcd), 0xabcd1234);
@@ -115,18 +134,7 @@ describe('DescriptorRing', () => {
     ring.enqueueBurst(descriptors(0, 2), 0, 2);
     assert.equal(ring.waitForSpace(10), false, 'full, and nobody dequeues: timed out');
     // The producer is a worker that blocks on the full ring; the consumer (here) dequeues later.
-    const source = `
-      const { workerData, parentPort } = require('node:worker_threads');
-      import(workerData.module).then(({ DescriptorRing }) => {
-        const ring = DescriptorRing.attach(workerData.shared);
-        const started = performance.now();
-        const room = ring.waitForSpace(10000);
-        parentPort.postMessage({ room, ms: performance.now() - started });
-      });`;
-    const worker = new Worker(source, {
-      eval: true,
-      workerData: { shared: ring.shared, module: new URL('./descriptor-ring.js', import.meta.url).href },
-    });
+    const worker = blockedProducer(ring);
     try {
       const answer = once(worker, 'message');
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -142,18 +150,7 @@ describe('DescriptorRing', () => {
   it('wakes a producer asleep on a full ring only once half of it is free', async () => {
     const ring = DescriptorRing.create(8);
     ring.enqueueBurst(descriptors(0, 8), 0, 8);
-    const source = `
-      const { workerData, parentPort } = require('node:worker_threads');
-      import(workerData.module).then(({ DescriptorRing }) => {
-        const ring = DescriptorRing.attach(workerData.shared);
-        const started = performance.now();
-        const room = ring.waitForSpace(10000);
-        parentPort.postMessage({ room, ms: performance.now() - started });
-      });`;
-    const worker = new Worker(source, {
-      eval: true,
-      workerData: { shared: ring.shared, module: new URL('./descriptor-ring.js', import.meta.url).href },
-    });
+    const worker = blockedProducer(ring);
     try {
       let woken = false;
       const answer = once(worker, 'message');
