@@ -18,7 +18,7 @@ export const DEMO_DEPLOYMENT = `
 # nfvisor's embedded demo: three NFs in a chain, each in its own isolate.
 pool: { slots: 8192, slotSize: 2048 }
 ringSize: 4096
-batch: 256
+batch: 128
 ports:
   gen:
     type: generator

@@ -213,8 +213,11 @@ export const DEPLOYMENT_DEFAULTS = {
   // Deep rings and long bursts: a chain's threads outnumber two cores, so each turn of a thread on
   // a core should move as much as it can (fw → NAT → LB direct, 6 interleaved runs at ~11:00 on
   // 2026-12-07: 0.47 Mpps with 1024 and 32, 0.68–0.70 with 4096 and 128 or 256; inline +35 %).
+  // 128 rather than 256: a paravirt guest copies a burst into slot-sized private buffers, and 256
+  // of them (512 KiB) no longer fit its core's cache (the demo's paravirt row lost 17–35 %). The
+  // price of deep rings is latency at saturation: a full ring is a queue (demo p50 1 → 12 ms).
   ringSize: 4096,
-  batch: 256,
+  batch: 128,
   vnic: 'direct',
   placement: 'isolated',
   replicas: 1,
