@@ -10,8 +10,9 @@
 import assert from 'node:assert/strict';
 import { Session } from 'node:inspector/promises';
 import { describe, it } from 'node:test';
-import { builtinModule, Host, type HostPlan, type NfPlan } from '../../src/host/host.js';
+import { Host, type HostPlan } from '../../src/host/host.js';
 import { TrafficGenerator } from '../../src/io/traffic-generator.js';
+import { builtinNfPlan } from '../support/nf-plan.js';
 
 process.env.NFVISOR_QUIET = '1';
 
@@ -19,17 +20,8 @@ const FRAMES = 4096;
 const STRIDE = 2048;
 const ROUNDS = 100;
 
-function nf(name: string, config: unknown): NfPlan {
-  return {
-    module: builtinModule(name),
-    config,
-    vnic: 'direct',
-    placement: 'inline',
-    replicas: 1,
-    heapMb: 64,
-    failure: 'fail-closed',
-  };
-}
+/** The heap profile sees the host thread only: the NFs run in it. */
+const inline = (name: string, config: unknown) => builtinNfPlan(name, config, { placement: 'inline' });
 
 function plan(input: HostPlan['ports'][string]): HostPlan {
   return {
@@ -38,9 +30,12 @@ function plan(input: HostPlan['ports'][string]): HostPlan {
     batch: 32,
     ports: { in: input, out: { kind: 'sink' } },
     nfs: {
-      fw: nf('firewall', { default: 'accept', rules: [{ action: 'drop', protocol: 'udp', dstPort: '53' }] }),
-      nat: nf('nat', { external: '203.0.113.1', inside: '198.18.0.0/16' }),
-      lb: nf('load-balancer', { vip: '198.19.0.80', port: 80, backends: ['10.1.0.1', '10.1.0.2'] }),
+      fw: inline('firewall', {
+        default: 'accept',
+        rules: [{ action: 'drop', protocol: 'udp', dstPort: '53' }],
+      }),
+      nat: inline('nat', { external: '203.0.113.1', inside: '198.18.0.0/16' }),
+      lb: inline('load-balancer', { vip: '198.19.0.80', port: 80, backends: ['10.1.0.1', '10.1.0.2'] }),
     },
     chains: [{ name: 'c', from: 'in', to: 'out', through: ['fw', 'nat', 'lb'] }],
   };

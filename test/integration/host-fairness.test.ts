@@ -5,20 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { builtinModule, Host, type HostPlan, type NfPlan } from '../../src/host/host.js';
+import { Host, type HostPlan } from '../../src/host/host.js';
+import { builtinNfPlan } from '../support/nf-plan.js';
 import { until } from '../support/until.js';
 
 process.env.NFVISOR_QUIET = '1';
-
-const firewall: NfPlan = {
-  module: builtinModule('firewall'),
-  config: { default: 'accept' },
-  vnic: 'direct',
-  placement: 'isolated',
-  replicas: 1,
-  heapMb: 64,
-  failure: 'fail-closed',
-};
 
 describe('input ports on one pool', () => {
   it('each get their share of the slots: no chain starves behind another', async () => {
@@ -30,7 +21,10 @@ describe('input ports on one pool', () => {
       ringSize: 256,
       batch: 256,
       ports: { a: generator(4), outA: { kind: 'sink' }, b: generator(5), outB: { kind: 'sink' } },
-      nfs: { fwA: firewall, fwB: firewall },
+      nfs: {
+        fwA: builtinNfPlan('firewall', { default: 'accept' }),
+        fwB: builtinNfPlan('firewall', { default: 'accept' }),
+      },
       chains: [
         { name: 'a', from: 'a', to: 'outA', through: ['fwA'] },
         { name: 'b', from: 'b', to: 'outB', through: ['fwB'] },

@@ -7,16 +7,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { renderMetrics } from '../../src/control/metrics.js';
-import {
-  builtinModule,
-  Host,
-  type HostPlan,
-  type HostProgress,
-  type HostSummary,
-} from '../../src/host/host.js';
+import { Host, type HostPlan, type HostProgress, type HostSummary } from '../../src/host/host.js';
 import { TrafficGenerator, type GeneratorOptions } from '../../src/io/traffic-generator.js';
 import { Layer, PacketParser } from '../../src/packet/packet-parser.js';
 import { TcpFlag } from '../../src/packet/tcp.js';
+import { builtinNfPlan } from '../support/nf-plan.js';
 
 process.env.NFVISOR_QUIET = '1';
 
@@ -52,17 +47,7 @@ function plan(readBytes: () => number, input: HostPlan['ports'][string]): HostPl
     batch: 32,
     memory: { limitBytes: LIMIT, readBytes },
     ports: { in: input, out: { kind: 'sink' } },
-    nfs: {
-      fw: {
-        module: builtinModule('firewall'),
-        config: { default: 'accept' },
-        vnic: 'direct',
-        placement: 'isolated',
-        replicas: 1,
-        heapMb: 64,
-        failure: 'fail-closed',
-      },
-    },
+    nfs: { fw: builtinNfPlan('firewall', { default: 'accept' }) },
     chains: [{ name: 'main', from: 'in', to: 'out', through: ['fw'] }],
     restartBackoffMs: 20,
   };

@@ -8,23 +8,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isNfvError } from '../../src/errors.js';
-import { builtinModule, Host, type HostPlan, type NfPlan } from '../../src/host/host.js';
+import { Host, type HostPlan, type NfPlan } from '../../src/host/host.js';
+import { builtinNfPlan } from '../support/nf-plan.js';
 import { until } from '../support/until.js';
 
 process.env.NFVISOR_QUIET = '1';
 const CREATE_THROWS = new URL('./nfs/reconfigure-create-throws.js', import.meta.url).href;
 
 function firewall(config: unknown, extra: Partial<NfPlan> = {}): NfPlan {
-  return {
-    module: builtinModule('firewall'),
-    config,
-    vnic: 'direct',
-    placement: 'isolated',
-    replicas: 1,
-    heapMb: 64,
-    failure: 'fail-closed',
-    ...extra,
-  };
+  return builtinNfPlan('firewall', config, extra);
 }
 
 const ACCEPT = { default: 'accept', rules: [] };

@@ -11,7 +11,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { builtinModule, Host, type HostPlan, type HostSummary, type NfPlan } from '../../src/host/host.js';
+import { Host, type HostPlan, type HostSummary, type NfPlan } from '../../src/host/host.js';
+import { builtinNfPlan } from '../support/nf-plan.js';
 import { addVxlanPeers, requireRoot, requireTools, Testbed } from './netns.js';
 
 process.env.NFVISOR_QUIET = '1';
@@ -21,15 +22,7 @@ const U = `198.18.${octet}`;
 const V = `198.18.${octet + 1}`;
 
 function firewall(config: unknown): NfPlan {
-  return {
-    module: builtinModule('firewall'),
-    config,
-    vnic: 'direct',
-    placement: 'isolated',
-    replicas: 1,
-    heapMb: 64,
-    failure: 'fail-closed',
-  };
+  return builtinNfPlan('firewall', config);
 }
 
 describe('ping through an nfvisor chain between namespaces over VXLAN', () => {
