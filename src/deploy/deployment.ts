@@ -212,7 +212,8 @@ export const DEPLOYMENT_DEFAULTS = {
   pool: { slots: 8192, slotSize: 2048 },
   // Deep rings and long bursts: a chain's threads outnumber two cores, so each turn of a thread on
   // a core should move as much as it can (fw → NAT → LB direct, 6 interleaved runs at ~11:00 on
-  // 2026-12-07: 0.47 Mpps with 1024 and 32, 0.68–0.70 with 4096 and 128 or 256; inline +35 %).
+  // 2026-12-07: 0.47 Mpps with 1024 and 32, 0.68–0.70 with 4096 and 128 or 256; inline 1.77
+  // against 1.99–3.04).
   // 128 rather than 256: a paravirt guest copies a burst into slot-sized private buffers, and 256
   // of them (512 KiB) no longer fit its core's cache (the demo's paravirt row lost 17–35 %). The
   // price of deep rings is latency at saturation: a full ring is a queue (demo p50 1 → 12 ms).

@@ -349,9 +349,9 @@ describe('wireguard NF interoperates with wireguard-go', () => {
 
   it('counts the same bytes as `wg show transfer`', async () => {
     await settle(1200); // the last replies are in, and a snapshot was taken since
-    // wireguard-go may start a handshake of its own at any moment (15 s after data it sent got no
-    // answer: the spoofed pings above), and `wg show` may count its 148 bytes before the gateway
-    // has them: the two sides are read again until they agree, for at most 5 s.
+    // Should wireguard-go still start a handshake of its own (the answered ping above cancels the
+    // one the spoofed pings set up), `wg show` may count its 148 bytes before the gateway has them:
+    // the two sides are read again until they agree, for at most 5 s.
     let line: string;
     let c: Record<string, number>;
     for (const deadline = Date.now() + 5000; ; await settle(200)) {
