@@ -6,6 +6,8 @@
  *            the full layered parser over the same packets; Mpps and garbage collections.
  *   capture  pcap and pcapng write and read throughput (MB/s, Mpps) through the streaming I/O.
  *   mem      descriptor rings between threads (bench/mem.ts).
+ *   cores    how much packet work two threads do at once against one (bench/cores.ts): on a VM
+ *            two vCPUs may share one core. Run at the head of `modes` too; alone when named.
  *   modes    the 3-NF chain in each vNIC mode, chain-length scaling; tables and a chart in
  *            bench/results/ (bench/modes.ts; BENCH_MODES_FILTER=inline|direct|…|chain|run).
  *   reconfig effective blocked time of live reconfigurations at a fixed offered rate (bench/reconfig.ts).
@@ -47,6 +49,7 @@ import { benchIds } from './ids.js';
 import { benchLive } from './live.js';
 import { benchMem } from './mem.js';
 import { chaosSoak } from './chaos.js';
+import { benchCores } from './cores.js';
 import { benchModes } from './modes.js';
 import { benchReconfig } from './reconfig.js';
 import { benchTap } from './tap.js';
@@ -286,6 +289,7 @@ async function main(): Promise<void> {
   if (want('packet')) await benchPacket();
   if (want('capture')) await benchCapture();
   if (want('mem')) await benchMem();
+  if (parts.includes('cores')) await benchCores();
   if (want('modes')) await benchModes(process.env.BENCH_MODES_FILTER);
   if (want('reconfig')) await benchReconfig();
   if (want('wireguard')) await benchWireguard();

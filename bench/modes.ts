@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { DEPLOYMENT_DEFAULTS } from '../src/deploy/deployment.js';
 import { Host, type HostPlan, type NfPlan } from '../src/host/host.js';
 import { builtinNf } from './builtin-nf.js';
+import { describeCoreCapacity, measureCoreCapacity, type CoreCapacity } from './cores.js';
 import type { Placement, VnicMode } from '../src/host/guest-protocol.js';
 import { writeGeneratedCapture } from '../src/io/generate-capture.js';
 import { MAX_GENERATED_FRAME, TrafficGenerator } from '../src/io/traffic-generator.js';
@@ -120,6 +121,9 @@ const THREE_NFS: [string, unknown][] = [
  */
 export async function benchModes(filter?: string): Promise<void> {
   console.log(`modes: firewall → NAT → load balancer from memory, each run at most ${DEADLINE_S} s`);
+  // Threads of a `direct` chain share the machine's cores: how many it really has is the ceiling.
+  const cores = await measureCoreCapacity();
+  console.log(`  machine: ${describeCoreCapacity(cores)}`);
   const want = (row: string): boolean => !filter || row.includes(filter);
   const results: ModeResult[] = [];
   for (const [label, size] of [
@@ -171,7 +175,7 @@ export async function benchModes(filter?: string): Promise<void> {
   }
   const whole = want('run') ? [await wholeRun('isolated'), await wholeRun('inline')] : [];
   if (filter) console.log('  (a filtered run: bench/results/modes.md left as it was)');
-  else writeResults(results, scaling, ratio('64 B'), ratio('IMIX'), whole);
+  else writeResults(results, scaling, ratio('64 B'), ratio('IMIX'), whole, cores);
 }
 
 interface WholeRun {
@@ -250,6 +254,7 @@ function writeResults(
   ratio64: number,
   ratioImix: number,
   whole: WholeRun[],
+  cores: CoreCapacity,
 ): void {
   const dir = new URL('../../bench/results/', import.meta.url);
   mkdirSync(dir, { recursive: true });
@@ -258,6 +263,8 @@ function writeResults(
     `# vNIC modes — ${new Date().toISOString().slice(0, 10)}, ${machine}`,
     '',
     'Chain firewall → NAT → load balancer, frames replayed from memory into the pool, sink output.',
+    '',
+    `Machine: ${describeCoreCapacity(cores)}. The isolated modes run a thread per NF and one for the host, and share these cores (2 for the 3-NF chain's 4 threads means each thread gets half a core at best).`,
     '',
     '| frames | mode | Mpps | CPU s per 10⁶ packets | latency p50 (µs) | latency p99 (µs) |',
     '|---|---|---:|---:|---:|---:|',
