@@ -18,7 +18,7 @@
  * const built = await buildImage('examples/nf-dns-blocklist');
  * const digest = await store.putImage(built.bytes);
  */
-import { build, type Plugin } from 'esbuild';
+import type { Plugin } from 'esbuild';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -122,6 +122,8 @@ export async function buildImage(dir: string, options: BuildOptions = {}): Promi
   if (entryName === undefined || !existsSync(join(root, entryName)))
     throw buildError(`no entry module (looked for ${entryName ?? ENTRY_CANDIDATES.join(', ')})`, root);
 
+  // esbuild is loaded when something is built (~50 ms of a start that only runs images).
+  const { build } = await import('esbuild');
   let result;
   try {
     result = await build({

@@ -10,6 +10,8 @@
  *   <root>/unpacked/<hex>/index.mjs           a verified image's module, for import()
  *   <root>/unpacked/<hex>/index.cjs           the same code as a CommonJS script, for the guest
  *                                             sandbox (src/host/guest-sandbox.ts)
+ *   <root>/unpacked/<hex>/imports.json        the modules a verified image's code imports, as the
+ *                                             verifier's scan found them (recordImports)
  *
  * Every file is written whole to a temporary name, fsynced and renamed (atomic-file.ts), so a
  * crash never leaves half a blob under a digest; index changes are read-modify-write under the
@@ -21,11 +23,10 @@
  * const digest = await store.putImage(bytes);
  * await store.tag('acme/dns-blocklist:1.0.0', digest);
  */
-import { transform } from 'esbuild';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { NfvError } from '../errors.js';
 import { ioError, withLock, writeFileAtomic } from './atomic-file.js';
@@ -342,6 +343,57 @@ export class ImageStore {
     });
   }
 
+  private importsPath(digest: string): string {
+    return join(this.root, 'unpacked', hexOf(digest), 'imports.json');
+  }
+
+  /**
+   * The imports `recordImports` stored for `digest` with the same `scanner`; undefined when there
+   * are none, they came from another scanner or the file is not what `recordImports` writes.
+   *
+   * Who can write this file: whoever can write the store, and only they. The store directory is
+   * the trust boundary of everything in it: a writer of the store can already change what runs —
+   * `unpack` keeps an existing index.cjs beside unchanged index.mjs bytes, verified.json holds the
+   * rollback floor, and an unsigned image is one `tag` away for a deployment that allows those —
+   * so a record here gives them nothing new (were any of those closed, this would need a key the
+   * store's writers do not hold). It must not live anywhere more people can write (a
+   * shared temporary or cache directory), and it records only facts about the bytes of one digest,
+   * which the verifier has hashed before asking: the verdict (`uncoveredImports` against the
+   * manifest's capabilities) is computed again on every verification, under this nfvisor's rules.
+   */
+  async recordedImports(digest: string, scanner: string): Promise<string[] | undefined> {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(await readFile(this.importsPath(digest), 'utf8'));
+    } catch {
+      return undefined;
+    }
+    const doc = raw as { version?: unknown; digest?: unknown; scanner?: unknown; imports?: unknown };
+    if (
+      doc?.version !== 1 ||
+      doc.digest !== digest ||
+      doc.scanner !== scanner ||
+      !Array.isArray(doc.imports) ||
+      !doc.imports.every((i) => typeof i === 'string')
+    )
+      return undefined;
+    return doc.imports;
+  }
+
+  /**
+   * Records what `scanner` found `digest`'s code to import, for `recordedImports`. Only for an
+   * image that passed every check; a store that cannot take the file only loses the shortcut.
+   */
+  async recordImports(digest: string, scanner: string, imports: readonly string[]): Promise<void> {
+    const file = this.importsPath(digest);
+    try {
+      await mkdir(dirname(file), { recursive: true });
+      await writeFileAtomic(file, `${JSON.stringify({ version: 1, digest, scanner, imports })}\n`, 0o444);
+    } catch {
+      // Verification passed; the next one scans the bundle again.
+    }
+  }
+
   /**
    * Writes a verified bundle where `import()` can load it and returns its file URL. The file is
    * rewritten unless it already holds exactly these bytes, so a changed file on disk is replaced
@@ -370,6 +422,8 @@ const SANDBOX_SCRIPT = 'index.cjs';
  * goes through the same check (and count) as any other.
  */
 async function sandboxScript(bundle: Uint8Array, file: string): Promise<Uint8Array> {
+  // Loaded here, not at the top: a start whose images are unpacked already never needs esbuild.
+  const { transform } = await import('esbuild');
   try {
     const { code } = await transform(Buffer.from(bundle).toString('utf8'), {
       format: 'cjs',

@@ -8,7 +8,6 @@
  * await scaffoldNf('dns-blocklist', 'nf-dns-blocklist');
  * const code = await runNfTests('nf-dns-blocklist'); // node --test's exit code
  */
-import { build } from 'esbuild';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -121,6 +120,7 @@ export async function runNfTests(
     throw new NfvError('NFV_ERR_BAD_ARGUMENT', `no *.test.ts in ${root}`, { file: root });
   const out = await mkdtemp(join(tmpdir(), 'nfvisor-nf-test-'));
   try {
+    const { build } = await import('esbuild');
     try {
       await build({
         entryPoints: tests.map((t) => join(root, t)),

@@ -7,6 +7,7 @@ import { isNfvError, type ErrorCode } from '../errors.js';
 import { buildImage } from './build-image.js';
 import { encodeImage, imageDigest } from './image-blob.js';
 import { ImageStore } from './image-store.js';
+import { IMPORT_SCANNER } from './bundle-imports.js';
 import { resolveImage, verifyImage } from './resolve-image.js';
 import { generateSigningKey, signImage, type SigningKey } from './signing.js';
 import { TrustPolicy } from './trust-policy.js';
@@ -204,6 +205,58 @@ describe('image verification', () => {
         'NFV_ERR_IMAGE_CAPABILITY',
       );
     }
+  });
+
+  it("a verified image's import scan is recorded under its digest and judged anew when reused", async () => {
+    const dir = await nfSource(
+      root,
+      'recorded-net',
+      '1.0.0',
+      `import * as m from 'node:net';\nexport const x = m;`,
+    );
+    const built = await buildImage(dir, { capabilities: ['net'] });
+    const digest = await store.putImage(built.bytes);
+    await store.tag('acme/recorded-net:1.0.0', digest);
+    await store.addSignature(digest, signImage(key.privateKey, digest, 'acme/recorded-net'));
+    await verifyImage('acme/recorded-net:1.0.0', { store: storeDir, policy });
+    assert.deepEqual(await store.recordedImports(digest, IMPORT_SCANNER), ['node:net']);
+    assert.equal(await store.recordedImports(digest, 'another scanner'), undefined);
+
+    // The same code with the capability taken out of its manifest is another digest: a record that
+    // says it imports nothing is not used when it names another digest, another scanner or another
+    // format version, and the bundle is scanned again.
+    const bytes = encodeImage({ ...built.manifest, capabilities: [] }, built.bundle);
+    const stripped = await store.putImage(bytes);
+    await store.tag('acme/recorded-net:1.0.1', stripped);
+    await store.addSignature(stripped, signImage(key.privateKey, stripped, 'acme/recorded-net'));
+    const record = (d: string) => join(storeDir, 'unpacked', d.slice('sha256:'.length), 'imports.json');
+    await mkdir(join(record(stripped), '..'), { recursive: true });
+    const forged = (d: string, scanner: string, version = 1) =>
+      `${JSON.stringify({ version, digest: d, scanner, imports: [] })}\n`;
+    for (const text of [
+      forged(digest, IMPORT_SCANNER),
+      forged(stripped, 'x'),
+      forged(stripped, IMPORT_SCANNER, 2),
+    ]) {
+      await writeFile(record(stripped), text);
+      await rejects(
+        verifyImage('acme/recorded-net:1.0.1', { store: storeDir, policy }),
+        'NFV_ERR_IMAGE_CAPABILITY',
+      );
+    }
+
+    // A record is used: one that lists node:fs makes the image it names ask for fs.
+    const good = await add('recorded-fs', '1.0.0', 'acme/recorded-fs:1.0.0');
+    await verifyImage('acme/recorded-fs:1.0.0', { store: storeDir, policy });
+    await rm(record(good), { force: true });
+    await writeFile(
+      record(good),
+      `${JSON.stringify({ version: 1, digest: good, scanner: IMPORT_SCANNER, imports: ['node:fs'] })}\n`,
+    );
+    await rejects(
+      verifyImage('acme/recorded-fs:1.0.0', { store: storeDir, policy }),
+      'NFV_ERR_IMAGE_CAPABILITY',
+    );
   });
 
   it('a missing tag or digest is not found; a malformed reference is invalid', async () => {

@@ -22,7 +22,7 @@
  */
 import { NfvError, type ErrorCode } from '../errors.js';
 import { describeImportProblems, uncoveredImports } from './capabilities.js';
-import { bundleImports } from './bundle-imports.js';
+import { bundleImports, IMPORT_SCANNER } from './bundle-imports.js';
 import { decodeImage, imageDigest } from './image-blob.js';
 import { formatImageRef, nfNameOf, parseImageRef } from './image-ref.js';
 import { ImageStore } from './image-store.js';
@@ -80,7 +80,11 @@ export async function verifyImage(ref: string, options: VerifyOptions): Promise<
       `built against SDK API ${manifest.sdkApiVersion}; this host runs ${SUPPORTED_SDK_API_VERSIONS.join(', ')}`,
       { file },
     );
-  const problems = uncoveredImports(await bundleImports(bundle), manifest.capabilities);
+  // The scan of these bytes (hashed above) made when the image last passed verification in this
+  // store, else a new one; image-store.ts `recordedImports` says why the record can be trusted.
+  const recorded = await store.recordedImports(digest, IMPORT_SCANNER);
+  const imports = recorded ?? (await bundleImports(bundle));
+  const problems = uncoveredImports(imports, manifest.capabilities);
   if (problems.length > 0) fail('NFV_ERR_IMAGE_CAPABILITY', describeImportProblems(problems), { file });
 
   let signedBy: string | undefined;
@@ -103,6 +107,7 @@ export async function verifyImage(ref: string, options: VerifyOptions): Promise<
     (a, b) => compareVersions(a, b) > 0,
     signedBy !== undefined,
   );
+  if (recorded === undefined) await store.recordImports(digest, IMPORT_SCANNER, imports);
   return { digest, manifest, name, bundle, signedBy };
 }
 
