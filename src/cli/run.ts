@@ -10,11 +10,8 @@ import { builtinModule, Host, type HostProgress, type HostSummary } from '../hos
 import { checkNfConfig, type NfDefinition } from '../sdk/define-nf.js';
 import { dirname, resolve } from 'node:path';
 import type { ControlServerOptions } from '../control/index.js';
-import { EveExporter } from '../io/eve-exporter.js';
-import { IpfixExporter } from '../io/ipfix-exporter.js';
 import { planFromDeployment } from './deployment-plan.js';
 import { formatRate, formatSummary } from './format.js';
-import { deploymentPlanner } from './apply.js';
 
 /** The built-in images whose config schemas check a deployment before it runs. */
 export const BUILTIN_IMAGES = [
@@ -115,14 +112,15 @@ export async function runDeploymentFile(
   process.once('SIGINT', onSigint);
   const live = options.progress ? new LiveProgress() : null;
   // The control API can apply new deployment files; their relative paths resolve like this one's.
+  // It, its planner (the control client and node:http with it) and the exporters are loaded only
+  // when the run uses them.
   const control = options.control
-    ? await serveControl(host, { ...options.control, deploy: deploymentPlanner(dirname(resolve(file))) })
+    ? await serveControl(host, {
+        ...options.control,
+        deploy: (await import('./apply.js')).deploymentPlanner(dirname(resolve(file))),
+      })
     : null;
-  const exporters = deployment.exporters.map((e) =>
-    e.type === 'eve' && e.file !== undefined
-      ? new EveExporter({ source: () => host.snapshotsOf(e.nf), file: e.file })
-      : new IpfixExporter({ source: () => host.snapshotsOf(e.nf), udp: e.udp, file: e.file }),
-  );
+  const exporters = await createExporters(host, deployment.exporters);
   try {
     deployment.exporters.forEach((e, i) => exporters[i].start(e.intervalMs));
     return await host.run((p) => live?.update(p), 1000);
@@ -133,6 +131,21 @@ export async function runDeploymentFile(
     process.off('SIGINT', onSigint);
     live?.done();
   }
+}
+
+/** The exporters `specs` name, not started; their modules are loaded only when there are any. */
+async function createExporters(
+  host: Host,
+  specs: Deployment['exporters'],
+): Promise<{ start(intervalMs: number): void; stop(): Promise<void> }[]> {
+  if (specs.length === 0) return [];
+  const { EveExporter } = await import('../io/eve-exporter.js');
+  const { IpfixExporter } = await import('../io/ipfix-exporter.js');
+  return specs.map((e) =>
+    e.type === 'eve' && e.file !== undefined
+      ? new EveExporter({ source: () => host.snapshotsOf(e.nf), file: e.file })
+      : new IpfixExporter({ source: () => host.snapshotsOf(e.nf), udp: e.udp, file: e.file }),
+  );
 }
 
 /** Starts the control API for `host` with a fresh admin token, printed once on stderr. */
