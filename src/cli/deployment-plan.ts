@@ -70,6 +70,7 @@ export async function planFromDeployment(deployment: Deployment): Promise<HostPl
     pool: deployment.pool,
     ringSize: deployment.ringSize,
     batch: deployment.batch,
+    queueTargetMs: deployment.queueTargetMs,
     ...(deployment.memory
       ? {
           memory: {

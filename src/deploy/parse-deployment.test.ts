@@ -80,6 +80,7 @@ const EXPECTED: Deployment = {
   pool: { slots: 4096, slotSize: 2048 },
   ringSize: 4096,
   batch: 64,
+  queueTargetMs: 1,
   ports: {
     in: { type: 'pcap', name: 'in', path: '/deploy/traffic.pcap', format: 'pcap', role: 'read' },
     gen: {
@@ -313,6 +314,7 @@ test('deploy: out-of-range numbers', () => {
   const text = `pool: { slots: 8, slotSize: 1000000 }
 ringSize: 1000
 batch: 257
+queueTargetMs: -1
 ports:
   in: { type: generator, seed: -1, flows: 0, ipv6: 1.5, frameSize: 59, ratePps: 0 }
   out: { type: sink }
@@ -327,18 +329,19 @@ chains:
     '1:29 pool.slotSize',
     '2:11 ringSize',
     '3:8 batch',
-    '5:32 ports.in.seed',
-    '5:43 ports.in.flows',
-    '5:52 ports.in.ipv6',
-    '5:68 ports.in.frameSize',
-    '5:81 ports.in.ratePps',
-    '8:36 nfs.a.replicas',
-    '8:48 nfs.a.heapMb',
-    '9:36 nfs.b.replicas',
-    '9:49 nfs.b.heapMb',
-    '11:62 chains[0].match.protocol',
-    '11:76 chains[0].match.dstPort',
-    '11:92 chains[0].match.srcPort',
+    '4:16 queueTargetMs',
+    '6:32 ports.in.seed',
+    '6:43 ports.in.flows',
+    '6:52 ports.in.ipv6',
+    '6:68 ports.in.frameSize',
+    '6:81 ports.in.ratePps',
+    '9:36 nfs.a.replicas',
+    '9:48 nfs.a.heapMb',
+    '10:36 nfs.b.replicas',
+    '10:49 nfs.b.heapMb',
+    '12:62 chains[0].match.protocol',
+    '12:76 chains[0].match.dstPort',
+    '12:92 chains[0].match.srcPort',
   ]);
   // Cross-field limits: the batch must fit the ring, generated frames must fit a slot.
   assert.deepEqual(
@@ -569,4 +572,12 @@ test('deploy: the memory section gets its defaults, and thresholds out of range 
   assert.deepEqual(problems(`memory: { limitMb: 64, rejectNewAt: 0.9, shedAt: 0.8 }\n${minimal}`), [
     '1:37 memory.rejectNewAt',
   ]);
+});
+
+test('deploy: queueTargetMs defaults to 1 ms and takes fractions and 0 (no limit)', () => {
+  const chains = 'ports: { in: { type: generator }, out: { type: sink } }\nchains: [{ from: in, to: out }]\n';
+  assert.equal(parseDeployment(chains, 'q.yaml', BASE).queueTargetMs, 1);
+  assert.equal(parseDeployment(`queueTargetMs: 2.5\n${chains}`, 'q.yaml', BASE).queueTargetMs, 2.5);
+  assert.equal(parseDeployment(`queueTargetMs: 0\n${chains}`, 'q.yaml', BASE).queueTargetMs, 0);
+  assert.deepEqual(problems(`queueTargetMs: 1001\n${chains}`), ['1:16 queueTargetMs']);
 });

@@ -156,6 +156,11 @@ class Checker {
       issues.add(['ringSize'], `must be a power of two (got ${ringSize})`);
     const batch = this.pick(['batch'], value.batch, DEPLOYMENT_DEFAULTS.batch);
     if (batch > ringSize) issues.add(['batch'], `must not exceed ringSize (${ringSize}) (got ${batch})`);
+    const queueTargetMs = this.pick(
+      ['queueTargetMs'],
+      value.queueTargetMs,
+      DEPLOYMENT_DEFAULTS.queueTargetMs,
+    );
 
     const memory = this.memory(value.memory);
 
@@ -185,6 +190,7 @@ class Checker {
       pool,
       ringSize,
       batch,
+      queueTargetMs,
       ...(memory ? { memory } : {}),
       ports: Object.fromEntries(ports),
       nfs: Object.fromEntries(nfs),

@@ -212,6 +212,7 @@ export const DeploymentFileSchema = Type.Object(
     pool: Type.Optional(PoolSchema),
     ringSize: Type.Optional(int(2, 65536)),
     batch: Type.Optional(int(1, 256)),
+    queueTargetMs: Type.Optional(Type.Number({ minimum: 0, maximum: 1000 })),
     memory: Type.Optional(MemorySchema),
     ports: Type.Record(Type.String(), PortHeaderSchema),
     nfs: Type.Optional(Type.Record(Type.String(), NfSchema)),

@@ -63,6 +63,7 @@ import {
 import { TranslationSteerer, translationOf, type TranslationSteering } from './replica-steering.js';
 import { OverloadLevel, OverloadManager, type OverloadPlan, type OverloadStatus } from './overload.js';
 import { tuneV8ForPacketPath } from './v8-tuning.js';
+import { QUEUE_TARGET_MS, QueueLimit } from './queue-limit.js';
 import {
   CONTROL_WORDS,
   Control,
@@ -125,6 +126,11 @@ export interface HostPlan {
   restartBackoffMs?: number;
   /** The process memory budget and what to do near it (see overload.ts); no monitor without it. */
   memory?: OverloadPlan;
+  /**
+   * The standing delay a packet may meet in the chains at saturation, in ms (see queue-limit.ts);
+   * fewer packets are let in while it is longer. 0: as many as the pool holds.
+   */
+  queueTargetMs?: number;
 }
 
 /** Drop reasons of the host itself (NFs declare their own). */
@@ -398,6 +404,8 @@ export class Host {
   private readonly emitBurst = new Uint32Array(PENDING_EMITS * DESCRIPTOR_WORDS);
   private readonly spareDescriptor = new Uint32Array(DESCRIPTOR_WORDS);
   private readonly latency = new LatencyHistogram();
+  /** How many packets may be in the chains at once (read but not yet sent, dropped or lost). */
+  private readonly queue: QueueLimit;
   private readonly scratch = new Uint32Array(MAX_BATCH * DESCRIPTOR_WORDS);
   private readonly slots = new Uint32Array(MAX_BATCH);
   /** Slots of packets just written to an output port, freed in one burst. */
@@ -452,6 +460,15 @@ export class Host {
         : (loadNativeAddon()?.adviseHugePages?.(this.pool.bytes) ?? 0);
     this.poolHugePageBytes = Math.max(0, advised);
     this.batchSize = Math.min(plan.batch, MAX_BATCH);
+    // Two bursts per thread that handles packets (each guest and the host): one being processed,
+    // one waiting. Inline NFs count too: a cheap overestimate.
+    const threads = 1 + Object.values(plan.nfs).reduce((sum, nf) => sum + nf.replicas, 0);
+    this.queue = new QueueLimit({
+      floor: 2 * this.batchSize * threads,
+      ceiling: plan.pool.slots,
+      step: this.batchSize,
+      targetMs: plan.queueTargetMs ?? QUEUE_TARGET_MS,
+    });
     this.slotRun = new Int32Array(plan.pool.slots).fill(NO_RUN);
     this.slotChain = new Int16Array(plan.pool.slots);
     this.slotSeconds = new Float64Array(plan.pool.slots);
@@ -869,10 +886,11 @@ export class Host {
       let state = 0; // 0: more to read, 1: nothing now (live port), -1: input finished
       for (let burst = 0; burst < RX_BURSTS_PER_TURN && state === 0; burst++) {
         if (this.anyBacklog()) return total; // backpressure: a stage is full, read nothing more now
-        const want = Math.min(this.batchSize, this.pool.freeCount());
+        const burstMs = performance.now(); // one clock read per burst, shared by its packets
+        this.queue.update(burstMs);
+        const want = this.queue.room(this.inFlight(), Math.min(this.batchSize, this.pool.freeCount()));
         if (want === 0) return total;
         const got = this.pool.allocBurst(this.slots, want);
-        const burstMs = performance.now(); // one clock read per burst, shared by its packets
         let n = 0;
         for (; n < got; n++) {
           const slot = this.slots[n];
@@ -978,7 +996,7 @@ export class Host {
         const slot = d[o];
         const rxMs = this.slotRxMs[slot];
         if (rxMs !== runRxMs) {
-          if (runLength > 0) this.latency.add((nowMs - runRxMs) * 1000, runLength);
+          if (runLength > 0) this.sojourn(nowMs - runRxMs, runLength);
           runRxMs = rxMs;
           runLength = 0;
         }
@@ -990,7 +1008,7 @@ export class Host {
       }
       // The slots go back to the pool together (one publication of the free stack per burst).
       if ((count & (MAX_BATCH - 1)) !== 0) this.pool.freeBurst(this.sentSlots, 0, count & (MAX_BATCH - 1));
-      if (runLength > 0) this.latency.add((nowMs - runRxMs) * 1000, runLength);
+      if (runLength > 0) this.sojourn(nowMs - runRxMs, runLength);
       return;
     }
     const nf = chain.stages[stage];
@@ -1018,6 +1036,12 @@ export class Host {
       else if (nf.plan.vnic === 'emulated') this.postEmulated(replica, d, o);
       else this.queueToRing(replica, d, o);
     }
+  }
+
+  /** `packets` read together left the chains after `ms`: for the latency figures and the queue limit. */
+  private sojourn(ms: number, packets: number): void {
+    this.latency.add(ms * 1000, packets);
+    this.queue.observe(ms);
   }
 
   /** Which of `nf`'s replicas gets the packet of descriptor `o`: by flow hash, or by translation. */

@@ -140,6 +140,13 @@ describe('diffPlans', () => {
     assert.equal(diff.refused.length, 1);
     assert.match(diff.refused[0], /^batch is 32 and cannot change to 64/);
   });
+
+  it('refuses a new queue target, an absent one being the default', () => {
+    assert.deepEqual(diffPlans(base, { ...base, queueTargetMs: 1 }).refused, []);
+    assert.deepEqual(diffPlans(base, { ...base, queueTargetMs: 5 }).refused, [
+      'queueTargetMs is 1 and cannot change to 5 while the host runs',
+    ]);
+  });
 });
 
 describe('sameValue', () => {

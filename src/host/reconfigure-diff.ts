@@ -16,6 +16,7 @@ import { DEFAULT_TAP_QUEUE_LENGTH, type TapPortOptions } from '../io/tap-port.js
 import { canonicalAddress, DEFAULT_TUNNEL_RECEIVE_BUFFER } from '../io/tunnel-port.js';
 import type { ChainPlan, HostPlan, NfPlan } from './host.js';
 import type { PortPlan } from './ports.js';
+import { QUEUE_TARGET_MS } from './queue-limit.js';
 
 export interface NamedChange {
   name: string;
@@ -28,7 +29,7 @@ export interface PlanDiff {
   nfs: { added: string[]; removed: string[]; changed: NamedChange[] };
   chains: { added: string[]; removed: string[]; changed: NamedChange[]; kept: string[] };
   /**
-   * What a running host cannot change: host settings (pool, ringSize, batch), with both values,
+   * What a running host cannot change: host settings (pool, ringSize, batch, queueTargetMs), with both values,
    * what a tunnel port that keeps its bind address cannot change (the socket's receive buffer
    * size and kind, `nativeIo`), and a TAP port's queue length on the device it keeps.
    */
@@ -40,15 +41,19 @@ export interface PlanDiff {
 const NF_FIELDS = ['module', 'config', 'vnic', 'placement', 'replicas', 'heapMb', 'failure'] as const;
 const CHAIN_FIELDS = ['from', 'to', 'through', 'match'] as const;
 
+function cannotChange(key: string, current: unknown, next: unknown): string {
+  return `${key} is ${JSON.stringify(current)} and cannot change to ${JSON.stringify(next)} while the host runs`;
+}
+
 /** The differences from `current` to `next`; names are listed in the order of `next` (removed: `current`). */
 export function diffPlans(current: HostPlan, next: HostPlan): PlanDiff {
   const refused: string[] = [];
   for (const key of ['pool', 'ringSize', 'batch'] as const) {
-    if (!sameValue(current[key], next[key]))
-      refused.push(
-        `${key} is ${JSON.stringify(current[key])} and cannot change to ${JSON.stringify(next[key])} while the host runs`,
-      );
+    if (!sameValue(current[key], next[key])) refused.push(cannotChange(key, current[key], next[key]));
   }
+  const target = (plan: HostPlan): number => plan.queueTargetMs ?? QUEUE_TARGET_MS;
+  if (target(current) !== target(next))
+    refused.push(cannotChange('queueTargetMs', target(current), target(next)));
   const ports = diffRecords<PortPlan>(current.ports, next.ports, (a, b) => (sameValue(a, b) ? [] : ['port']));
   for (const { name } of ports.changed) {
     const why = socketKept(current.ports[name], next.ports[name]);

@@ -1,7 +1,7 @@
 /**
  * A test NF that misbehaves on purpose: after `after` packets (counted since it was created) it
  * throws, hangs in a busy loop, allocates until its heap limit kills it, or lies about packet
- * lengths (what a compromised guest would hand the host); its snapshots can be made slow. Everything else is
+ * lengths (what a compromised guest would hand the host); its snapshots, or every packet, can be made slow. Everything else is
  * passed on unchanged. Used to prove that a failing guest is contained and restarted.
  */
 import { defineNf } from '../../../src/sdk/index.js';
@@ -11,6 +11,7 @@ interface MisbehavingConfig {
   after: number;
   snapshotMs: number;
   pauseAfterSnapshotMs: number;
+  slowUsPerPacket: number;
 }
 
 export default defineNf<MisbehavingConfig>({
@@ -41,6 +42,12 @@ export default defineNf<MisbehavingConfig>({
       description:
         'how long the thread stays busy after a snapshot has been sent, before its next heartbeat (a loaded machine)',
     },
+    slowUsPerPacket: {
+      type: 'integer',
+      minimum: 0,
+      default: 0,
+      description: 'microseconds each packet holds the thread (asleep, so a test costs no CPU): a slow NF',
+    },
   },
   create(config, ctx) {
     const seen = ctx.counter('seen');
@@ -48,6 +55,7 @@ export default defineNf<MisbehavingConfig>({
     let stalled = false;
     const hoard: number[][] = [];
     let snapshots = 0;
+    const sleeper = new Int32Array(new SharedArrayBuffer(4));
     return {
       snapshot() {
         const until = performance.now() + config.snapshotMs;
@@ -60,6 +68,8 @@ export default defineNf<MisbehavingConfig>({
         return { snapshots: ++snapshots, count };
       },
       process(batch) {
+        if (config.slowUsPerPacket > 0)
+          Atomics.wait(sleeper, 0, 0, (batch.count * config.slowUsPerPacket) / 1000);
         const before = count;
         count += batch.count;
         // poison: one burst in every `after` packets throws (a query of death), the rest pass.
