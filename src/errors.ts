@@ -61,7 +61,7 @@ export const ErrorCodes = {
   NFV_ERR_RECONFIGURE_FAILED:
     'A live reconfiguration failed while it was prepared (an image, a configuration, a port or a new guest that would not start) and was rolled back; the running deployment is unchanged.',
   NFV_ERR_RECONFIGURE_REFUSED:
-    'A change cannot be applied to a running host (pool, ring or batch size, a port kind that cannot be opened live, a host that is not running, or another reconfiguration under way).',
+    'A change cannot be applied to a running host (pool, ring or batch size, queue target, a port kind that cannot be opened live, a host that is not running, or another reconfiguration under way).',
   NFV_ERR_TOKEN_STORE:
     'A control token file is malformed, or holds a token entry with an unknown role or a bad hash.',
 } as const;
