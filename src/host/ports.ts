@@ -53,6 +53,8 @@ export interface OutputPort {
   write(bytes: Uint8Array, at: number, length: number, seconds: number, nanos: number, segmentSize?: number): void;
   /** Takes TCP super-packets whole (a TAP port with offloads); the host cuts them for the others. */
   readonly superPackets?: boolean;
+  /** Reads no packet bytes (a sink): the host does not prefetch what it writes here. */
+  readonly discards?: boolean;
   packets: number;
   bytes: number;
   close(): void;
@@ -230,6 +232,7 @@ class CaptureOutput implements OutputPort {
 }
 
 class SinkOutput implements OutputPort {
+  readonly discards = true;
   packets = 0;
   bytes = 0;
   constructor(
