@@ -59,7 +59,7 @@ export function formatStatus(s: HostStatus): string {
   lines.push(
     `host ${s.running ? 'running' : 'stopped'} for ${s.seconds.toFixed(1)} s: ${s.received} packets received ` +
       `(${formatRate(s.received, s.seconds)} pps average), ${s.sent} sent, ${s.dropped} dropped, ${s.lost} lost; ` +
-      `pool ${s.poolFree}/${s.poolSlots} slots free`,
+      `pool ${s.poolFree}/${s.poolSlots} slots free, ${s.queueLimit} let in at once`,
   );
   lines.push('');
   lines.push(...nfTable(s.nfs));

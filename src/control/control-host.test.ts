@@ -108,6 +108,8 @@ describe('control API on a real host', () => {
       assert.equal(samples.get('nfvisor_running'), 0);
       assert.equal(samples.get('nfvisor_pool_free_slots'), s.poolFree);
       assert.equal(samples.get('nfvisor_pool_slots'), s.poolSlots);
+      assert.equal(samples.get('nfvisor_queue_limit_packets'), s.queueLimit);
+      assert.ok(s.queueLimit > 0 && s.queueLimit <= s.poolSlots, `queue limit ${s.queueLimit}`);
       assert.equal(samples.get('nfvisor_latency_p50_seconds'), s.latencyUs.p50 / 1e6);
       assert.equal(samples.get('nfvisor_latency_p99_seconds'), s.latencyUs.p99 / 1e6);
       let dropped = 0;

@@ -673,6 +673,7 @@ describe('control server: /metrics', () => {
       ['nfvisor_nf_flows_active{image="flow-monitor",nf="mon"}', 12],
       ['nfvisor_pool_slots', 2048],
       ['nfvisor_pool_free_slots', 2000],
+      ['nfvisor_queue_limit_packets', 1536],
       ['nfvisor_latency_p50_seconds', 16e-6],
       ['nfvisor_latency_p99_seconds', 64e-6],
       ['nfvisor_latency_max_seconds', 181e-6],

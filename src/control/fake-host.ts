@@ -60,6 +60,7 @@ export function fakeStatus(): HostStatus {
     chains: [{ name: 'main', through: ['fw', 'mon'], output: 'out' }],
     poolSlots: 2048,
     poolFree: 2000,
+    queueLimit: 1536,
     latencyUs: { p50: 16, p99: 64, max: 181 },
   };
 }

@@ -14,6 +14,7 @@
  *   nfvisor_nf_<counter>_total{nf,image}                     each NF's own declared counters, unit in HELP
  *   nfvisor_nf_<counter>{nf,image}                           … those declared as gauges
  *   nfvisor_pool_slots, nfvisor_pool_free_slots              gauges
+ *   nfvisor_queue_limit_packets                              gauge: packets let into the chains at once
  *   nfvisor_latency_{p50,p99,max}_seconds                    port-to-port latency gauges
  *   nfvisor_running, nfvisor_uptime_seconds                  gauges
  */
@@ -122,6 +123,10 @@ export async function renderMetrics(
 
   gauge('nfvisor_pool_slots', 'Packet buffer slots in the pool (slots).').set(status.poolSlots);
   gauge('nfvisor_pool_free_slots', 'Packet buffer slots free now (slots).').set(status.poolFree);
+  gauge(
+    'nfvisor_queue_limit_packets',
+    'Packets the host lets into its chains at once now, adapted to the queue target (packets).',
+  ).set(status.queueLimit);
   const latency = (q: 'p50' | 'p99' | 'max', what: string): void =>
     gauge(`nfvisor_latency_${q}_seconds`, `Port-to-port latency, ${what}, burst granularity (seconds).`).set(
       status.latencyUs[q] / 1e6,

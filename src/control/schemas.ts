@@ -73,6 +73,8 @@ export const HostStatus = Type.Object(
     chains: Type.Array(ChainStatus),
     poolSlots: Count,
     poolFree: Count,
+    /** Packets let into the chains at once now (host/queue-limit.ts). */
+    queueLimit: Count,
     latencyUs: Type.Object({ p50: Count, p99: Count, max: Count }, closed),
     /** The memory monitor (host/overload.ts), when the deployment sets a limit. */
     overload: Type.Optional(

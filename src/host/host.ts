@@ -174,6 +174,8 @@ export interface HostSummary {
   nfs: NfSummary[];
   poolSlots: number;
   poolFree: number;
+  /** Packets the host lets into its chains at once now (its queue limit, queue-limit.ts). */
+  queueLimit: number;
   /** Time from read at the input port to write at the output port, in µs (burst granularity). */
   latencyUs: { p50: number; p99: number; max: number };
   /** The memory monitor's state, when the deployment sets a memory limit. */
@@ -1851,6 +1853,7 @@ export class Host {
       nfs,
       poolSlots: this.pool.slotCount,
       poolFree: this.pool.freeCount(),
+      queueLimit: this.queue.limit,
       latencyUs: { p50: this.latency.quantile(0.5), p99: this.latency.quantile(0.99), max: this.latency.max },
       ...(this.overload ? { overload: this.overload.status() } : {}),
     };
