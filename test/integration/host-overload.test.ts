@@ -11,6 +11,7 @@ import { Host, type HostPlan, type HostProgress, type HostSummary } from '../../
 import { TrafficGenerator, type GeneratorOptions } from '../../src/io/traffic-generator.js';
 import { Layer, PacketParser } from '../../src/packet/packet-parser.js';
 import { TcpFlag } from '../../src/packet/tcp.js';
+import { endlessMemoryPort } from '../support/memory-port.js';
 import { builtinNfPlan } from '../support/nf-plan.js';
 
 process.env.NFVISOR_QUIET = '1';
@@ -99,13 +100,8 @@ describe('host memory monitor', () => {
   it('does not restart a guest while pressure is high, and does once it falls', async () => {
     let pressure = 0.5;
     // A long-running input: the generator's traffic replayed until the test stops the host.
-    const generator = new TrafficGenerator({ ...TRAFFIC, tcpSessions: false });
-    const count = 512;
-    const frames = new Uint8Array(count * 2048);
-    const lengths = new Uint16Array(count);
-    for (let i = 0; i < count; i++) lengths[i] = generator.next(frames, i * 2048);
     const host = await Host.create(
-      plan(() => pressure * LIMIT, { kind: 'memory', frames, lengths, stride: 2048, rounds: 1e9 }),
+      plan(() => pressure * LIMIT, endlessMemoryPort(512, { ...TRAFFIC, tcpSessions: false })),
     );
     let latest: HostProgress | null = null;
     const done = host.run((p) => (latest = p), 25);

@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Host, type HostPlan, type HostSummary } from '../../src/host/host.js';
-import { TrafficGenerator } from '../../src/io/traffic-generator.js';
+import { endlessMemoryPort } from '../support/memory-port.js';
+import { MISBEHAVING, moduleNfPlan } from '../support/nf-plan.js';
 
 process.env.NFVISOR_QUIET = '1';
-const MISBEHAVING = new URL('./nfs/misbehaving.js', import.meta.url).href;
 const BATCH = 32;
 
 /** Runs a 20 µs-per-packet guest for `ms` behind an endless source; the most slots ever in use. */
@@ -17,27 +17,12 @@ async function runSlowChain(
   queueTargetMs: number,
   ms: number,
 ): Promise<{ summary: HostSummary; mostUsed: number }> {
-  const count = 256;
-  const generator = new TrafficGenerator({ seed: 5, packets: count, tcpSessions: false });
-  const frames = new Uint8Array(count * 2048);
-  const lengths = new Uint16Array(count);
-  for (let i = 0; i < count; i++) lengths[i] = generator.next(frames, i * 2048);
   const plan: HostPlan = {
     pool: { slots: 4096, slotSize: 2048 },
     ringSize: 1024,
     batch: BATCH,
-    ports: { in: { kind: 'memory', frames, lengths, stride: 2048, rounds: 1e9 }, out: { kind: 'sink' } },
-    nfs: {
-      slow: {
-        module: MISBEHAVING,
-        config: { failure: 'none', slowUsPerPacket: 20 },
-        vnic: 'direct',
-        placement: 'isolated',
-        replicas: 1,
-        heapMb: 64,
-        failure: 'fail-closed',
-      },
-    },
+    ports: { in: endlessMemoryPort(256, { seed: 5, tcpSessions: false }), out: { kind: 'sink' } },
+    nfs: { slow: moduleNfPlan(MISBEHAVING, { failure: 'none', slowUsPerPacket: 20 }) },
     chains: [{ name: 'main', from: 'in', to: 'out', through: ['slow'] }],
     queueTargetMs,
   };

@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Host, type HostPlan, type HostSummary } from '../../src/host/host.js';
-import { TrafficGenerator } from '../../src/io/traffic-generator.js';
+import { endlessMemoryPort } from '../support/memory-port.js';
+import { MISBEHAVING, moduleNfPlan } from '../support/nf-plan.js';
 
 process.env.NFVISOR_QUIET = '1';
-const MISBEHAVING = new URL('./nfs/misbehaving.js', import.meta.url).href;
 
 /**
  * Runs the misbehaving NF with `snapshotMs`-long snapshots for `seconds`; the summary and its
@@ -22,30 +22,17 @@ async function runSlowSnapshots(
   seconds: number,
   { watchdogMs = 400, pauseAfterMs = 0 } = {},
 ): Promise<{ summary: HostSummary; snapshots: number }> {
-  const count = 256;
-  const generator = new TrafficGenerator({
-    seed: 3,
-    packets: count,
-    tcpSessions: false,
-  });
-  const frames = new Uint8Array(count * 2048);
-  const lengths = new Uint16Array(count);
-  for (let i = 0; i < count; i++) lengths[i] = generator.next(frames, i * 2048);
   const plan: HostPlan = {
     pool: { slots: 1024, slotSize: 2048 },
     ringSize: 256,
     batch: 32,
-    ports: { in: { kind: 'memory', frames, lengths, stride: 2048, rounds: 1e9 }, out: { kind: 'sink' } },
+    ports: { in: endlessMemoryPort(256, { seed: 3, tcpSessions: false }), out: { kind: 'sink' } },
     nfs: {
-      slow: {
-        module: MISBEHAVING,
-        config: { failure: 'none', snapshotMs, pauseAfterSnapshotMs: pauseAfterMs },
-        vnic: 'direct',
-        placement,
-        replicas: 1,
-        heapMb: 64,
-        failure: 'fail-closed',
-      },
+      slow: moduleNfPlan(
+        MISBEHAVING,
+        { failure: 'none', snapshotMs, pauseAfterSnapshotMs: pauseAfterMs },
+        { placement },
+      ),
     },
     chains: [{ name: 'main', from: 'in', to: 'out', through: ['slow'] }],
     // Checked every quarter of the limit (100 ms for 400).
