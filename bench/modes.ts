@@ -121,7 +121,8 @@ const THREE_NFS: [string, unknown][] = [
  */
 export async function benchModes(filter?: string): Promise<void> {
   console.log(`modes: firewall → NAT → load balancer from memory, each run at most ${DEADLINE_S} s`);
-  // Threads of a `direct` chain share the machine's cores: how many it really has is the ceiling.
+  // Threads of the isolated modes share the machine's cores: how many it really has (two vCPUs may
+  // be less than two cores) bounds them.
   const cores = await measureCoreCapacity();
   console.log(`  machine: ${describeCoreCapacity(cores)}`);
   const want = (row: string): boolean => !filter || row.includes(filter);
@@ -264,7 +265,7 @@ function writeResults(
     '',
     'Chain firewall → NAT → load balancer, frames replayed from memory into the pool, sink output.',
     '',
-    `Machine: ${describeCoreCapacity(cores)}. The isolated modes run a thread per NF and one for the host, and share these cores (2 for the 3-NF chain's 4 threads means each thread gets half a core at best).`,
+    `Machine: ${describeCoreCapacity(cores)}. The isolated modes run a thread per NF and one for the host on these cores: the 3-NF chain's 4 threads get half a core each at best.`,
     '',
     '| frames | mode | Mpps | CPU s per 10⁶ packets | latency p50 (µs) | latency p99 (µs) |',
     '|---|---|---:|---:|---:|---:|',

@@ -465,7 +465,8 @@ export class Host {
     this.poolHugePageBytes = Math.max(0, advised);
     this.batchSize = Math.min(plan.batch, MAX_BATCH);
     // Two bursts per thread that handles packets (each guest and the host): one being processed,
-    // one waiting. Inline NFs count too: a cheap overestimate.
+    // one waiting. Inline NFs count too: a cheap overestimate. Counted for the plan the host starts
+    // with; guests a live apply adds get their room as the limit grows under the target.
     const threads = 1 + Object.values(plan.nfs).reduce((sum, nf) => sum + nf.replicas, 0);
     this.queue = new QueueLimit({
       floor: 2 * this.batchSize * threads,
