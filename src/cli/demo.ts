@@ -10,7 +10,7 @@ import type { Deployment } from '../deploy/deployment.js';
 import { Host, type HostSummary } from '../host/host.js';
 import { planFromDeployment } from './deployment-plan.js';
 import { parsePositive } from './options.js';
-import { formatSummary, table } from './format.js';
+import { formatMicros, formatSummary, table } from './format.js';
 import { LiveProgress, parseCheckedDeployment } from './run.js';
 
 /** The embedded deployment: a file like any other, validated the same way. */
@@ -99,13 +99,18 @@ export async function runDemo(seconds: number, modeSeconds: number): Promise<voi
       String(s.received),
       String(s.lost),
       `${s.poolFree}/${s.poolSlots}`,
+      formatMicros(s.latencyUs.p50),
+      formatMicros(s.latencyUs.p99),
     ]);
   }
   const withRatio = rows.map((row) => [
     ...row,
     direct > 0 ? `${((Number(row[1]) * 1e6) / direct).toFixed(2)}×` : '-',
   ]);
-  for (const line of table(['mode', 'Mpps', 'packets', 'lost', 'free slots', 'vs direct'], withRatio))
+  for (const line of table(
+    ['mode', 'Mpps', 'packets', 'lost', 'free slots', 'p50', 'p99', 'vs direct'],
+    withRatio,
+  ))
     console.log(line);
 }
 

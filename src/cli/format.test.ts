@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { nfTable } from './format.js';
+import { formatMicros, nfTable } from './format.js';
 
 const nf = {
   name: 'esc',
@@ -28,5 +28,14 @@ describe('nfTable', () => {
     assert.match(refused[0], /refused\s*$/);
     assert.match(refused[2], /denied 2\s+24\s*$/);
     assert.match(refused[3], /denied 2\s+0\s*$/);
+  });
+});
+
+describe('formatMicros', () => {
+  it('shows microseconds below a millisecond and tenths of milliseconds from there', () => {
+    assert.equal(formatMicros(54.4), '54 µs');
+    assert.equal(formatMicros(999.4), '999 µs');
+    assert.equal(formatMicros(1000), '1.0 ms');
+    assert.equal(formatMicros(16384), '16.4 ms');
   });
 });

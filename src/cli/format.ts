@@ -11,6 +11,11 @@ export function formatRate(value: number): string {
   return value.toFixed(0);
 }
 
+/** A latency for people: `850 µs`, `12.3 ms`. */
+export function formatMicros(us: number): string {
+  return us < 1000 ? `${us.toFixed(0)} µs` : `${(us / 1000).toFixed(1)} ms`;
+}
+
 /** The end-of-run table. */
 export function formatSummary(s: HostSummary): string {
   const lines: string[] = [];
