@@ -287,59 +287,114 @@ function writeResults(
     '',
     '![modes](modes.svg)',
     '',
+    '![latency](modes-latency.svg)',
+    '',
   ].join('\n');
   writeFileSync(new URL('modes.md', dir), md);
-  writeFileSync(new URL('modes.svg', dir), barChart(results));
-  console.log(`  wrote bench/results/modes.md and modes.svg`);
+  writeFileSync(new URL('modes.svg', dir), rateChart(results));
+  writeFileSync(new URL('modes-latency.svg', dir), latencyChart(results));
+  console.log(`  wrote bench/results/modes.md, modes.svg and modes-latency.svg`);
 }
 
-/** A grouped bar chart (Mpps per mode, 64 B and IMIX side by side), log scale, as plain SVG. */
-function barChart(results: ModeResult[]): string {
-  const modes = [...new Set(results.map((r) => r.label))];
-  const groups = ['64 B', 'IMIX'];
+/** Bars of one kind in a grouped chart: each mode's value, or undefined for none. */
+interface BarGroup {
+  name: string;
+  color: string;
+  value: (mode: string) => number | undefined;
+}
+
+/** Mpps per mode, 64 B and IMIX side by side. */
+function rateChart(results: ModeResult[]): string {
+  const of = (frames: string) => (mode: string) =>
+    results.find((r) => r.label === mode && r.frames === frames)?.mpps;
+  return barChart(
+    'firewall → NAT → load balancer: Mpps by vNIC mode (log scale)',
+    [...new Set(results.map((r) => r.label))],
+    [
+      { name: '64 B', color: '#4e79a7', value: of('64 B') },
+      { name: 'IMIX', color: '#f28e2b', value: of('IMIX') },
+    ],
+    [0.001, 0.01, 0.1, 1, 10],
+    (v) => v.toFixed(3),
+    String,
+  );
+}
+
+/** Port-to-port latency per mode at 64 B, p50 and p99: the price of each mode in delay. */
+function latencyChart(results: ModeResult[]): string {
+  const of = (pick: (r: ModeResult) => number) => (mode: string) => {
+    const r = results.find((x) => x.label === mode && x.frames === '64 B');
+    return r === undefined ? undefined : pick(r);
+  };
+  const micros = (us: number): string => (us < 1000 ? `${us.toFixed(0)} µs` : `${(us / 1000).toFixed(1)} ms`);
+  return barChart(
+    'firewall → NAT → LB at 64 B: port-to-port latency by vNIC mode (log scale)',
+    [...new Set(results.map((r) => r.label))],
+    [
+      { name: 'p50', color: '#59a14f', value: of((r) => r.p50) },
+      { name: 'p99', color: '#e15759', value: of((r) => r.p99) },
+    ],
+    [10, 100, 1000, 10_000, 100_000, 1_000_000],
+    micros,
+  );
+}
+
+/** A grouped bar chart on a log scale, as plain SVG: one slot per mode, one bar per group in it. */
+function barChart(
+  title: string,
+  modes: string[],
+  groups: BarGroup[],
+  ticks: number[],
+  label: (value: number) => string,
+  tickLabel: (value: number) => string = label,
+): string {
   const width = 640;
-  const height = 320;
+  const height = 330;
   const left = 60;
   const bottom = 40;
   const top = 30;
-  const max = Math.max(...results.map((r) => r.mpps), 0.001);
-  const minLog = Math.log10(0.001);
-  const maxLog = Math.log10(max * 2);
+  const values = modes.flatMap((m) => groups.map((g) => g.value(m) ?? 0));
+  const floor = ticks[0];
+  const minLog = Math.log10(floor);
+  const maxLog = Math.log10(Math.max(...values, floor) * 2);
   const y = (v: number): number =>
-    top + (height - top - bottom) * (1 - (Math.log10(Math.max(v, 0.001)) - minLog) / (maxLog - minLog));
+    top + (height - top - bottom) * (1 - (Math.log10(Math.max(v, floor)) - minLog) / (maxLog - minLog));
   const slot = (width - left - 20) / modes.length;
-  const colors = ['#4e79a7', '#f28e2b'];
   const bars: string[] = [];
   modes.forEach((mode, m) => {
     groups.forEach((group, g) => {
-      const r = results.find((x) => x.label === mode && x.frames === group);
-      if (!r) return;
-      const x = left + m * slot + 10 + (g * (slot - 20)) / 2;
-      const w = (slot - 20) / 2 - 4;
+      const value = group.value(mode);
+      if (value === undefined) return;
+      const x = left + m * slot + 10 + (g * (slot - 20)) / groups.length;
+      const w = (slot - 20) / groups.length - 4;
       bars.push(
-        `<rect x="${x.toFixed(1)}" y="${y(r.mpps).toFixed(1)}" width="${w.toFixed(1)}" height="${(height - bottom - y(r.mpps)).toFixed(1)}" fill="${colors[g]}"/>`,
+        `<rect x="${x.toFixed(1)}" y="${y(value).toFixed(1)}" width="${w.toFixed(1)}" height="${(height - bottom - y(value)).toFixed(1)}" fill="${group.color}"/>`,
       );
       bars.push(
-        `<text x="${(x + w / 2).toFixed(1)}" y="${(y(r.mpps) - 4).toFixed(1)}" font-size="10" text-anchor="middle">${r.mpps.toFixed(3)}</text>`,
+        `<text x="${(x + w / 2).toFixed(1)}" y="${(y(value) - 4).toFixed(1)}" font-size="10" text-anchor="middle">${label(value)}</text>`,
       );
     });
     bars.push(
       `<text x="${(left + m * slot + slot / 2).toFixed(1)}" y="${height - bottom + 16}" font-size="12" text-anchor="middle">${mode}</text>`,
     );
   });
-  const ticks = [0.001, 0.01, 0.1, 1, 10].filter((t) => Math.log10(t) <= maxLog);
-  const axis = ticks.map(
-    (t) =>
-      `<text x="${left - 6}" y="${(y(t) + 4).toFixed(1)}" font-size="10" text-anchor="end">${t}</text><line x1="${left}" x2="${width - 10}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" stroke="#ddd"/>`,
+  const axis = ticks
+    .filter((t) => Math.log10(t) <= maxLog)
+    .map(
+      (t) =>
+        `<text x="${left - 6}" y="${(y(t) + 4).toFixed(1)}" font-size="10" text-anchor="end">${tickLabel(t)}</text><line x1="${left}" x2="${width - 10}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" stroke="#ddd"/>`,
+    );
+  const legend = groups.map(
+    (group, g) =>
+      `<rect x="${left + 60 * g}" y="${height - 14}" width="10" height="10" fill="${group.color}"/><text x="${left + 15 + 60 * g}" y="${height - 5}" font-size="11">${group.name}</text>`,
   );
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="white"/>`,
-    `<text x="${left}" y="18" font-size="14">firewall → NAT → load balancer: Mpps by vNIC mode (log scale)</text>`,
+    `<text x="${left}" y="18" font-size="14">${title}</text>`,
     ...axis,
     ...bars,
-    `<rect x="${width - 150}" y="30" width="10" height="10" fill="${colors[0]}"/><text x="${width - 135}" y="39" font-size="11">64 B</text>`,
-    `<rect x="${width - 100}" y="30" width="10" height="10" fill="${colors[1]}"/><text x="${width - 85}" y="39" font-size="11">IMIX</text>`,
+    ...legend,
     `</svg>`,
     '',
   ].join('\n');
