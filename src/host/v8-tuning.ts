@@ -2,20 +2,19 @@
  * V8 settings for the packet path, applied once when the host module loads — before any NF code
  * is compiled, in this thread or in a guest (V8's flags are per process, so guests inherit them).
  *
- * An NF's per-packet loop is one function calling small view methods (attach, field reads, table
- * probes). V8 stops inlining once the callee bytecode adds up to its default budget (460 bytes per
- * callee, 920 in all), and the firewall's loop is past it: the calls it does not inline cost more
- * than the work they do. Raising the budget (bench `nfs`, inline, 10⁴ flows, two alternating runs
- * each at load ~1.3, without → with): firewall 7.4 / 7.3 → 9.0 / 7.9 Mpps, NAT 9.0 / 6.0 →
- * 10.7 / 10.0, rate limiter 11.8 / 11.3 → 12.9 / 13.8, router 12.0 / 12.0 → 15.2 / 15.0,
- * firewall → NAT 3.4 / 2.7 → 4.3 / 3.6.
+ * V8's own inlining budget (460 bytes of bytecode per callee, 920 in all) is kept. A raised one
+ * (1,200 and 4,000) made each NF's loop alone faster in one thread (bench `nfs`, 2026-12-07 ~15:00:
+ * firewall 15.0–15.4 → 17.0–17.4 Mpps, LB 12.4–12.8 → 15.4–15.8), but every deployment it was
+ * measured in lost, interleaved runs V8's own → raised: fw → NAT → LB `direct` 1.70 / 1.75 / 2.14 /
+ * 2.23 → 1.42 / 1.42 / 1.68 / 1.72 Mpps (p99 8–12 → 27–39 ms); one firewall guest 3.67–3.71 →
+ * 2.69–3.48; the same chain inline 2.98–3.10 → 2.84–3.02; `nfvisor run` pcap → fw → NAT → pcap
+ * inline, moving 0.64–0.73 → 0.85–1.12 s. Larger optimized code for several NFs sharing a core's
+ * caches, and in a guest (which optimizes on its own thread, below) longer pauses in its loop.
  * NFVISOR_V8_DEFAULTS=1 leaves V8 as it is (to measure the difference).
  */
 import { setFlagsFromString } from 'node:v8';
 
 const FLAGS = [
-  '--max-inlined-bytecode-size=1200',
-  '--max-inlined-bytecode-size-cumulative=4000',
   // Guests optimize their code on their own thread. A TurboFan job running beside a guest that is
   // terminated (a crash, the watchdog, a restart, a retired guest) can ask for the isolate's task
   // runner after Node has unregistered it, and Node aborts the whole process ("Assertion failed:
