@@ -11,6 +11,12 @@ export class SeededRandom {
   private b: number;
   private c: number;
   private d: number;
+  /**
+   * The last draw, an unsigned 32-bit integer. Left in a field rather than returned: a draw of 2^30
+   * or more (or a float) returned from a call V8 did not inline is a heap number, an allocation per
+   * packet where the generator draws per packet; a double field is updated in place.
+   */
+  private drawn = 0.5;
 
   constructor(seed: number) {
     // Spread the seed over the state with splitmix32 so that nearby seeds give unrelated streams.
@@ -29,25 +35,36 @@ export class SeededRandom {
     for (let i = 0; i < 12; i++) this.u32();
   }
 
-  /** A uniform unsigned 32-bit integer. */
-  u32(): number {
+  /** Advances the state by one draw, left in `drawn`. */
+  private advance(): void {
     const t = (((this.a + this.b) | 0) + this.d) | 0;
     this.d = (this.d + 1) | 0;
     this.a = this.b ^ (this.b >>> 9);
     this.b = (this.c + (this.c << 3)) | 0;
     this.c = (this.c << 21) | (this.c >>> 11);
     this.c = (this.c + t) | 0;
-    return t >>> 0;
+    this.drawn = t >>> 0;
+  }
+
+  /** A uniform unsigned 32-bit integer. */
+  u32(): number {
+    this.advance();
+    return this.drawn;
   }
 
   /** A uniform float in [0, 1). */
   float(): number {
-    return this.u32() / 0x100000000;
+    this.advance();
+    return this.drawn / 0x100000000;
   }
 
-  /** A uniform integer in [0, n) for 0 < n ≤ 2^32. @example rng.below(6) + 1 // a die */
+  /**
+   * A uniform integer in [0, n) for 0 < n ≤ 2^32: a small integer for the small `n` of the packet
+   * path, never boxed. @example rng.below(6) + 1 // a die
+   */
   below(n: number): number {
-    return Math.floor(this.float() * n);
+    this.advance();
+    return Math.floor((this.drawn / 0x100000000) * n);
   }
 }
 

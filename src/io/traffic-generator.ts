@@ -22,7 +22,7 @@
 import { NfvError } from '../errors.js';
 import { write32 } from '../packet/bytes.js';
 import { formatIpv4, formatIpv6 } from '../packet/address.js';
-import { internetChecksum, pseudoHeaderSumV4, pseudoHeaderSumV6 } from '../packet/checksum.js';
+import { internetChecksum, pseudoHeaderSumV4At, pseudoHeaderSumV6 } from '../packet/checksum.js';
 import { EthernetView } from '../packet/ethernet.js';
 import { GeneveRepr } from '../packet/geneve.js';
 import { Icmpv4Type } from '../packet/icmpv4.js';
@@ -389,7 +389,7 @@ export class TrafficGenerator {
     else this.writeIpv4(out, ipAt, f, direction, protocol, l4Length);
     const pseudo = v6
       ? pseudoHeaderSumV6(out, ipAt + 8, ipAt + 24, protocol, l4Length)
-      : pseudoHeaderSumV4(this.ip4.src(), this.ip4.dst(), protocol, l4Length);
+      : pseudoHeaderSumV4At(out, ipAt, protocol, l4Length);
     this.writeL4(out, l4At, f, direction, protocol, flags, l4Length, payloadLength, pseudo);
     const clientPort = this.flowClientPort[f];
     const serverPort =

@@ -9,6 +9,7 @@ import {
   foldSum,
   internetChecksum,
   pseudoHeaderSumV4,
+  pseudoHeaderSumV4At,
   pseudoHeaderSumV6,
   rewriteIpv4Address,
   rewriteIpv6Address,
@@ -340,4 +341,10 @@ test('checksum: 10^6 random rewrites (16-bit words, 32-bit addresses, real heade
   assert.ok(zeros > 1000, `${zeros} results of 0x0000`);
   assert.ok(ffffs > 1000, `${ffffs} results of 0xFFFF`);
   assert.ok(edgeSums > 50_000, `${edgeSums} updates starting from 0x0000 or 0xFFFF`);
+});
+
+test('pseudoHeaderSumV4At reads the addresses from the header as pseudoHeaderSumV4 takes them', () => {
+  const header = new Uint8Array(34);
+  header.set([0xc6, 0x12, 0x00, 0x01, 0xff, 0xfe, 0x80, 0x07], 14 + 12); // 198.18.0.1 → 255.254.128.7
+  assert.equal(pseudoHeaderSumV4At(header, 14, 17, 20), pseudoHeaderSumV4(0xc6120001, 0xfffe8007, 17, 20));
 });

@@ -63,6 +63,22 @@ export function pseudoHeaderSumV4(src: number, dst: number, protocol: number, l4
 }
 
 /**
+ * The same, with both addresses read from the IPv4 header at `ipAt` as 16-bit halves: no 32-bit
+ * address passes through a call (one of 2^30 or more returned from a call V8 did not inline is a
+ * heap number, an allocation). @example pseudoHeaderSumV4At(frame, 14, 17, udpLength)
+ */
+export function pseudoHeaderSumV4At(
+  bytes: Uint8Array,
+  ipAt: number,
+  protocol: number,
+  l4Length: number,
+): number {
+  let sum = protocol + l4Length;
+  for (let o = ipAt + 12; o < ipAt + 20; o += 2) sum += (bytes[o] << 8) | bytes[o + 1];
+  return sum;
+}
+
+/**
  * Sum of the IPv6 pseudo-header (RFC 8200 §8.1): both 16-byte addresses read from `bytes`, the
  * 32-bit upper-layer length and the next-header value.
  * @example pseudoHeaderSumV6(pkt, ip6 + 8, ip6 + 24, 58, icmpLen)
