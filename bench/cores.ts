@@ -5,7 +5,7 @@
  * pipeline of threads — nfvisor's `direct` chain — then has about one core to share, not two.
  *
  * The kernel is packet work that stays in the L1/L2 caches: the layered parser and the symmetric
- * flow hash over 4,096 generated 64-byte frames. It runs in one worker for PROBE_MS, then in two
+ * flow hash over 4,096 generated 64-byte frames (packed-frames.ts). It runs in one worker for PROBE_MS, then in two
  * workers at once for PROBE_MS, ROUNDS times alternating; the result is the best round of each.
  * This file is its own worker script (loaded with `workerData.coresProbe`).
  *
@@ -18,7 +18,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { DropReason } from '../src/packet/drop-reason.js';
 import { FlowKey } from '../src/packet/flow-key.js';
 import { PacketParser } from '../src/packet/packet-parser.js';
-import { MAX_GENERATED_FRAME, TrafficGenerator } from '../src/io/traffic-generator.js';
+import { packedFrames } from './packed-frames.js';
 
 const PROBE_MS = 1000;
 const ROUNDS = 3;
@@ -45,24 +45,7 @@ interface ProbeJob {
  * returns frames per millisecond.
  */
 function kernel({ coresProbe: ms, threads, barrier }: ProbeJob): number {
-  const generator = new TrafficGenerator({
-    seed: 11,
-    packets: FRAMES,
-    frameSize: 60,
-    flows: 512,
-    ipv6: 0,
-    tcpSessions: false,
-    mix: { tcp: 1, udp: 1, icmp: 0 },
-  });
-  const stride = 64;
-  const frames = new Uint8Array(FRAMES * stride);
-  const lengths = new Uint16Array(FRAMES);
-  const scratch = new Uint8Array(MAX_GENERATED_FRAME);
-  for (let i = 0; i < FRAMES; i++) {
-    const length = generator.next(scratch, 0);
-    frames.set(scratch.subarray(0, length), i * stride);
-    lengths[i] = length;
-  }
+  const { frames, lengths, stride } = packedFrames(60, FRAMES);
   const parser = new PacketParser();
   const key = new FlowKey();
   let hashes = 0;

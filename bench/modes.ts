@@ -19,7 +19,7 @@ import { builtinNf } from './builtin-nf.js';
 import { describeCoreCapacity, measureCoreCapacity, type CoreCapacity } from './cores.js';
 import type { Placement, VnicMode } from '../src/host/guest-protocol.js';
 import { writeGeneratedCapture } from '../src/io/generate-capture.js';
-import { MAX_GENERATED_FRAME, TrafficGenerator } from '../src/io/traffic-generator.js';
+import { packedFrames } from './packed-frames.js';
 
 const DEADLINE_S = 4;
 const STRIDE = 2048;
@@ -32,37 +32,6 @@ interface ModeResult {
   packets: number;
   p50: number;
   p99: number;
-}
-
-/**
- * `count` frames packed at a stride of the largest one rounded up to a cache line: the memory port
- * plays a NIC, whose DMA costs the CPU nothing, so its copy should not be a cache miss per packet
- * (2048-byte strides spread 64-byte frames over 400 MB and made that copy a sixth of the host's time).
- */
-function makeFrames(
-  frameSize: number | 'imix',
-  count: number,
-): { frames: Uint8Array; lengths: Uint16Array; stride: number } {
-  const generator = new TrafficGenerator({
-    seed: 7,
-    packets: count,
-    frameSize,
-    flows: 1024,
-    ipv6: 0,
-    tcpSessions: false,
-    mix: { tcp: 1, udp: 1, icmp: 0 },
-  });
-  const scratch = new Uint8Array(MAX_GENERATED_FRAME);
-  const generated: Uint8Array[] = [];
-  for (let i = 0; i < count; i++) generated.push(scratch.slice(0, generator.next(scratch, 0)));
-  const stride = Math.ceil(generated.reduce((most, f) => Math.max(most, f.length), 0) / 64) * 64;
-  const frames = new Uint8Array(count * stride);
-  const lengths = new Uint16Array(count);
-  generated.forEach((frame, i) => {
-    frames.set(frame, i * stride);
-    lengths[i] = frame.length;
-  });
-  return { frames, lengths, stride };
 }
 
 async function runChain(
@@ -131,7 +100,7 @@ export async function benchModes(filter?: string): Promise<void> {
     ['64 B', 60],
     ['IMIX', 'imix'],
   ] as const) {
-    const traffic = makeFrames(size, 200_000);
+    const traffic = packedFrames(size, 200_000);
     for (const [vnic, placement] of [
       ['direct', 'inline'],
       ['direct', 'isolated'],
@@ -167,7 +136,7 @@ export async function benchModes(filter?: string): Promise<void> {
 
   const scaling: { length: number; mpps: number }[] = [];
   if (want('chain')) console.log('  chain length in direct mode (accept-all firewalls, 64 B):');
-  const traffic = makeFrames(60, 200_000);
+  const traffic = packedFrames(60, 200_000);
   for (const length of want('chain') ? [1, 2, 4, 8] : []) {
     const stages = Array.from({ length }, (): [string, unknown] => ['firewall', { default: 'accept' }]);
     const r = await runChain(traffic, 25, stages, 'direct', 'isolated');
