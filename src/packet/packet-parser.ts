@@ -15,7 +15,7 @@
  * else if (parser.flowKey(key)) table.lookup(key);
  */
 import { ArpView } from './arp.js';
-import { foldSum, pseudoHeaderSumV4, pseudoHeaderSumV6, sum16 } from './checksum.js';
+import { foldSum, pseudoHeaderSumV4At, pseudoHeaderSumV6, sum16 } from './checksum.js';
 import { DropReason } from './drop-reason.js';
 import { ETHERNET_HEADER_LENGTH, EthernetView } from './ethernet.js';
 import type { FlowKey } from './flow-key.js';
@@ -526,7 +526,7 @@ export class PacketParser {
 
   private pseudoSum(l4Length: number): number {
     if (this.l3 === Layer.Ipv4)
-      return pseudoHeaderSumV4(this.ipv4.src(), this.ipv4.dst(), this.protocol, l4Length);
+      return pseudoHeaderSumV4At(this.ipv4.bytes, this.ipv4.at, this.protocol, l4Length);
     return pseudoHeaderSumV6(
       this.ipv6.bytes,
       this.ipv6.srcAt(),
