@@ -19,7 +19,7 @@
  *
  * @example
  * const queue = new QueueLimit({ floor: 1024, ceiling: 8192, step: 128, targetMs: 1 });
- * const room = queue.room(inFlight);           // packets that may be read now
+ * const room = queue.room(inFlight, burst);    // packets that may be read now (≤ burst)
  * queue.observe(sojournMs);                     // for each run of packets sent
  * queue.update(performance.now());              // every loop turn
  */
@@ -45,8 +45,8 @@ const DEFAULT_INTERVAL_MS = 20;
 export class QueueLimit {
   /** Packets allowed in flight now. */
   limit: number;
-  readonly floor: number;
-  readonly ceiling: number;
+  private readonly floor: number;
+  private readonly ceiling: number;
   private readonly step: number;
   private readonly targetMs: number;
   private readonly intervalMs: number;
