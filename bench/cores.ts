@@ -11,8 +11,10 @@
  *
  * It also tells whether the machine was quiet: other work on the host or in the VM takes its share
  * of the second thread's core. Measured here (2 × AMD EPYC vCPU, Firecracker, 2026-12-07): 1.94×
- * and 2.04× with nothing else running; a 3-NF loop (firewall → NAT → load balancer) in two
- * processes at once did 1.3–1.5 Mpps each against 3.0 alone while a TypeScript build ran beside.
+ * and 2.04× with nothing else running. A 3-NF loop (firewall → NAT → load balancer) in two
+ * processes at once did 1.1–1.7 Mpps each against 2.7–3.3 alone (five pairs) while another
+ * engineer's builds and tests shared the machine (tsc seen at 130 % CPU minutes after); with the
+ * machine quiet, a pair did 3.0 and 2.9.
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { DropReason } from '../src/packet/drop-reason.js';
