@@ -992,7 +992,10 @@ export class Host {
   private deliver(chain: ChainRuntime, stage: number, d: Uint32Array, from: number, count: number): void {
     if (chain.tap !== undefined) chain.tap(stage, d, from, count);
     if (stage === chain.stages.length) {
-      if (chain.output.discards !== true) this.prefetch(d, from, count);
+      // Only what a guest wrote last is on another core (an inline NF just read it on this one).
+      const last = stage > 0 ? chain.stages[stage - 1] : null;
+      if (chain.output.discards !== true && last !== null && last.plan.placement !== 'inline')
+        this.prefetch(d, from, count);
       const nowMs = count > 0 ? performance.now() : 0;
       // Packets read in one burst share their read time: one histogram entry per run of them.
       let runRxMs = -1;
