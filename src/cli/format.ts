@@ -21,7 +21,7 @@ export function formatSummary(s: HostSummary): string {
   const lines: string[] = [];
   const rate = s.seconds > 0 ? s.received / s.seconds : 0;
   lines.push(
-    `${s.received} packets in ${s.seconds.toFixed(2)} s (${formatRate(rate)} pps)${s.originated > 0 ? ` and ${s.originated} made by NFs` : ''}: ${s.sent} sent, ${s.dropped} dropped, ${s.lost} lost in failures; pool ${s.poolFree}/${s.poolSlots} slots free`,
+    `${s.received} packets in ${s.seconds.toFixed(2)} s (${formatRate(rate)} pps; ${s.startSeconds.toFixed(2)} s of it starting guests)${s.originated > 0 ? ` and ${s.originated} made by NFs` : ''}: ${s.sent} sent, ${s.dropped} dropped, ${s.lost} lost in failures; pool ${s.poolFree}/${s.poolSlots} slots free`,
   );
   lines.push(...nfTable(s.nfs));
   lines.push(

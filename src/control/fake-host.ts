@@ -61,6 +61,7 @@ export function fakeStatus(): HostStatus {
     poolSlots: 2048,
     poolFree: 2000,
     queueLimit: 1536,
+    startSeconds: 0.12,
     latencyUs: { p50: 16, p99: 64, max: 181 },
   };
 }

@@ -61,6 +61,8 @@ export const HostStatus = Type.Object(
   {
     running: Type.Boolean(),
     seconds: Count,
+    /** Of seconds, the time the host took to start its guests and open its live ports. */
+    startSeconds: Count,
     received: Count,
     /** Packets the NFs made themselves (keepalives, handshake retries). */
     originated: Count,

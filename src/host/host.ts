@@ -162,7 +162,10 @@ export interface NfSummary {
 }
 
 export interface HostSummary {
+  /** Since run() began: the guests' start and the live ports' opening included (startSeconds). */
   seconds: number;
+  /** Of `seconds`, the time run() took to start every guest and open the live ports. */
+  startSeconds: number;
   received: number;
   /** Packets the NFs made (`ctx.emit`): with `received`, what has to be sent, dropped or lost. */
   originated: number;
@@ -423,6 +426,8 @@ export class Host {
   private lost = 0;
   private emulatedIds = 0;
   private started = 0;
+  /** Seconds run() took to start the guests and open the live ports (0 until then). */
+  private startSeconds = 0;
   private inputsDone = false;
   private stopping = false;
   private wake: (() => void) | null = null;
@@ -625,6 +630,7 @@ export class Host {
       }
       tunnel.onReadable = () => this.wake?.();
     }
+    this.startSeconds = (performance.now() - this.started) / 1000;
     this.markOpened();
     const progressTimer = onProgress ? setInterval(() => onProgress(this.progress()), progressEveryMs) : null;
     this.lastWatchdogAt = performance.now();
@@ -1858,6 +1864,7 @@ export class Host {
       poolSlots: this.pool.slotCount,
       poolFree: this.pool.freeCount(),
       queueLimit: this.queue.limit,
+      startSeconds: this.startSeconds,
       latencyUs: { p50: this.latency.quantile(0.5), p99: this.latency.quantile(0.99), max: this.latency.max },
       ...(this.overload ? { overload: this.overload.status() } : {}),
     };
