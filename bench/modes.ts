@@ -401,10 +401,13 @@ function barChart(
       (t) =>
         `<text x="${left - 6}" y="${(y(t) + 4).toFixed(1)}" font-size="10" text-anchor="end">${tickLabel(t)}</text><line x1="${left}" x2="${width - 10}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" stroke="#ddd"/>`,
     );
-  const legend = groups.map(
-    (group, g) =>
-      `<rect x="${left + 60 * g}" y="${height - 14}" width="10" height="10" fill="${group.color}"/><text x="${left + 15 + 60 * g}" y="${height - 5}" font-size="11">${group.name}</text>`,
-  );
+  // Each legend entry as wide as its name (~6.5 px a character at 11 px) and its swatch.
+  let legendX = left;
+  const legend = groups.map((group) => {
+    const x = legendX;
+    legendX += 30 + Math.ceil(group.name.length * 6.5);
+    return `<rect x="${x}" y="${height - 14}" width="10" height="10" fill="${group.color}"/><text x="${x + 15}" y="${height - 5}" font-size="11">${group.name}</text>`;
+  });
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="white"/>`,
