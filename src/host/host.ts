@@ -196,6 +196,13 @@ export interface HostProgress {
 }
 
 const NO_RUN = -1;
+/**
+ * How long the host blocks its thread on a guest's output ring before it waits through the event
+ * loop. An Atomics.waitAsync is woken by a task the event loop runs, an Atomics.wait by the
+ * futex itself; output that comes within this long is taken at once, and the event loop (timers,
+ * control API, live ports' readiness) waits at most this long more than it did.
+ */
+const BLOCKING_WAIT_MS = 0.2;
 /** Packets emitted by inline and emulated NFs that wait for the next loop turn, at most. */
 const PENDING_EMITS = 256;
 /** Bursts read from each input port per turn of the host loop. */
@@ -1586,7 +1593,8 @@ export class Host {
   /**
    * Nothing moved this turn. With input waiting behind a full ring, yield to the event loop and try
    * again at once (a guest is draining it); with packets in guests, sleep on a ring the host
-   * consumes until a guest publishes into it; otherwise sleep briefly (messages wake us early).
+   * consumes until a guest publishes into it — blocking for up to BLOCKING_WAIT_MS first, then
+   * through the event loop; otherwise sleep briefly (messages wake us early).
    */
   private async idle(): Promise<void> {
     if (!this.inputsDone && this.anyBacklog()) {
@@ -1597,11 +1605,13 @@ export class Host {
       const output = this.inFlight() > 0 ? this.ringToWatch() : null;
       if (full === null) await new Promise((resolve) => setImmediate(resolve));
       else if (output === null) await full.waitForSpaceAsync(1);
-      else await Promise.race([full.waitForSpaceAsync(1), output.waitForDataAsync(1)]);
+      else if (!output.waitForData(0, BLOCKING_WAIT_MS))
+        await Promise.race([full.waitForSpaceAsync(1), output.waitForDataAsync(1)]);
       return;
     }
     const ring = this.inFlight() > 0 ? this.ringToWatch() : null;
     if (ring !== null) {
+      if (ring.waitForData(0, BLOCKING_WAIT_MS)) return;
       await ring.waitForDataAsync(1);
       return;
     }
