@@ -44,11 +44,14 @@ async function runSlowChain(
 describe('the host queue limit', () => {
   it('keeps a slow chain fed with a few bursts instead of the whole pool', async () => {
     // 20 µs a packet: 50,000 packets/s, so the floor (two bursts for the guest and two for the
-    // host: 128 packets) already stands 2.5 ms, over the 1 ms target. The limit may grow a burst or
-    // two while the first packets find the chain empty, and shrinks back once a queue stands.
+    // host: 128 packets) already stands 2.5 ms, over the 1 ms target. The limit may grow a few
+    // bursts while packets find the chain empty — at the start, and whenever the host itself is
+    // kept off the CPU long enough for the guest to drain (CI beside two busy loops: 264 slots
+    // once; 128–200 in 16 runs beside three) — and shrinks back once a queue stands. Either way a
+    // handful of bursts, against the full ring and more without a limit (below).
     const limited = await runSlowChain(1, 1500);
     const floor = 2 * BATCH * 2;
-    assert.ok(limited.mostUsed <= 2 * floor, `${limited.mostUsed} slots in use at most (floor ${floor})`);
+    assert.ok(limited.mostUsed <= 4 * floor, `${limited.mostUsed} slots in use at most (floor ${floor})`);
     assert.ok(limited.summary.sent > 10_000, `the chain kept moving (${limited.summary.sent} sent)`);
     assert.equal(
       limited.summary.received,
@@ -59,6 +62,10 @@ describe('the host queue limit', () => {
     // Without it (target 0), the same chain holds a full ring and more.
     const unlimited = await runSlowChain(0, 1500);
     assert.ok(unlimited.mostUsed >= 1024, `${unlimited.mostUsed} slots in use at most without a limit`);
+    assert.ok(
+      limited.mostUsed * 2 <= unlimited.mostUsed,
+      'the limit holds half of what goes in without it, or less',
+    );
     assert.equal(unlimited.summary.poolFree, unlimited.summary.poolSlots);
   });
 });
