@@ -191,7 +191,7 @@ function ringLoop(instance: NfInstance): void {
   // ("insufficient type feedback for call": 24 times a guest in a 1 s run), and `turn` was compiled
   // again and again — 7 compiles of 11–26 ms each on the guest's own thread (it has no concurrent
   // compiler: v8-tuning.ts), while its ring waited.
-  const bursts = (): void => {
+  const runBursts = (): void => {
     // Bursts until the ring is empty, then back to the event loop for control messages.
     for (let bursts = 0; bursts < 64 && Atomics.load(control, Control.Stop) === 0; bursts++) {
       Atomics.add(control, Control.Heartbeat, 1);
@@ -253,7 +253,7 @@ function ringLoop(instance: NfInstance): void {
     }
   };
   const turn = (): void => {
-    bursts();
+    runBursts();
     if (Atomics.load(control, Control.Stop) === 0) setImmediate(turn);
     else port.close();
   };

@@ -339,8 +339,10 @@ export class DescriptorRing {
   }
 
   /**
-   * Consumer, in a worker (it blocks the thread). Polls up to `spinPolls` times, then sleeps on
-   * `tail` until the producer's notify or `timeoutMs`; returns whether descriptors are waiting.
+   * Consumer, in a worker (it blocks the thread), or for a fraction of a millisecond on a thread
+   * that must stay responsive (the host's, before it waits through its event loop). Polls up to
+   * `spinPolls` times, then sleeps on `tail` until the producer's notify or `timeoutMs`; returns
+   * whether descriptors are waiting.
    * An impossible `tail` reads as "no data" (and is counted), so a hostile producer cannot make
    * the caller spin: it sleeps out its timeout instead.
    */
