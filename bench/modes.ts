@@ -23,6 +23,7 @@ import { describeCoreCapacity, measureCoreCapacity, type CoreCapacity } from './
 import type { Placement, VnicMode } from '../src/host/guest-protocol.js';
 import { writeGeneratedCapture } from '../src/io/generate-capture.js';
 import { packedFrames } from './packed-frames.js';
+import { formatMicros } from '../src/cli/format.js';
 
 const DEADLINE_S = 4;
 /** Seconds after the guests are ready that the steady rate leaves out. */
@@ -319,17 +320,15 @@ interface BarGroup {
 
 /** Mpps per mode, 64 B and IMIX side by side. */
 function rateChart(results: ModeResult[]): string {
-  const of = (frames: string) => (mode: string) =>
-    results.find((r) => r.label === mode && r.frames === frames)?.mpps;
-  const steadyOf = (frames: string) => (mode: string) =>
-    results.find((r) => r.label === mode && r.frames === frames)?.steadyMpps;
+  const of = (frames: string, rate: 'mpps' | 'steadyMpps') => (mode: string) =>
+    results.find((r) => r.label === mode && r.frames === frames)?.[rate];
   return barChart(
     'firewall → NAT → load balancer: Mpps by vNIC mode (log scale)',
     [...new Set(results.map((r) => r.label))],
     [
-      { name: '64 B', color: '#4e79a7', value: of('64 B') },
-      { name: `64 B after ${WARMUP_S} s`, color: '#76b7b2', value: steadyOf('64 B') },
-      { name: 'IMIX', color: '#f28e2b', value: of('IMIX') },
+      { name: '64 B', color: '#4e79a7', value: of('64 B', 'mpps') },
+      { name: `64 B after ${WARMUP_S} s`, color: '#76b7b2', value: of('64 B', 'steadyMpps') },
+      { name: 'IMIX', color: '#f28e2b', value: of('IMIX', 'mpps') },
     ],
     [0.001, 0.01, 0.1, 1, 10],
     (v) => v.toFixed(3),
@@ -343,7 +342,6 @@ function latencyChart(results: ModeResult[]): string {
     const r = results.find((x) => x.label === mode && x.frames === '64 B');
     return r === undefined ? undefined : pick(r);
   };
-  const micros = (us: number): string => (us < 1000 ? `${us.toFixed(0)} µs` : `${(us / 1000).toFixed(1)} ms`);
   return barChart(
     'firewall → NAT → LB at 64 B: port-to-port latency by vNIC mode (log scale)',
     [...new Set(results.map((r) => r.label))],
@@ -352,7 +350,7 @@ function latencyChart(results: ModeResult[]): string {
       { name: 'p99', color: '#e15759', value: of((r) => r.p99) },
     ],
     [10, 100, 1000, 10_000, 100_000, 1_000_000],
-    micros,
+    formatMicros,
   );
 }
 
