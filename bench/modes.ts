@@ -10,6 +10,11 @@
  * and their code's warm-up included. A second rate leaves the first WARMUP_S after the guests are
  * ready out, as a forwarding-rate trial follows a learning period (RFC 2544 §23): the rate the
  * chain keeps, once V8 has compiled each thread's loops.
+ *
+ * Every row is run TRIALS times (BENCH_MODES_TRIALS, default 3), a round of all rows at a time, so
+ * that a slow minute of a shared VM falls on every mode alike; a row reports the median of its
+ * trials with the lowest and highest, and the direct/emulated ratio is taken within each round.
+ * The machine's core probe runs before and after, to show whether its capacity changed meanwhile.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,24 +29,39 @@ import type { Placement, VnicMode } from '../src/host/guest-protocol.js';
 import { writeGeneratedCapture } from '../src/io/generate-capture.js';
 import { packedFrames } from './packed-frames.js';
 import { formatMicros } from '../src/cli/format.js';
+import { formatSpread, spread, trialCount, type Spread } from './trials.js';
 
 const DEADLINE_S = 4;
 /** Seconds after the guests are ready that the steady rate leaves out. */
 const WARMUP_S = 1;
 const STRIDE = 2048;
 
-interface ModeResult {
-  label: string;
-  frames: string;
+/** One trial of a chain: a host run, bounded by DEADLINE_S. */
+interface ChainTrial {
   mpps: number;
   /** After the warm-up; undefined when the run ended too soon after it to tell. */
   steadyMpps: number | undefined;
   /** From the host's run() until every guest had started. */
   readyMs: number;
-  cpuSecondsPerMillion: number;
+  cpuPerMillion: number;
   packets: number;
   p50: number;
   p99: number;
+}
+
+/** A row of the modes table: one mode at one frame size, and its trials in round order. */
+interface ModeResult {
+  label: string;
+  frames: string;
+  trials: ChainTrial[];
+}
+
+/** The spread of one figure over a row's trials. */
+function over(
+  trials: readonly ChainTrial[],
+  pick: (t: ChainTrial) => number | undefined,
+): Spread | undefined {
+  return spread(trials.map(pick));
 }
 
 async function runChain(
@@ -50,15 +70,7 @@ async function runChain(
   stages: [string, unknown][],
   vnic: VnicMode,
   placement: Placement,
-): Promise<{
-  mpps: number;
-  steadyMpps: number | undefined;
-  readyMs: number;
-  cpuPerMillion: number;
-  packets: number;
-  p50: number;
-  p99: number;
-}> {
+): Promise<ChainTrial> {
   const nfs: Record<string, NfPlan> = {};
   for (const [i, [image, config]] of stages.entries())
     nfs[`nf${i}`] = await builtinNf(image, config, vnic, placement);
@@ -118,67 +130,112 @@ const THREE_NFS: [string, unknown][] = [
  * replace the whole one).
  */
 export async function benchModes(filter?: string): Promise<void> {
-  console.log(`modes: firewall → NAT → load balancer from memory, each run at most ${DEADLINE_S} s`);
+  const trials = trialCount('BENCH_MODES_TRIALS', 3);
+  console.log(
+    `modes: firewall → NAT → load balancer from memory, each run at most ${DEADLINE_S} s, ${trials} trial${trials === 1 ? '' : 's'} of each row`,
+  );
   // Threads of the isolated modes share the machine's cores: how many it really has (two vCPUs may
   // be less than two cores) bounds them.
-  const cores = await measureCoreCapacity();
-  console.log(`  machine: ${describeCoreCapacity(cores)}`);
+  const coresBefore = await measureCoreCapacity();
+  console.log(`  machine: ${describeCoreCapacity(coresBefore)}`);
   const want = (row: string): boolean => !filter || row.includes(filter);
+  const progress = (trial: number): string => (trials === 1 ? '' : `[${trial + 1}/${trials}] `);
+
   const results: ModeResult[] = [];
   for (const [label, size] of [
     ['64 B', 60],
     ['IMIX', 'imix'],
   ] as const) {
     const traffic = packedFrames(size, 200_000);
-    for (const [vnic, placement] of [
-      ['direct', 'inline'],
-      ['direct', 'isolated'],
-      ['paravirt', 'isolated'],
-      ['emulated', 'isolated'],
-    ] as const) {
-      const name = placement === 'inline' ? 'inline' : vnic;
-      if (!want(name)) continue;
-      const rounds = vnic === 'emulated' ? 1 : 25;
-      const r = await runChain(traffic, rounds, THREE_NFS, vnic, placement);
-      results.push({
-        label: name,
-        frames: label,
-        mpps: r.mpps,
-        steadyMpps: r.steadyMpps,
-        readyMs: r.readyMs,
-        cpuSecondsPerMillion: r.cpuPerMillion,
-        packets: r.packets,
-        p50: r.p50,
-        p99: r.p99,
-      });
+    const rows = (
+      [
+        ['direct', 'inline'],
+        ['direct', 'isolated'],
+        ['paravirt', 'isolated'],
+        ['emulated', 'isolated'],
+      ] as const
+    )
+      .map(([vnic, placement]) => {
+        const name = placement === 'inline' ? 'inline' : vnic;
+        const result: ModeResult = { label: name, frames: label, trials: [] };
+        return { vnic, placement, name, result };
+      })
+      .filter((row) => want(row.name));
+    for (let trial = 0; trial < trials; trial++) {
+      for (const { vnic, placement, name, result } of rows) {
+        const r = await runChain(traffic, vnic === 'emulated' ? 1 : 25, THREE_NFS, vnic, placement);
+        result.trials.push(r);
+        console.log(
+          `  ${progress(trial)}${label.padEnd(5)} ${name.padEnd(9)} ${r.mpps.toFixed(3).padStart(7)} Mpps (${formatSteady(r.steadyMpps)} after ${WARMUP_S} s; ready in ${r.readyMs.toFixed(0)} ms)  ${r.cpuPerMillion.toFixed(2).padStart(6)} CPU s / Mpkt  p50 ${r.p50.toFixed(0)} µs  p99 ${r.p99.toFixed(0)} µs  (${r.packets} packets)`,
+        );
+      }
+    }
+    results.push(...rows.map((row) => row.result));
+  }
+  if (trials > 1 && results.length > 0) {
+    console.log(`  median of ${trials} (lowest–highest):`);
+    for (const r of results)
       console.log(
-        `  ${label.padEnd(5)} ${name.padEnd(9)} ${r.mpps.toFixed(3).padStart(7)} Mpps (${formatSteady(r.steadyMpps)} after ${WARMUP_S} s; ready in ${r.readyMs.toFixed(0)} ms)  ${r.cpuPerMillion.toFixed(2).padStart(6)} CPU s / Mpkt  p50 ${r.p50.toFixed(0)} µs  p99 ${r.p99.toFixed(0)} µs  (${r.packets} packets)`,
+        `    ${r.frames.padEnd(5)} ${r.label.padEnd(9)} ${formatSpread(
+          over(r.trials, (t) => t.mpps),
+          3,
+        )} Mpps, ${formatSpread(
+          over(r.trials, (t) => t.steadyMpps),
+          3,
+          'too short',
+        )} after ${WARMUP_S} s`,
+      );
+  }
+  const ratios = { '64 B': directOverEmulated(results, '64 B'), IMIX: directOverEmulated(results, 'IMIX') };
+  console.log(
+    `  direct / emulated: ${formatSpread(ratios['64 B'], 1)}× at 64 B, ${formatSpread(ratios.IMIX, 1)}× at IMIX`,
+  );
+
+  const scaling: ChainLengthResult[] = want('chain')
+    ? [1, 2, 4, 8].map((length) => ({ length, trials: [] }))
+    : [];
+  if (scaling.length > 0) console.log('  chain length in direct mode (accept-all firewalls, 64 B):');
+  const traffic = packedFrames(60, 200_000);
+  for (let trial = 0; trial < trials && scaling.length > 0; trial++) {
+    for (const row of scaling) {
+      const stages = Array.from({ length: row.length }, (): [string, unknown] => [
+        'firewall',
+        { default: 'accept' },
+      ]);
+      const r = await runChain(traffic, 25, stages, 'direct', 'isolated');
+      row.trials.push(r);
+      console.log(
+        `    ${progress(trial)}${String(row.length).padStart(2)} NFs  ${r.mpps.toFixed(3)} Mpps (${formatSteady(r.steadyMpps)} after ${WARMUP_S} s)`,
       );
     }
   }
-  const ratio = (frames: string): number => {
-    const direct = results.find((r) => r.frames === frames && r.label === 'direct')?.mpps ?? 0;
-    const emulated = results.find((r) => r.frames === frames && r.label === 'emulated')?.mpps ?? 1;
-    return direct / emulated;
-  };
-  console.log(
-    `  direct / emulated: ${ratio('64 B').toFixed(1)}× at 64 B, ${ratio('IMIX').toFixed(1)}× at IMIX`,
-  );
+  const whole: WholeRunResult[] = want('run')
+    ? (['isolated', 'inline'] as const).map((placement) => ({ placement, trials: [] }))
+    : [];
+  for (let trial = 0; trial < trials && whole.length > 0; trial++)
+    for (const row of whole) row.trials.push(await wholeRun(row.placement, progress(trial)));
 
-  const scaling: { length: number; mpps: number; steadyMpps: number | undefined }[] = [];
-  if (want('chain')) console.log('  chain length in direct mode (accept-all firewalls, 64 B):');
-  const traffic = packedFrames(60, 200_000);
-  for (const length of want('chain') ? [1, 2, 4, 8] : []) {
-    const stages = Array.from({ length }, (): [string, unknown] => ['firewall', { default: 'accept' }]);
-    const r = await runChain(traffic, 25, stages, 'direct', 'isolated');
-    scaling.push({ length, mpps: r.mpps, steadyMpps: r.steadyMpps });
-    console.log(
-      `    ${String(length).padStart(2)} NFs  ${r.mpps.toFixed(3)} Mpps (${formatSteady(r.steadyMpps)} after ${WARMUP_S} s)`,
-    );
-  }
-  const whole = want('run') ? [await wholeRun('isolated'), await wholeRun('inline')] : [];
+  const coresAfter = await measureCoreCapacity();
+  console.log(`  machine afterwards: ${describeCoreCapacity(coresAfter)}`);
   if (filter) console.log('  (a filtered run: bench/results/modes.md left as it was)');
-  else writeResults(results, scaling, ratio('64 B'), ratio('IMIX'), whole, cores);
+  else writeResults({ trials, results, scaling, ratios, whole, coresBefore, coresAfter });
+}
+
+/** direct ÷ emulated at one frame size, within each round of trials (a slow minute hits both). */
+function directOverEmulated(results: ModeResult[], frames: string): Spread | undefined {
+  const direct = results.find((r) => r.frames === frames && r.label === 'direct')?.trials ?? [];
+  const emulated = results.find((r) => r.frames === frames && r.label === 'emulated')?.trials ?? [];
+  return spread(direct.map((d, i) => (i < emulated.length ? d.mpps / emulated[i].mpps : undefined)));
+}
+
+interface ChainLengthResult {
+  length: number;
+  trials: ChainTrial[];
+}
+
+interface WholeRunResult {
+  placement: 'isolated' | 'inline';
+  trials: WholeRun[];
 }
 
 interface WholeRun {
@@ -198,7 +255,7 @@ interface WholeRun {
  * the deployment's default placement (`isolated`: a guest thread per NF, `direct` vNICs) and with
  * `placement: inline` (both NFs in the host thread: one core, no isolation — Click's setting).
  */
-async function wholeRun(placement: 'isolated' | 'inline'): Promise<WholeRun> {
+async function wholeRun(placement: 'isolated' | 'inline', prefix: string): Promise<WholeRun> {
   const packets = 1_000_000;
   const dir = mkdtempSync(join(tmpdir(), 'nfvisor-bench-run-'));
   try {
@@ -249,7 +306,7 @@ async function wholeRun(placement: 'isolated' | 'inline'): Promise<WholeRun> {
     const movingSeconds = summary.seconds - summary.startSeconds;
     const guestStartSeconds = summary.startSeconds;
     console.log(
-      `  nfvisor run (${placement}), pcap → firewall (20 rules) → NAT → pcap, ${packets} × 64 B: ${seconds.toFixed(2)} s start to exit, ${mpps.toFixed(3)} Mpps (${movingSeconds.toFixed(2)} s moving packets: ${(packets / movingSeconds / 1e6).toFixed(3)} Mpps; ${guestStartSeconds.toFixed(2)} s starting guests)`,
+      `  ${prefix}nfvisor run (${placement}), pcap → firewall (20 rules) → NAT → pcap, ${packets} × 64 B: ${seconds.toFixed(2)} s start to exit, ${mpps.toFixed(3)} Mpps (${movingSeconds.toFixed(2)} s moving packets: ${(packets / movingSeconds / 1e6).toFixed(3)} Mpps; ${guestStartSeconds.toFixed(2)} s starting guests)`,
     );
     return { placement, packets, seconds, mpps, movingSeconds, guestStartSeconds };
   } finally {
@@ -262,43 +319,67 @@ function formatSteady(mpps: number | undefined): string {
   return mpps === undefined ? 'too short' : mpps.toFixed(3);
 }
 
-function writeResults(
-  results: ModeResult[],
-  scaling: { length: number; mpps: number; steadyMpps: number | undefined }[],
-  ratio64: number,
-  ratioImix: number,
-  whole: WholeRun[],
-  cores: CoreCapacity,
-): void {
+interface ModesReport {
+  trials: number;
+  results: ModeResult[];
+  scaling: ChainLengthResult[];
+  ratios: Record<'64 B' | 'IMIX', Spread | undefined>;
+  whole: WholeRunResult[];
+  coresBefore: CoreCapacity;
+  coresAfter: CoreCapacity;
+}
+
+function writeResults(report: ModesReport): void {
+  const { trials, results, scaling, ratios, whole } = report;
   const dir = new URL('../../bench/results/', import.meta.url);
   mkdirSync(dir, { recursive: true });
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
+  const of = (pick: (t: ChainTrial) => number | undefined, digits: number) => (r: { trials: ChainTrial[] }) =>
+    formatSpread(over(r.trials, pick), digits, 'too short');
+  const mpps = of((t) => t.mpps, 3);
+  const steady = of((t) => t.steadyMpps, 3);
   const md = [
     `# vNIC modes — ${new Date().toISOString().slice(0, 10)}, ${machine}`,
     '',
     'Chain firewall → NAT → load balancer, frames replayed from memory into the pool, sink output.',
     '',
-    `Machine: ${describeCoreCapacity(cores)}. The isolated modes run a thread per NF and one for the host on these cores: the 3-NF chain's 4 threads get half a core each at best.`,
+    `Machine: before the runs, ${describeCoreCapacity(report.coresBefore)}; after them, ${describeCoreCapacity(report.coresAfter)}. The isolated modes run a thread per NF and one for the host on these cores: the 3-NF chain's 4 threads get half a core each at best.`,
     '',
-    `Mpps counts from the host's run() on: the guests' start ("ready", ms) and their code's warm-up are in it. "after ${WARMUP_S} s" leaves the first ${WARMUP_S} s after the guests were ready out — a trial after a learning period (RFC 2544 §23), the rate the chain keeps.`,
+    `Each figure is the median of ${trials} trial${trials === 1 ? '' : 's'}, run in rounds of every row${trials > 1 ? ', with the lowest and highest in parentheses' : ''}. Mpps counts from the host's run() on: the guests' start ("ready", ms) and their code's warm-up are in it. "after ${WARMUP_S} s" leaves the first ${WARMUP_S} s after the guests were ready out — a trial after a learning period (RFC 2544 §23), the rate the chain keeps.`,
     '',
     `| frames | mode | Mpps | Mpps after ${WARMUP_S} s | ready (ms) | CPU s per 10⁶ packets | latency p50 (µs) | latency p99 (µs) |`,
     '|---|---|---:|---:|---:|---:|---:|---:|',
     ...results.map(
       (r) =>
-        `| ${r.frames} | ${r.label} | ${r.mpps.toFixed(3)} | ${formatSteady(r.steadyMpps)} | ${r.readyMs.toFixed(0)} | ${r.cpuSecondsPerMillion.toFixed(2)} | ${r.p50.toFixed(0)} | ${r.p99.toFixed(0)} |`,
+        `| ${r.frames} | ${r.label} | ${mpps(r)} | ${steady(r)} | ${formatSpread(
+          over(r.trials, (t) => t.readyMs),
+          0,
+        )} | ${formatSpread(
+          over(r.trials, (t) => t.cpuPerMillion),
+          2,
+        )} | ${formatSpread(
+          over(r.trials, (t) => t.p50),
+          0,
+        )} | ${formatSpread(
+          over(r.trials, (t) => t.p99),
+          0,
+        )} |`,
     ),
     '',
-    `direct / emulated: ${ratio64.toFixed(1)}× at 64 B, ${ratioImix.toFixed(1)}× at IMIX.`,
+    `direct / emulated (within each round): ${formatSpread(ratios['64 B'], 1)}× at 64 B, ${formatSpread(ratios.IMIX, 1)}× at IMIX.`,
     '',
     `| chain length (direct) | Mpps | Mpps after ${WARMUP_S} s |`,
     '|---:|---:|---:|',
-    ...scaling.map((s) => `| ${s.length} | ${s.mpps.toFixed(3)} | ${formatSteady(s.steadyMpps)} |`),
+    ...scaling.map((s) => `| ${s.length} | ${mpps(s)} | ${steady(s)} |`),
     '',
-    ...whole.map(
-      (w) =>
-        `\`nfvisor run\`, pcap → firewall (20 rules) → NAT → pcap, ${w.placement === 'inline' ? 'both NFs `placement: inline`' : 'guests isolated (the default)'}, ${w.packets} × 64 B, start to exit: ${w.seconds.toFixed(2)} s, ${w.mpps.toFixed(3)} Mpps; of which ${w.movingSeconds.toFixed(2)} s moving packets (${(w.packets / w.movingSeconds / 1e6).toFixed(3)} Mpps) and ${w.guestStartSeconds.toFixed(2)} s starting guests; the rest the process's start-up (modules, deployment, images) and exit.\n`,
-    ),
+    ...whole.map((w) => {
+      const seconds = spread(w.trials.map((t) => t.seconds));
+      const rate = spread(w.trials.map((t) => t.mpps));
+      const moving = spread(w.trials.map((t) => t.movingSeconds));
+      const movingRate = spread(w.trials.map((t) => t.packets / t.movingSeconds / 1e6));
+      const guests = spread(w.trials.map((t) => t.guestStartSeconds));
+      return `\`nfvisor run\`, pcap → firewall (20 rules) → NAT → pcap, ${w.placement === 'inline' ? 'both NFs `placement: inline`' : 'guests isolated (the default)'}, ${w.trials[0]?.packets ?? 0} × 64 B, start to exit: ${formatSpread(seconds, 2)} s, ${formatSpread(rate, 3)} Mpps; of which ${formatSpread(moving, 2)} s moving packets (${formatSpread(movingRate, 3)} Mpps) and ${formatSpread(guests, 2)} s starting guests; the rest the process's start-up (modules, deployment, images) and exit.\n`;
+    }),
     '',
     '![modes](modes.svg)',
     '',
@@ -306,29 +387,32 @@ function writeResults(
     '',
   ].join('\n');
   writeFileSync(new URL('modes.md', dir), md);
-  writeFileSync(new URL('modes.svg', dir), rateChart(results));
-  writeFileSync(new URL('modes-latency.svg', dir), latencyChart(results));
+  writeFileSync(new URL('modes.svg', dir), rateChart(results, trials));
+  writeFileSync(new URL('modes-latency.svg', dir), latencyChart(results, trials));
   console.log(`  wrote bench/results/modes.md, modes.svg and modes-latency.svg`);
 }
 
-/** Bars of one kind in a grouped chart: each mode's value, or undefined for none. */
+/** Bars of one kind in a grouped chart: each mode's figure over its trials, or undefined for none. */
 interface BarGroup {
   name: string;
   color: string;
-  value: (mode: string) => number | undefined;
+  value: (mode: string) => Spread | undefined;
 }
 
 /** Mpps per mode, 64 B and IMIX side by side. */
-function rateChart(results: ModeResult[]): string {
-  const of = (frames: string, rate: 'mpps' | 'steadyMpps') => (mode: string) =>
-    results.find((r) => r.label === mode && r.frames === frames)?.[rate];
+function rateChart(results: ModeResult[], trials: number): string {
+  const of = (frames: string, pick: (t: ChainTrial) => number | undefined) => (mode: string) => {
+    const r = results.find((x) => x.label === mode && x.frames === frames);
+    return r === undefined ? undefined : over(r.trials, pick);
+  };
   return barChart(
     'firewall → NAT → load balancer: Mpps by vNIC mode (log scale)',
+    medianNote(trials),
     [...new Set(results.map((r) => r.label))],
     [
-      { name: '64 B', color: '#4e79a7', value: of('64 B', 'mpps') },
-      { name: `64 B after ${WARMUP_S} s`, color: '#76b7b2', value: of('64 B', 'steadyMpps') },
-      { name: 'IMIX', color: '#f28e2b', value: of('IMIX', 'mpps') },
+      { name: '64 B', color: '#4e79a7', value: of('64 B', (t) => t.mpps) },
+      { name: `64 B after ${WARMUP_S} s`, color: '#76b7b2', value: of('64 B', (t) => t.steadyMpps) },
+      { name: 'IMIX', color: '#f28e2b', value: of('IMIX', (t) => t.mpps) },
     ],
     [0.001, 0.01, 0.1, 1, 10],
     (v) => v.toFixed(3),
@@ -337,26 +421,33 @@ function rateChart(results: ModeResult[]): string {
 }
 
 /** Port-to-port latency per mode at 64 B, p50 and p99: the price of each mode in delay. */
-function latencyChart(results: ModeResult[]): string {
-  const of = (pick: (r: ModeResult) => number) => (mode: string) => {
+function latencyChart(results: ModeResult[], trials: number): string {
+  const of = (pick: (t: ChainTrial) => number) => (mode: string) => {
     const r = results.find((x) => x.label === mode && x.frames === '64 B');
-    return r === undefined ? undefined : pick(r);
+    return r === undefined ? undefined : over(r.trials, pick);
   };
   return barChart(
     'firewall → NAT → LB at 64 B: port-to-port latency by vNIC mode (log scale)',
+    medianNote(trials),
     [...new Set(results.map((r) => r.label))],
     [
-      { name: 'p50', color: '#59a14f', value: of((r) => r.p50) },
-      { name: 'p99', color: '#e15759', value: of((r) => r.p99) },
+      { name: 'p50', color: '#59a14f', value: of((t) => t.p50) },
+      { name: 'p99', color: '#e15759', value: of((t) => t.p99) },
     ],
     [10, 100, 1000, 10_000, 100_000, 1_000_000],
     formatMicros,
   );
 }
 
+/** What a chart's bars are, when they are medians (beside the legend). */
+function medianNote(trials: number): string {
+  return trials > 1 ? `bars: median of ${trials} trials; whiskers: lowest–highest` : '';
+}
+
 /** A grouped bar chart on a log scale, as plain SVG: one slot per mode, one bar per group in it. */
 function barChart(
   title: string,
+  note: string,
   modes: string[],
   groups: BarGroup[],
   ticks: number[],
@@ -368,7 +459,7 @@ function barChart(
   const left = 60;
   const bottom = 40;
   const top = 30;
-  const values = modes.flatMap((m) => groups.map((g) => g.value(m) ?? 0));
+  const values = modes.flatMap((m) => groups.map((g) => g.value(m)?.high ?? 0));
   const floor = ticks[0];
   const minLog = Math.log10(floor);
   const maxLog = Math.log10(Math.max(...values, floor) * 2);
@@ -378,15 +469,27 @@ function barChart(
   const bars: string[] = [];
   modes.forEach((mode, m) => {
     groups.forEach((group, g) => {
-      const value = group.value(mode);
-      if (value === undefined) return;
+      const figure = group.value(mode);
+      if (figure === undefined) return;
+      const value = figure.median;
       const x = left + m * slot + 10 + (g * (slot - 20)) / groups.length;
       const w = (slot - 20) / groups.length - 4;
       bars.push(
         `<rect x="${x.toFixed(1)}" y="${y(value).toFixed(1)}" width="${w.toFixed(1)}" height="${(height - bottom - y(value)).toFixed(1)}" fill="${group.color}"/>`,
       );
+      // The trials' range as a whisker, the label above whichever is higher.
+      let labelY = y(value);
+      if (figure.count > 1) {
+        const cx = (x + w / 2).toFixed(1);
+        const [lo, hi] = [y(figure.low).toFixed(1), y(figure.high).toFixed(1)];
+        const [x0, x1] = [(x + w / 2 - 3).toFixed(1), (x + w / 2 + 3).toFixed(1)];
+        bars.push(
+          `<path d="M${cx} ${lo}V${hi}M${x0} ${lo}H${x1}M${x0} ${hi}H${x1}" stroke="#333" stroke-width="1" fill="none"/>`,
+        );
+        labelY = Math.min(labelY, y(figure.high));
+      }
       bars.push(
-        `<text x="${(x + w / 2).toFixed(1)}" y="${(y(value) - 4).toFixed(1)}" font-size="10" text-anchor="middle">${label(value)}</text>`,
+        `<text x="${(x + w / 2).toFixed(1)}" y="${(labelY - 4).toFixed(1)}" font-size="10" text-anchor="middle">${label(value)}</text>`,
       );
     });
     bars.push(
@@ -413,6 +516,7 @@ function barChart(
     ...axis,
     ...bars,
     ...legend,
+    `<text x="${width - 10}" y="${height - 5}" font-size="10" text-anchor="end" fill="#555">${note}</text>`,
     `</svg>`,
     '',
   ].join('\n');

@@ -24,6 +24,7 @@ import { createSocket } from 'node:dgram';
 import { Worker } from 'node:worker_threads';
 import { builtinModule, Host, type HostPlan, type NfPlan } from '../src/host/host.js';
 import { TrafficGenerator } from '../src/io/traffic-generator.js';
+import { median } from './trials.js';
 
 const RATE_PPS = Number(process.env.BENCH_RECONFIG_PPS ?? 5_000);
 const ROUNDS = 3;
@@ -107,11 +108,6 @@ interface Figure {
   lost: number[];
   gapMs: number[];
   offered: number[];
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 export async function benchReconfig(): Promise<Figure[]> {
