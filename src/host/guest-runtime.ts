@@ -252,6 +252,12 @@ function ringLoop(instance: NfInstance): void {
       Atomics.add(control, Control.Packets, n);
     }
   };
+  // The ring's sleep path, once, before the loop is hot (a sleep of 0 ms on a ring that is most
+  // likely still empty): V8 compiles runBursts while the guest's ring is busy, and code compiled
+  // before a path ever ran leaves through a deoptimization the first time it runs ("insufficient
+  // type feedback", ~1 s into a run in each guest), then is compiled again on the guest's own
+  // thread while its ring waits.
+  inRing.waitForData(0, 0);
   const turn = (): void => {
     runBursts();
     if (Atomics.load(control, Control.Stop) === 0) setImmediate(turn);

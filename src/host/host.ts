@@ -213,6 +213,16 @@ const RX_BURSTS_PER_TURN = 8;
  * allows SNAPSHOT_GRACE times its limit.
  */
 const SNAPSHOT_DUTY = 0.05;
+/**
+ * Zero for a replica's times (ms from performance.now()), written as -0 so that V8 keeps those
+ * fields as doubles from the start (-0 is no small integer). A field that starts as the integer 0
+ * and later gets a fraction changes representation: V8 deprecates the replicas' map, and every
+ * optimized function that reads a replica leaves its code at once ("wrong map": the host loop's
+ * run, deliver, collect, flushBacklogs… together ~1.3 s into a run, at the first snapshot request).
+ * -0 === 0, so "0: none" tests hold.
+ */
+const NO_TIME = -0;
+
 /** When the next snapshot is due after one that ended at `end` and took `took` ms: SNAPSHOT_DUTY. */
 const snapshotDueAfter = (end: number, took: number): number =>
   end + (took * (1 - SNAPSHOT_DUTY)) / SNAPSHOT_DUTY;
@@ -689,18 +699,18 @@ export class Host {
       guestId,
       up: false,
       failures: 0,
-      restartAt: 0,
+      restartAt: NO_TIME,
       snapshot: undefined,
       snapshots: 0,
-      snapshotAskedAt: 0,
-      nextSnapshotAt: 0,
+      snapshotAskedAt: NO_TIME,
+      nextSnapshotAt: NO_TIME,
       counters: new Float64Array(
         new SharedArrayBuffer(8 * Math.max(1, Object.keys(nf.definition.counters).length)),
       ),
       control: new Int32Array(new SharedArrayBuffer(4 * CONTROL_WORDS)),
       lastHeartbeat: 0,
-      lastBeatChange: 0,
-      stalledMs: 0,
+      lastBeatChange: NO_TIME,
+      stalledMs: NO_TIME,
       refusedBefore: 0,
       worker: null,
       inRing: null,

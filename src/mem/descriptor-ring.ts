@@ -351,12 +351,12 @@ export class DescriptorRing {
     const h = this.header;
     Atomics.store(h, R.ConsumerSleeping, 1);
     const tail = Atomics.load(h, R.Tail);
-    if (this.checkedAvailable(tail) > 0) {
-      Atomics.store(h, R.ConsumerSleeping, 0);
-      return true;
+    // One way out whether it slept or not: a guest's optimized loop meets every path of this, and
+    // a path first taken after V8 compiled the loop costs a deoptimization and a recompile.
+    if (this.checkedAvailable(tail) === 0) {
+      h[R.Sleeps] = (h[R.Sleeps] + 1) | 0;
+      Atomics.wait(h, R.Tail, tail, timeoutMs);
     }
-    h[R.Sleeps] = (h[R.Sleeps] + 1) | 0;
-    Atomics.wait(h, R.Tail, tail, timeoutMs);
     Atomics.store(h, R.ConsumerSleeping, 0);
     return this.available() > 0;
   }
