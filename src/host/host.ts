@@ -376,6 +376,33 @@ function fixMmapThresholdOnce(): void {
     loadNativeAddon()?.fixMmapThreshold?.(MMAP_THRESHOLD_BYTES);
 }
 
+/** Running hosts of this thread that hold it in SCHED_BATCH (the policy is the thread's, not a host's). */
+let batchSchedulingHolders = 0;
+
+/**
+ * While a host with worker guests runs, its thread and the threads it starts — the guests — are
+ * SCHED_BATCH, so that a wake-up does not preempt a stage mid-burst (native/nfvisor_io.c says why
+ * and what it was worth). Only from the default policy: a policy the user chose (`chrt`) is left
+ * alone, as it is without the addon or with NFVISOR_SCHED_DEFAULT=1 (to measure the difference).
+ * Returns whether this host holds it; the last holder to release it restores the default.
+ */
+function holdBatchScheduling(): boolean {
+  if (process.env.NFVISOR_SCHED_DEFAULT === '1') return false;
+  const addon = loadNativeAddon();
+  if (addon?.setBatchScheduling === undefined) return false;
+  if (batchSchedulingHolders === 0 && addon.setBatchScheduling(true) !== SCHED_OTHER) return false;
+  batchSchedulingHolders++;
+  return true;
+}
+
+function releaseBatchScheduling(): void {
+  batchSchedulingHolders--;
+  if (batchSchedulingHolders === 0) loadNativeAddon()?.setBatchScheduling?.(false);
+}
+
+/** Linux's default scheduling policy, as sched_getscheduler(2) gives it. */
+const SCHED_OTHER = 0;
+
 /** Consecutive stages of one chain whose hops are guest-to-guest rings. */
 export interface Run {
   chain: number;
@@ -626,6 +653,19 @@ export class Host {
 
   /** Starts every guest and moves packets until the inputs are drained and nothing is in flight (a live port: until `stop()`). */
   async run(onProgress?: (progress: HostProgress) => void, progressEveryMs = 1000): Promise<HostSummary> {
+    // Before the guests start: they inherit this thread's scheduling policy.
+    const batchScheduled = this.nfs.some((nf) => nf.plan.placement === 'isolated') && holdBatchScheduling();
+    try {
+      return await this.runToEnd(onProgress, progressEveryMs);
+    } finally {
+      if (batchScheduled) releaseBatchScheduling();
+    }
+  }
+
+  private async runToEnd(
+    onProgress: ((progress: HostProgress) => void) | undefined,
+    progressEveryMs: number,
+  ): Promise<HostSummary> {
     this.started = performance.now();
     let nextGuestId = 2;
     for (const nf of this.nfs) {

@@ -92,6 +92,13 @@ export interface NativeAddon {
    * refused. Optional: an addon built before it existed lacks it.
    */
   fixMmapThreshold?(bytes: number): number;
+  /**
+   * The calling thread's scheduling policy: with `on`, SCHED_BATCH if it is SCHED_OTHER (any other
+   * policy is left as it is); with `off`, SCHED_OTHER if it is SCHED_BATCH. Threads started
+   * afterwards inherit it. Returns the policy before the call (0 SCHED_OTHER, 3 SCHED_BATCH…), or
+   * -errno. Optional: an addon built before it existed lacks it.
+   */
+  setBatchScheduling?(on: boolean): number;
 }
 
 /** An opaque uv_poll handle. */
