@@ -376,6 +376,9 @@ function fixMmapThresholdOnce(): void {
     loadNativeAddon()?.fixMmapThreshold?.(MMAP_THRESHOLD_BYTES);
 }
 
+/** Linux's default scheduling policy, as sched_getscheduler(2) gives it. */
+const SCHED_OTHER = 0;
+
 /** Running hosts of this thread that hold it in SCHED_BATCH (the policy is the thread's, not a host's). */
 let batchSchedulingHolders = 0;
 
@@ -399,9 +402,6 @@ function releaseBatchScheduling(): void {
   batchSchedulingHolders--;
   if (batchSchedulingHolders === 0) loadNativeAddon()?.setBatchScheduling?.(false);
 }
-
-/** Linux's default scheduling policy, as sched_getscheduler(2) gives it. */
-const SCHED_OTHER = 0;
 
 /** Consecutive stages of one chain whose hops are guest-to-guest rings. */
 export interface Run {
