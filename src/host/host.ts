@@ -376,6 +376,16 @@ function fixMmapThresholdOnce(): void {
     loadNativeAddon()?.fixMmapThreshold?.(MMAP_THRESHOLD_BYTES);
 }
 
+/**
+ * Posts a message to a guest and wakes it if it sleeps on its empty input ring: a guest reads its
+ * messages between turns of its ring loop, and would otherwise see this one only when its sleep
+ * times out (up to 20 ms: a late tick, or a run's end waiting on its final snapshots).
+ */
+function tellGuest(replica: Replica, message: HostToGuest): void {
+  replica.worker?.postMessage(message);
+  replica.inRing?.wakeConsumer();
+}
+
 /** Linux's default scheduling policy, as sched_getscheduler(2) gives it. */
 const SCHED_OTHER = 0;
 
@@ -1617,12 +1627,11 @@ export class Host {
         if (!replica.up) continue;
         if (replica.worker) {
           replica.emitsSinceTick = 0;
-          replica.worker.postMessage({ type: 'tick', now: nowNanos } satisfies HostToGuest);
           // One request outstanding at a time, and none before the duty cycle allows it.
-          if (replica.snapshotAskedAt === 0 && now >= replica.nextSnapshotAt) {
-            replica.snapshotAskedAt = now;
-            replica.worker.postMessage({ type: 'snapshot' } satisfies HostToGuest);
-          }
+          const askSnapshot = replica.snapshotAskedAt === 0 && now >= replica.nextSnapshotAt;
+          if (askSnapshot) replica.snapshotAskedAt = now;
+          tellGuest(replica, { type: 'tick', now: nowNanos });
+          if (askSnapshot) tellGuest(replica, { type: 'snapshot' });
         } else if (replica.instance) {
           replica.emitsSinceTick = 0;
           replica.instance.tick?.(nowNanos);
@@ -1717,7 +1726,7 @@ export class Host {
           // taken before the last bursts) comes first, and ours is the one after it.
           const outstanding = replica.snapshotAskedAt !== 0 ? 1 : 0;
           waiting.push({ replica, answer: replica.snapshots + outstanding + 1 });
-          replica.worker.postMessage({ type: 'snapshot' } satisfies HostToGuest);
+          tellGuest(replica, { type: 'snapshot' });
         } else if (replica.instance?.snapshot) replica.snapshot = replica.instance.snapshot();
       }
     }

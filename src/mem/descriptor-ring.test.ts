@@ -26,6 +26,7 @@ function cursors(ring: DescriptorRing): Int32Array {
 const TAIL = 16;
 const HEAD = 32;
 const PRODUCER_SLEEPING = 19;
+const CONSUMER_SLEEPING = 35;
 
 /**
  * A worker that waits (10 s at most) for room in `ring`, as a guest's producer does, then posts
@@ -127,6 +128,37 @@ describe('DescriptorRing', () => {
     assert.equal(await ring.waitForDataAsync(5000), true, 'still there');
     ring.dequeueBurst(new Uint32Array(4), 0, 1);
     assert.equal(await ring.waitForDataAsync(10), false);
+  });
+
+  it('wakes a consumer asleep on an empty ring without data: it returns false at once', async () => {
+    const ring = DescriptorRing.create(4);
+    ring.wakeConsumer();
+    assert.equal(ring.stats().wakeups, 0, 'nobody asleep: no notify');
+    const source = `
+      const { workerData, parentPort } = require('node:worker_threads');
+      import(workerData.module).then(({ DescriptorRing }) => {
+        const ring = DescriptorRing.attach(workerData.shared);
+        const started = performance.now();
+        const data = ring.waitForData(0, 10000);
+        parentPort.postMessage({ data, ms: performance.now() - started });
+      });`;
+    const worker = new Worker(source, {
+      eval: true,
+      workerData: { shared: ring.shared, module: new URL('./descriptor-ring.js', import.meta.url).href },
+    });
+    try {
+      const answer = once(worker, 'message');
+      // Until the worker sleeps (its flag up), then wake it.
+      const flags = cursors(ring);
+      while (Atomics.load(flags, CONSUMER_SLEEPING) === 0) await new Promise((r) => setTimeout(r, 5));
+      ring.wakeConsumer();
+      const [{ data, ms }] = (await answer) as [{ data: boolean; ms: number }];
+      assert.equal(data, false, 'nothing was enqueued');
+      assert.ok(ms < 9000, `woken, not timed out (${ms.toFixed(0)} ms)`);
+      assert.equal(ring.stats().wakeups, 1);
+    } finally {
+      await worker.terminate();
+    }
   });
 
   it('a producer facing a full ring sleeps until the consumer dequeues, woken by it', async () => {

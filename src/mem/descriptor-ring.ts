@@ -240,7 +240,18 @@ export class DescriptorRing {
     this.tail = tail;
     Atomics.store(h, R.Tail, tail | 0);
     h[R.Enqueued] = (h[R.Enqueued] + n) | 0;
-    // Claiming the flag makes one notify per sleep, however many bursts arrive before it wakes.
+    this.wakeConsumer();
+    return n;
+  }
+
+  /**
+   * Producer. Wakes the consumer if it sleeps in `waitForData`, whether or not anything waits for
+   * it: with nothing, it returns false to its caller — a guest then goes back to its event loop,
+   * where the host's messages (a snapshot request, a tick) wait. Claiming the flag makes one notify
+   * per sleep, however many bursts arrive before it wakes.
+   */
+  wakeConsumer(): void {
+    const h = this.header;
     if (
       Atomics.load(h, R.ConsumerSleeping) !== 0 &&
       Atomics.compareExchange(h, R.ConsumerSleeping, 1, 0) === 1
@@ -248,7 +259,6 @@ export class DescriptorRing {
       Atomics.notify(h, R.Tail, 1);
       h[R.Wakeups] = (h[R.Wakeups] + 1) | 0;
     }
-    return n;
   }
 
   /**
