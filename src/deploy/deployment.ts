@@ -225,8 +225,9 @@ export const DEPLOYMENT_DEFAULTS = {
   ringSize: 4096,
   batch: 128,
   // Without a limit, deep rings and the pool were one long queue at saturation (direct fw → NAT →
-  // LB: p50 3–10 ms, p99 0.05–0.37 s); a standing millisecond keeps the threads as busy.
-  queueTargetMs: 1,
+  // LB: p50 3–10 ms, p99 0.05–0.37 s); two standing milliseconds keep the threads as busy
+  // (src/host/queue-limit.ts QUEUE_TARGET_MS says why not one).
+  queueTargetMs: 2,
   vnic: 'direct',
   placement: 'isolated',
   replicas: 1,

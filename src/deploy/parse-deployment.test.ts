@@ -80,7 +80,7 @@ const EXPECTED: Deployment = {
   pool: { slots: 4096, slotSize: 2048 },
   ringSize: 4096,
   batch: 64,
-  queueTargetMs: 1,
+  queueTargetMs: 2,
   ports: {
     in: { type: 'pcap', name: 'in', path: '/deploy/traffic.pcap', format: 'pcap', role: 'read' },
     gen: {
@@ -574,9 +574,9 @@ test('deploy: the memory section gets its defaults, and thresholds out of range 
   ]);
 });
 
-test('deploy: queueTargetMs defaults to 1 ms and takes fractions and 0 (no limit)', () => {
+test('deploy: queueTargetMs defaults to 2 ms and takes fractions and 0 (no limit)', () => {
   const chains = 'ports: { in: { type: generator }, out: { type: sink } }\nchains: [{ from: in, to: out }]\n';
-  assert.equal(parseDeployment(chains, 'q.yaml', BASE).queueTargetMs, 1);
+  assert.equal(parseDeployment(chains, 'q.yaml', BASE).queueTargetMs, 2);
   assert.equal(parseDeployment(`queueTargetMs: 2.5\n${chains}`, 'q.yaml', BASE).queueTargetMs, 2.5);
   assert.equal(parseDeployment(`queueTargetMs: 0\n${chains}`, 'q.yaml', BASE).queueTargetMs, 0);
   assert.deepEqual(problems(`queueTargetMs: 1001\n${chains}`), ['1:16 queueTargetMs']);

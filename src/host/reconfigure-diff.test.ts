@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import type { TunnelPortOptions } from '../io/tunnel-port.js';
 import type { HostPlan, NfPlan } from './host.js';
 import { describeDiff, diffPlans, sameValue } from './reconfigure-diff.js';
+import { QUEUE_TARGET_MS } from './queue-limit.js';
 
 function nf(extra: Partial<NfPlan> = {}): NfPlan {
   return {
@@ -142,9 +143,9 @@ describe('diffPlans', () => {
   });
 
   it('refuses a new queue target, an absent one being the default', () => {
-    assert.deepEqual(diffPlans(base, { ...base, queueTargetMs: 1 }).refused, []);
+    assert.deepEqual(diffPlans(base, { ...base, queueTargetMs: QUEUE_TARGET_MS }).refused, []);
     assert.deepEqual(diffPlans(base, { ...base, queueTargetMs: 5 }).refused, [
-      'queueTargetMs is 1 and cannot change to 5 while the host runs',
+      `queueTargetMs is ${QUEUE_TARGET_MS} and cannot change to 5 while the host runs`,
     ]);
   });
 });
