@@ -40,11 +40,11 @@ export interface QueueLimitOptions {
  * The default target (`HostPlan.queueTargetMs`; a deployment's default is the same). 2 ms, not 1:
  * with more threads than cores under SCHED_BATCH (host.ts), a stage waits for its core a time
  * slice at a time, and a 1 ms target took that wait for a standing queue and kept the chain near
- * its floor. fw → NAT → LB `direct`, 7 interleaved rounds (2026-12-07 ~19:55): after the first
- * second median 2.41 → 2.86 Mpps, p50 1.2 → 2.4 ms, p99 2.9–4.1 → 4.1–6.9 ms; 2 accept-all
- * firewalls 3.15 → 3.42, 8 of them 0.88 → 0.97; `paravirt` no faster (1.11–1.18 against
- * 1.01–1.23 Mpps) at p50 3.4 instead of 1.7–2.0 ms — a deployment of paravirt guests that cares
- * more for delay than rate sets 1.
+ * its floor. fw → NAT → LB `direct`, 7 interleaved rounds (2026-12-07 ~19:55), 1 → 2 ms: after
+ * the first second median 2.41 → 2.86 Mpps, p50 1.2 → 2.4 ms, p99 2.9–4.1 → 5.8–6.9 ms; 2
+ * accept-all firewalls 3.15 → 3.42, 8 of them 0.88 → 0.97; `paravirt` no faster (1.11–1.18 →
+ * 1.01–1.23 Mpps) and p50 1.7–2.0 → 3.4 ms — a deployment of paravirt guests that cares more for
+ * delay than rate sets 1.
  */
 export const QUEUE_TARGET_MS = 2;
 
