@@ -29,17 +29,19 @@ const PRODUCER_SLEEPING = 19;
 const CONSUMER_SLEEPING = 35;
 
 /**
- * A worker that waits (10 s at most) for room in `ring`, as a guest's producer does, then posts
- * whether it found room and how long it waited.
+ * A worker that sleeps on `ring` (10 s at most) as a guest does: the producer side waits for room
+ * (`waitForSpace`), the consumer side for data (`waitForData`). It then posts what the wait
+ * returned and how long it took.
  */
-function blockedProducer(ring: DescriptorRing): Worker {
+function blockedWorker(ring: DescriptorRing, side: 'producer' | 'consumer'): Worker {
+  const wait = side === 'producer' ? 'ring.waitForSpace(10000)' : 'ring.waitForData(0, 10000)';
   const source = `
     const { workerData, parentPort } = require('node:worker_threads');
     import(workerData.module).then(({ DescriptorRing }) => {
       const ring = DescriptorRing.attach(workerData.shared);
       const started = performance.now();
-      const room = ring.waitForSpace(10000);
-      parentPort.postMessage({ room, ms: performance.now() - started });
+      const answer = ${wait};
+      parentPort.postMessage({ answer, ms: performance.now() - started });
     });`;
   return new Worker(source, {
     eval: true,
@@ -134,25 +136,16 @@ describe('DescriptorRing', () => {
     const ring = DescriptorRing.create(4);
     ring.wakeConsumer();
     assert.equal(ring.stats().wakeups, 0, 'nobody asleep: no notify');
-    const source = `
-      const { workerData, parentPort } = require('node:worker_threads');
-      import(workerData.module).then(({ DescriptorRing }) => {
-        const ring = DescriptorRing.attach(workerData.shared);
-        const started = performance.now();
-        const data = ring.waitForData(0, 10000);
-        parentPort.postMessage({ data, ms: performance.now() - started });
-      });`;
-    const worker = new Worker(source, {
-      eval: true,
-      workerData: { shared: ring.shared, module: new URL('./descriptor-ring.js', import.meta.url).href },
-    });
+    const worker = blockedWorker(ring, 'consumer');
     try {
       const answer = once(worker, 'message');
       // Until the worker sleeps (its flag up), then wake it.
-      const flags = cursors(ring);
-      while (Atomics.load(flags, CONSUMER_SLEEPING) === 0) await new Promise((r) => setTimeout(r, 5));
+      const deadline = Date.now() + 10_000;
+      while (Atomics.load(cursors(ring), CONSUMER_SLEEPING) === 0 && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      assert.notEqual(Atomics.load(cursors(ring), CONSUMER_SLEEPING), 0, 'the consumer went to sleep');
       ring.wakeConsumer();
-      const [{ data, ms }] = (await answer) as [{ data: boolean; ms: number }];
+      const [{ answer: data, ms }] = (await answer) as [{ answer: boolean; ms: number }];
       assert.equal(data, false, 'nothing was enqueued');
       assert.ok(ms < 9000, `woken, not timed out (${ms.toFixed(0)} ms)`);
       assert.equal(ring.stats().wakeups, 1);
@@ -166,12 +159,12 @@ describe('DescriptorRing', () => {
     ring.enqueueBurst(descriptors(0, 2), 0, 2);
     assert.equal(ring.waitForSpace(10), false, 'full, and nobody dequeues: timed out');
     // The producer is a worker that blocks on the full ring; the consumer (here) dequeues later.
-    const worker = blockedProducer(ring);
+    const worker = blockedWorker(ring, 'producer');
     try {
       const answer = once(worker, 'message');
       await new Promise((resolve) => setTimeout(resolve, 50));
       assert.equal(ring.dequeueBurst(new Uint32Array(DESCRIPTOR_WORDS), 0, 1), 1);
-      const [{ room, ms }] = (await answer) as [{ room: boolean; ms: number }];
+      const [{ answer: room, ms }] = (await answer) as [{ answer: boolean; ms: number }];
       assert.equal(room, true);
       assert.ok(ms < 9000, `woken by the dequeue, not by its 10 s timeout (${ms.toFixed(0)} ms)`);
     } finally {
@@ -182,7 +175,7 @@ describe('DescriptorRing', () => {
   it('wakes a producer asleep on a full ring only once half of it is free', async () => {
     const ring = DescriptorRing.create(8);
     ring.enqueueBurst(descriptors(0, 8), 0, 8);
-    const worker = blockedProducer(ring);
+    const worker = blockedWorker(ring, 'producer');
     try {
       let woken = false;
       const answer = once(worker, 'message');
@@ -199,7 +192,7 @@ describe('DescriptorRing', () => {
       await new Promise((resolve) => setTimeout(resolve, 300));
       assert.equal(woken, false, 'five of eight still used: the producer sleeps on');
       assert.equal(ring.dequeueBurst(sink, 0, 1), 1);
-      const [{ room, ms }] = (await answer) as [{ room: boolean; ms: number }];
+      const [{ answer: room, ms }] = (await answer) as [{ answer: boolean; ms: number }];
       assert.equal(room, true);
       assert.ok(ms < 9000, `woken by the dequeue that freed half, not by its timeout (${ms.toFixed(0)} ms)`);
     } finally {
