@@ -11,8 +11,9 @@
  * ready out, as a forwarding-rate trial follows a learning period (RFC 2544 §23): the rate the
  * chain keeps, once V8 has compiled each thread's loops.
  *
- * Every row is run TRIALS times (BENCH_MODES_TRIALS, default 3), a round of all rows at a time, so
- * that a slow minute of a shared VM falls on every mode alike; a row reports the median of its
+ * Every row is run BENCH_MODES_TRIALS times (default 3), in rounds — each round runs every mode
+ * once at a frame size (then every chain length, then both whole runs) — so that a slow minute of a
+ * shared VM falls on every mode alike; a row reports the median of its
  * trials with the lowest and highest, and the direct/emulated ratio is taken within each round.
  * The machine's core probe runs before and after, to show whether its capacity changed meanwhile.
  */
